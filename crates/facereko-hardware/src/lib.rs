@@ -14,6 +14,9 @@ use std::fmt;
 use async_trait::async_trait;
 use facereko_domain::{CardUid, Photo};
 
+pub mod card_type;
+pub mod mfrc522;
+pub mod reader;
 pub mod sim;
 
 /// Errors of the hardware crate.
