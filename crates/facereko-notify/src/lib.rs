@@ -1,0 +1,682 @@
+//! FaceReko's notifier: tells MQTT (plain, TLS, AWS IoT Core), e-mail and webhooks what happened at a door.
+//!
+//! The one design decision a newcomer must know: **the door never talks to a sink.** The door (through the
+//! store) writes each event to the outbox in the same transaction as the attempt; one background task per
+//! sink reads the outbox after its own cursor, delivers in order, and moves the cursor only once the sink
+//! confirmed (MQTT PUBACK, SMTP 250, HTTP 2xx). A broker, mail server or webhook that is down for hours
+//! delays delivery with exponential back-off; it never loses an event and never slows the door. Delivery
+//! is at least once: every payload carries the event id (the outbox id) so consumers can drop duplicates.
+//!
+//! The original connected to AWS IoT at import time and gave up when the network was down; here a sink
+//! that cannot be reached is just a sink with a backlog, visible in [`NotifierHandle::status`].
+
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use facereko_domain::Event;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+pub mod config;
+pub mod email;
+pub mod mqtt;
+pub mod outbox;
+pub mod payload;
+pub mod sim;
+pub mod tls;
+pub mod webhook;
+
+pub use config::{
+    EmailConfig, EventKind, HomeAssistantConfig, MqttCommandsConfig, MqttConfig, NotifyConfig,
+    OutboxConfig, Secret, SmtpTls, WebhookConfig,
+};
+pub use mqtt::{CommandRequest, DoorCommand};
+pub use outbox::{MemoryOutbox, Outbox, OutboxEntry, SinkBacklog};
+pub use payload::EventPayload;
+
+/// Errors of the notifier crate (set-up and store access; delivery failures are [`DeliveryError`]s and
+/// end up in the status, not here).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("config key {key}: {reason}")]
+    Config { key: String, reason: String },
+    #[error("config key {key}: cannot read {path}: {source}")]
+    ConfigFile {
+        key: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("outbox: {0}")]
+    Store(String),
+    #[error("TLS set-up: {0}")]
+    Tls(String),
+    #[error("door id {0:?} cannot be used in MQTT topics (no /, +, # or empty)")]
+    DoorId(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Why one delivery failed.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryError {
+    /// Worth retrying later: the sink is unreachable, timed out or said "try again".
+    #[error("{0}")]
+    Transient(String),
+    /// Retrying cannot help (the receiver refused this message for good): the entry is skipped, logged
+    /// and counted as dropped so it cannot block every later event.
+    #[error("{0}")]
+    Permanent(String),
+}
+
+/// One destination of events. Implementations: [`mqtt::MqttNotifier`], [`email::EmailNotifier`],
+/// [`webhook::WebhookNotifier`] and [`sim::RecordingNotifier`].
+#[async_trait]
+pub trait Notifier: Send + Sync + fmt::Debug {
+    /// The sink's cursor name in the outbox (`mqtt`, `email`, `webhook:<name>`): keep it stable.
+    fn name(&self) -> &str;
+    /// Delivers one entry; `Ok` only once the far end confirmed it. Events this sink does not want are
+    /// `Ok` at once.
+    async fn deliver(&self, entry: &OutboxEntry) -> std::result::Result<(), DeliveryError>;
+    /// Resolves when a sink that failed may work again (e.g. the broker connection came back), to cut a
+    /// back-off short. The default never resolves.
+    async fn ready(&self) {
+        std::future::pending::<()>().await
+    }
+    /// Whether a connection-oriented sink is connected now; `None` for the others.
+    fn connected(&self) -> Option<bool> {
+        None
+    }
+    /// Last words before the process stops (MQTT: retained offline state, clean disconnect).
+    async fn shutdown(&self) {}
+}
+
+/// Status of one sink for `facereko status` and the web page.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SinkStatus {
+    pub name: String,
+    /// Events not yet delivered (from the outbox); `None` when the store could not be asked.
+    pub pending: Option<u64>,
+    pub oldest_pending: Option<DateTime<Utc>>,
+    pub connected: Option<bool>,
+    /// Delivered since start.
+    pub delivered: u64,
+    /// Skipped since start because the receiver refused them for good.
+    pub dropped: u64,
+    pub last_delivered_id: Option<i64>,
+    pub last_delivered_at: Option<DateTime<Utc>>,
+    /// The latest failure; cleared by the next success.
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    /// Failures in a row.
+    pub failures: u32,
+    /// When the next try is due while backing off.
+    pub retry_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct NotifyStatus {
+    pub door_id: String,
+    pub sinks: Vec<SinkStatus>,
+    /// Set when the outbox itself could not be read.
+    pub store_error: Option<String>,
+}
+
+impl NotifyStatus {
+    /// Events waiting in the fullest queue.
+    pub fn max_pending(&self) -> u64 {
+        self.sinks
+            .iter()
+            .filter_map(|s| s.pending)
+            .max()
+            .unwrap_or(0)
+    }
+}
+
+struct Inner {
+    door_id: String,
+    outbox: Arc<dyn Outbox>,
+    config: OutboxConfig,
+    sinks: Vec<Arc<dyn Notifier>>,
+    status: Mutex<Vec<SinkStatus>>,
+    wake: watch::Sender<u64>,
+    stop: watch::Sender<bool>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for Inner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Notifier")
+            .field("door_id", &self.door_id)
+            .field("sinks", &self.sinks)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    fn update(&self, index: usize, f: impl FnOnce(&mut SinkStatus)) {
+        let mut s = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(s) = s.get_mut(index) {
+            f(s);
+        }
+    }
+
+    fn record_error(&self, index: usize, error: &str, retry_in: Option<Duration>) {
+        let now = Utc::now();
+        self.update(index, |s| {
+            s.last_error = Some(error.to_string());
+            s.last_error_at = Some(now);
+            s.failures = s.failures.saturating_add(1);
+            s.retry_at = retry_in.and_then(|d| chrono::Duration::from_std(d).ok().map(|d| now + d));
+        });
+    }
+}
+
+/// The running notifier: cheap to clone; hand it to the door, the web app and the CLI status command.
+#[derive(Clone, Debug)]
+pub struct NotifierHandle {
+    inner: Arc<Inner>,
+}
+
+impl NotifierHandle {
+    /// Tells the sinks there is something new in the outbox (after `Store::record_attempt` or
+    /// `enqueue_event`). Never blocks; without it they find the entry at their next poll.
+    pub fn wake(&self) {
+        self.inner.wake.send_modify(|n| *n = n.wrapping_add(1));
+    }
+
+    /// Writes an event to the outbox and wakes the sinks. For events that are not written together with
+    /// an attempt (armed/disarmed, door state, alarms).
+    pub async fn publish(&self, event: &Event) -> Result<i64> {
+        let id = self
+            .inner
+            .outbox
+            .enqueue(&self.inner.door_id, event)
+            .await?;
+        self.wake();
+        Ok(id)
+    }
+
+    pub fn door_id(&self) -> &str {
+        &self.inner.door_id
+    }
+
+    /// Queue length and last error per sink.
+    pub async fn status(&self) -> NotifyStatus {
+        let mut sinks = self
+            .inner
+            .status
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        for (s, sink) in sinks.iter_mut().zip(&self.inner.sinks) {
+            s.connected = sink.connected();
+        }
+        let store_error = match self.inner.outbox.backlog(&self.inner.door_id).await {
+            Ok(backlog) => {
+                for s in &mut sinks {
+                    if let Some(b) = backlog.iter().find(|b| b.sink == s.name) {
+                        s.pending = Some(b.pending);
+                        s.oldest_pending = b.oldest_pending;
+                    }
+                }
+                None
+            }
+            Err(e) => Some(e.to_string()),
+        };
+        NotifyStatus {
+            door_id: self.inner.door_id.clone(),
+            sinks,
+            store_error,
+        }
+    }
+
+    /// Stops delivery (an entry being delivered is finished or abandoned within a few seconds; it stays in
+    /// the outbox), then lets each sink say goodbye (MQTT publishes its retained offline state).
+    pub async fn shutdown(&self) {
+        self.inner.stop.send_replace(true);
+        let tasks: Vec<JoinHandle<()>> =
+            std::mem::take(&mut *self.inner.tasks.lock().unwrap_or_else(|p| p.into_inner()));
+        for mut t in tasks {
+            if tokio::time::timeout(Duration::from_secs(5), &mut t)
+                .await
+                .is_err()
+            {
+                t.abort();
+            }
+        }
+        for sink in &self.inner.sinks {
+            sink.shutdown().await;
+        }
+    }
+}
+
+/// The back-off table of the `[outbox]` section: `min · 2^(failures-1)`, capped at `max`.
+#[derive(Clone, Copy, Debug)]
+struct Backoff {
+    min: Duration,
+    max: Duration,
+    failures: u32,
+}
+
+impl Backoff {
+    fn new(config: &OutboxConfig) -> Self {
+        Self {
+            min: Duration::from_secs(config.retry_min_secs),
+            max: Duration::from_secs(config.retry_max_secs),
+            failures: 0,
+        }
+    }
+
+    fn next(&mut self) -> Duration {
+        let d = self
+            .min
+            .saturating_mul(1u32 << self.failures.min(20))
+            .min(self.max);
+        self.failures = self.failures.saturating_add(1);
+        d
+    }
+
+    fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
+/// Starts the notifier for `door_id` over `outbox` with the sinks the config enables; commands received
+/// over MQTT (when enabled) go to `commands`.
+pub async fn spawn_with(
+    outbox: Arc<dyn Outbox>,
+    door_id: &str,
+    config: &NotifyConfig,
+    commands: Option<mpsc::Sender<CommandRequest>>,
+) -> Result<NotifierHandle> {
+    config.validate()?;
+    check_door_id(door_id)?;
+    let mut sinks: Vec<Arc<dyn Notifier>> = Vec::new();
+    if config.mqtt.enabled() {
+        let armed = outbox.armed(door_id).await.unwrap_or_else(|e| {
+            tracing::warn!(door_id, error = %e, "cannot read the armed flag for the MQTT state");
+            None
+        });
+        sinks.push(Arc::new(mqtt::MqttNotifier::start(
+            &config.mqtt,
+            door_id,
+            armed,
+            commands,
+        )?));
+    }
+    if config.email.enabled() {
+        sinks.push(Arc::new(email::EmailNotifier::new(
+            &config.email,
+            outbox.clone(),
+        )?));
+    }
+    for w in &config.webhook {
+        sinks.push(Arc::new(webhook::WebhookNotifier::new(w)?));
+    }
+    Ok(spawn_sinks(outbox, door_id, &config.outbox, sinks))
+}
+
+fn check_door_id(door_id: &str) -> Result<()> {
+    if door_id.is_empty() || door_id.contains(['/', '+', '#', '\0']) {
+        return Err(Error::DoorId(door_id.to_string()));
+    }
+    Ok(())
+}
+
+/// Starts one delivery task per sink over `outbox`, plus the pruning task. Sinks are registered in the
+/// outbox by their tasks (a database that is down at start is retried like any other failure).
+pub fn spawn_sinks(
+    outbox: Arc<dyn Outbox>,
+    door_id: &str,
+    config: &OutboxConfig,
+    sinks: Vec<Arc<dyn Notifier>>,
+) -> NotifierHandle {
+    let status = sinks
+        .iter()
+        .map(|s| SinkStatus {
+            name: s.name().to_string(),
+            ..Default::default()
+        })
+        .collect();
+    let inner = Arc::new(Inner {
+        door_id: door_id.to_string(),
+        outbox,
+        config: config.clone(),
+        sinks,
+        status: Mutex::new(status),
+        wake: watch::channel(0).0,
+        stop: watch::channel(false).0,
+        tasks: Mutex::new(Vec::new()),
+    });
+    let mut tasks = Vec::new();
+    for index in 0..inner.sinks.len() {
+        tasks.push(tokio::spawn(run_sink(inner.clone(), index)));
+    }
+    tasks.push(tokio::spawn(run_pruner(inner.clone())));
+    *inner.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
+    NotifierHandle { inner }
+}
+
+/// Waits `d`, or less when the sink says it is ready again; `false` when asked to stop.
+async fn pause(inner: &Inner, sink: &dyn Notifier, d: Duration) -> bool {
+    let mut stop = inner.stop.subscribe();
+    if *stop.borrow_and_update() {
+        return false;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = sink.ready() => true,
+        _ = stop.changed() => false,
+    }
+}
+
+async fn run_sink(inner: Arc<Inner>, index: usize) {
+    let sink = inner.sinks[index].clone();
+    let name = sink.name().to_string();
+    let door = inner.door_id.clone();
+    let mut backoff = Backoff::new(&inner.config);
+    let mut stop = inner.stop.subscribe();
+    let mut wake = inner.wake.subscribe();
+    let poll = Duration::from_millis(inner.config.poll_interval_ms);
+
+    loop {
+        match inner.outbox.register_sink(&door, &name).await {
+            Ok(()) => break,
+            Err(e) => {
+                let d = backoff.next();
+                tracing::warn!(sink = %name, error = %e, retry_in = ?d, "cannot register the sink in the outbox");
+                inner.record_error(index, &e.to_string(), Some(d));
+                if !pause(&inner, sink.as_ref(), d).await {
+                    return;
+                }
+            }
+        }
+    }
+    backoff.reset();
+
+    'fetch: loop {
+        if *stop.borrow() {
+            return;
+        }
+        wake.borrow_and_update();
+        let batch = match inner.outbox.pending(&door, &name, inner.config.batch).await {
+            Ok(b) => b,
+            Err(e) => {
+                let d = backoff.next();
+                tracing::warn!(sink = %name, error = %e, retry_in = ?d, "cannot read the outbox");
+                inner.record_error(index, &e.to_string(), Some(d));
+                if !pause(&inner, sink.as_ref(), d).await {
+                    return;
+                }
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            tokio::select! {
+                _ = wake.changed() => {}
+                _ = tokio::time::sleep(poll) => {}
+                _ = stop.changed() => return,
+            }
+            continue;
+        }
+        for entry in batch {
+            if *stop.borrow() {
+                return;
+            }
+            let result = sink.deliver(&entry).await;
+            let dropped = match result {
+                Ok(()) => false,
+                Err(DeliveryError::Permanent(msg)) => {
+                    tracing::error!(sink = %name, event_id = entry.id, error = %msg,
+                        "the receiver refused the event for good; skipping it");
+                    inner.record_error(index, &format!("event {} dropped: {msg}", entry.id), None);
+                    true
+                }
+                Err(DeliveryError::Transient(msg)) => {
+                    let d = backoff.next();
+                    tracing::warn!(sink = %name, event_id = entry.id, error = %msg, retry_in = ?d,
+                        "delivery failed; will retry");
+                    inner.record_error(index, &msg, Some(d));
+                    if !pause(&inner, sink.as_ref(), d).await {
+                        return;
+                    }
+                    continue 'fetch;
+                }
+            };
+            if let Err(e) = inner.outbox.ack(&door, &name, entry.id).await {
+                // Delivered but not recorded: it will be sent again (consumers de-duplicate by event id).
+                let d = backoff.next();
+                tracing::warn!(sink = %name, event_id = entry.id, error = %e, "cannot move the cursor");
+                inner.record_error(index, &e.to_string(), Some(d));
+                if !pause(&inner, sink.as_ref(), d).await {
+                    return;
+                }
+                continue 'fetch;
+            }
+            backoff.reset();
+            let now = Utc::now();
+            inner.update(index, |s| {
+                if dropped {
+                    s.dropped += 1;
+                } else {
+                    s.delivered += 1;
+                    s.last_delivered_id = Some(entry.id);
+                    s.last_delivered_at = Some(now);
+                    s.last_error = None;
+                    s.last_error_at = None;
+                }
+                s.failures = 0;
+                s.retry_at = None;
+            });
+        }
+    }
+}
+
+async fn run_pruner(inner: Arc<Inner>) {
+    let mut stop = inner.stop.subscribe();
+    let keep = chrono::Duration::days(i64::from(inner.config.keep_days));
+    loop {
+        match inner.outbox.prune(Utc::now() - keep).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(pruned = n, "pruned delivered outbox entries"),
+            Err(e) => tracing::warn!(error = %e, "cannot prune the outbox"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(3600)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::payload::tests::attempt;
+    use crate::sim::RecordingNotifier;
+    use facereko_domain::Outcome;
+    use std::path::Path;
+
+    fn fast() -> OutboxConfig {
+        OutboxConfig {
+            retry_min_secs: 1,
+            retry_max_secs: 4,
+            poll_interval_ms: 20,
+            ..Default::default()
+        }
+    }
+
+    fn event(id: i64) -> Event {
+        Event::Attempt {
+            door_id: "front".into(),
+            attempt: attempt(id, Outcome::Granted, Some("Ada")),
+        }
+    }
+
+    async fn until(what: &str, mut f: impl FnMut() -> bool) {
+        for _ in 0..500 {
+            if f() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let mut b = Backoff::new(&OutboxConfig {
+            retry_min_secs: 1,
+            retry_max_secs: 10,
+            ..Default::default()
+        });
+        let secs: Vec<u64> = (0..6).map(|_| b.next().as_secs()).collect();
+        assert_eq!(secs, vec![1, 2, 4, 8, 10, 10]);
+        b.reset();
+        assert_eq!(b.next().as_secs(), 1);
+    }
+
+    #[tokio::test]
+    async fn every_event_is_delivered_in_order_after_the_sink_recovers() {
+        let outbox = Arc::new(MemoryOutbox::new(Path::new("/nonexistent")));
+        let sink = Arc::new(RecordingNotifier::new("rec"));
+        sink.set_failing(true);
+        let handle = spawn_sinks(outbox.clone(), "front", &fast(), vec![sink.clone()]);
+        until("registration", || outbox_has_sink(&outbox)).await;
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            ids.push(handle.publish(&event(i)).await.unwrap());
+        }
+        until("a failure", || sink.attempts() > 0).await;
+        let st = handle.status().await;
+        assert_eq!(st.sinks[0].pending, Some(5));
+        assert!(st.sinks[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("simulated"));
+        assert!(st.sinks[0].retry_at.is_some());
+        assert!(sink.delivered().is_empty());
+
+        sink.set_failing(false);
+        until("all delivered", || sink.delivered().len() == 5).await;
+        assert_eq!(sink.delivered(), ids);
+        let st = settled(&handle).await;
+        assert_eq!(st.sinks[0].pending, Some(0));
+        assert_eq!(st.sinks[0].delivered, 5);
+        assert_eq!(st.sinks[0].last_error, None);
+        assert_eq!(st.sinks[0].last_delivered_id, ids.last().copied());
+        handle.shutdown().await;
+    }
+
+    /// The status once the healthy sinks acknowledged everything they delivered.
+    async fn settled(handle: &NotifierHandle) -> NotifyStatus {
+        for _ in 0..100 {
+            let st = handle.status().await;
+            if st.sinks.iter().any(|s| s.pending == Some(0)) {
+                return st;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        handle.status().await
+    }
+
+    /// The first `register_sink` happens on the sink's task; true once its cursor exists.
+    fn outbox_has_sink(outbox: &MemoryOutbox) -> bool {
+        // The memory outbox never waits, so one poll answers.
+        matches!(poll_once(outbox.backlog("front")), Some(Ok(b)) if !b.is_empty())
+    }
+
+    #[tokio::test]
+    async fn a_permanently_refused_event_is_skipped_and_counted() {
+        let outbox = Arc::new(MemoryOutbox::new(Path::new("/nonexistent")));
+        let sink = Arc::new(RecordingNotifier::new("rec"));
+        let handle = spawn_sinks(outbox.clone(), "front", &fast(), vec![sink.clone()]);
+        until("registration", || outbox_has_sink(&outbox)).await;
+        sink.refuse(1);
+        let a = handle.publish(&event(1)).await.unwrap();
+        assert_eq!(a, 1, "a fresh memory outbox counts from 1");
+        let b = handle.publish(&event(2)).await.unwrap();
+        let c = handle.publish(&event(3)).await.unwrap();
+        until("two delivered", || sink.delivered().len() == 2).await;
+        assert_eq!(sink.delivered(), vec![b, c]);
+        let st = settled(&handle).await;
+        assert_eq!(st.sinks[0].dropped, 1);
+        assert_eq!(st.sinks[0].pending, Some(0));
+        handle.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_database_outage_delays_but_loses_nothing() {
+        let outbox = Arc::new(MemoryOutbox::new(Path::new("/nonexistent")));
+        let sink = Arc::new(RecordingNotifier::new("rec"));
+        outbox.set_failing(true);
+        let handle = spawn_sinks(outbox.clone(), "front", &fast(), vec![sink.clone()]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let st = handle.status().await;
+        assert!(st.store_error.is_some());
+        assert!(st.sinks[0].last_error.is_some());
+        outbox.set_failing(false);
+        until("registration", || outbox_has_sink(&outbox)).await;
+        let a = handle.publish(&event(1)).await.unwrap();
+        until("delivered", || sink.delivered() == vec![a]).await;
+        handle.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn a_slow_sink_does_not_hold_up_the_others() {
+        let outbox = Arc::new(MemoryOutbox::new(Path::new("/nonexistent")));
+        let stuck = Arc::new(RecordingNotifier::new("stuck"));
+        stuck.set_failing(true);
+        let ok = Arc::new(RecordingNotifier::new("ok"));
+        let handle = spawn_sinks(
+            outbox.clone(),
+            "front",
+            &fast(),
+            vec![stuck.clone(), ok.clone()],
+        );
+        until(
+            "registration",
+            || matches!(poll_once(outbox.backlog("front")), Some(Ok(b)) if b.len() == 2),
+        )
+        .await;
+        let started = std::time::Instant::now();
+        let a = handle.publish(&event(1)).await.unwrap();
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "publishing is just an insert"
+        );
+        until("delivered to the healthy sink", || {
+            ok.delivered() == vec![a]
+        })
+        .await;
+        assert!(stuck.delivered().is_empty());
+        let st = settled(&handle).await;
+        assert_eq!(st.sinks[0].pending, Some(1));
+        assert_eq!(st.sinks[1].pending, Some(0));
+        assert_eq!(st.max_pending(), 1);
+        handle.shutdown().await;
+    }
+
+    fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut fut = std::pin::pin!(fut);
+        match fut.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        }
+    }
+
+    #[test]
+    fn door_ids_that_break_topics_are_refused() {
+        for bad in ["", "a/b", "a+", "#"] {
+            assert!(check_door_id(bad).is_err(), "{bad}");
+        }
+        check_door_id("front-door_1").unwrap();
+    }
+}

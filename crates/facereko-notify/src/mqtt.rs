@@ -1,0 +1,865 @@
+//! The MQTT sink (rumqttc): plain, TLS with system roots or a CA file, and AWS IoT Core mutual TLS.
+//!
+//! A connection task owns rumqttc's event loop and reconnects with its own back-off; each new connection
+//! gets a fresh client, so nothing queued for a dead connection leaks into the next one. A delivery counts
+//! only when the broker's PUBACK for every message of the event arrived (QoS 1). The retained
+//! `<prefix>/<door>/state` carries `{"online": true, …}` while connected and the last will turns it into
+//! `{"online": false}` when the door vanishes.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use facereko_domain::Event;
+use rumqttc::{
+    AsyncClient, ConnectionError, EventLoop, LastWill, MqttOptions, Outgoing, Packet, Publish, QoS,
+    SubscribeReasonCode, TlsConfiguration, Transport,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::config::{BrokerUrl, MqttCommandsConfig, MqttConfig};
+use crate::payload::{legacy_message, EventPayload, StateSnapshot};
+use crate::{tls, DeliveryError, Error, Notifier, OutboxEntry, Result};
+
+/// What a remote operator may ask of the door.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DoorCommand {
+    Arm,
+    Disarm,
+    Unlock,
+}
+
+/// An authorised command, handed to the door through the channel given to [`crate::spawn`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommandRequest {
+    pub command: DoorCommand,
+    pub received: DateTime<Utc>,
+    /// Where it came from, for the log: `mqtt:<topic>`.
+    pub origin: String,
+}
+
+/// The topics of one door.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topics {
+    pub attempt: String,
+    pub alarm: String,
+    pub state: String,
+    pub command: String,
+}
+
+impl Topics {
+    pub fn new(prefix: &str, door_id: &str) -> Self {
+        let base = format!("{}/{door_id}", prefix.trim_matches('/'));
+        Self {
+            attempt: format!("{base}/attempt"),
+            alarm: format!("{base}/alarm"),
+            state: format!("{base}/state"),
+            command: format!("{base}/command"),
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Msg {
+    topic: String,
+    payload: Vec<u8>,
+    retain: bool,
+}
+
+struct InFlight {
+    expected: usize,
+    seen: usize,
+    awaiting: HashSet<u16>,
+    done: Option<oneshot::Sender<std::result::Result<(), String>>>,
+}
+
+/// One broker connection: its client and the publish waiting for PUBACKs.
+struct Session {
+    client: AsyncClient,
+    inflight: Mutex<Option<InFlight>>,
+    poisoned: AtomicBool,
+}
+
+impl Session {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<InFlight>> {
+        self.inflight.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Publishes `msgs` with QoS 1 and waits until the broker acknowledged all of them.
+    async fn publish_all(
+        &self,
+        msgs: Vec<Msg>,
+        timeout: Duration,
+    ) -> std::result::Result<(), String> {
+        if msgs.is_empty() {
+            return Ok(());
+        }
+        if self.poisoned.load(Ordering::SeqCst) {
+            return Err("the connection is being replaced".into());
+        }
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut g = self.lock();
+            if g.is_some() {
+                return Err("another publish is still in flight".into());
+            }
+            *g = Some(InFlight {
+                expected: msgs.len(),
+                seen: 0,
+                awaiting: HashSet::new(),
+                done: Some(tx),
+            });
+        }
+        for m in msgs {
+            if let Err(e) = self
+                .client
+                .publish(m.topic, QoS::AtLeastOnce, m.retain, m.payload)
+                .await
+            {
+                self.fail("");
+                return Err(format!("the MQTT connection closed: {e}"));
+            }
+        }
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the connection closed before the broker acknowledged".into()),
+            Err(_) => {
+                // Late PUBACKs of this publish must not be counted for the next one: drop the connection.
+                self.poisoned.store(true, Ordering::SeqCst);
+                self.fail("");
+                let _ = self.client.try_disconnect();
+                Err(format!(
+                    "no PUBACK from the broker within {}s",
+                    timeout.as_secs()
+                ))
+            }
+        }
+    }
+
+    fn on_outgoing_publish(&self, pkid: u16) {
+        if pkid == 0 {
+            return;
+        }
+        if let Some(f) = self.lock().as_mut() {
+            if f.seen < f.expected {
+                f.seen += 1;
+                f.awaiting.insert(pkid);
+            }
+        }
+    }
+
+    fn on_puback(&self, pkid: u16) {
+        let mut g = self.lock();
+        let finished = match g.as_mut() {
+            Some(f) => {
+                f.awaiting.remove(&pkid);
+                f.seen == f.expected && f.awaiting.is_empty()
+            }
+            None => false,
+        };
+        if finished {
+            if let Some(done) = g.take().and_then(|mut f| f.done.take()) {
+                let _ = done.send(Ok(()));
+            }
+        }
+    }
+
+    fn fail(&self, why: &str) {
+        if let Some(done) = self.lock().take().and_then(|mut f| f.done.take()) {
+            let _ = done.send(Err(why.to_string()));
+        }
+    }
+}
+
+#[derive(Clone)]
+enum Conn {
+    Down {
+        error: Option<String>,
+    },
+    Up {
+        generation: u64,
+        session: Arc<Session>,
+    },
+}
+
+struct Shared {
+    door_id: String,
+    topics: Topics,
+    legacy: bool,
+    home_assistant: Option<String>,
+    publish_timeout: Duration,
+    options: MqttOptions,
+    conn: watch::Sender<Conn>,
+    snapshot: Mutex<StateSnapshot>,
+    commands: Option<(MqttCommandsConfig, mpsc::Sender<CommandRequest>)>,
+    stopping: AtomicBool,
+    /// The connection generation during which the last delivery failed: `ready` waits for a newer one.
+    failed_generation: AtomicU64,
+}
+
+impl Shared {
+    fn snapshot(&self) -> std::sync::MutexGuard<'_, StateSnapshot> {
+        self.snapshot.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// The MQTT [`Notifier`]; its outbox cursor is named `mqtt`.
+pub struct MqttNotifier {
+    shared: Arc<Shared>,
+    task: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl fmt::Debug for MqttNotifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MqttNotifier")
+            .field("door_id", &self.shared.door_id)
+            .field("broker", &self.shared.options.broker_address())
+            .field("connected", &self.connected())
+            .finish()
+    }
+}
+
+/// rumqttc options for `config`: client id, credentials, keep-alive, TLS and the last will.
+pub fn options(config: &MqttConfig, door_id: &str) -> Result<MqttOptions> {
+    let Some(broker) = config.broker()? else {
+        return Err(Error::Config {
+            key: "mqtt.url".into(),
+            reason: "MQTT is off (no url)".into(),
+        });
+    };
+    let client_id = config
+        .client_id
+        .clone()
+        .unwrap_or_else(|| format!("facereko-{door_id}"));
+    let BrokerUrl {
+        tls: use_tls,
+        host,
+        port,
+    } = broker;
+    let mut o = MqttOptions::new(client_id, host, port);
+    o.set_keep_alive(Duration::from_secs(config.keep_alive_secs));
+    o.set_clean_session(true);
+    o.set_max_packet_size(256 * 1024, 256 * 1024);
+    if let Some(user) = &config.username {
+        o.set_credentials(user.clone(), config.password.expose().to_string());
+    }
+    if use_tls {
+        let roots = tls::roots("mqtt.ca_file", config.ca_file.as_deref())?;
+        let client_auth = match (&config.client_cert, &config.client_key) {
+            (Some(cert), Some(key)) => Some((
+                tls::load_certs("mqtt.client_cert", cert)?,
+                tls::load_key("mqtt.client_key", key)?,
+            )),
+            _ => None,
+        };
+        let mutual = client_auth.is_some();
+        let mut tls_config = tls::client_config(roots, client_auth)?;
+        if port == 443 && mutual {
+            // AWS IoT Core takes MQTT with client certificates on 443 only with this ALPN name.
+            tls_config.alpn_protocols = vec![b"x-amzn-mqtt-ca".to_vec()];
+        }
+        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+            Arc::new(tls_config),
+        )));
+    }
+    let topics = Topics::new(&config.topic_prefix, door_id);
+    o.set_last_will(LastWill::new(
+        topics.state,
+        StateSnapshot::offline().to_json(),
+        QoS::AtLeastOnce,
+        true,
+    ));
+    Ok(o)
+}
+
+impl MqttNotifier {
+    /// Starts the connection task (it connects in the background and keeps reconnecting); `armed` is
+    /// the door's persisted flag for the first state message. Needs a Tokio runtime.
+    pub fn start(
+        config: &MqttConfig,
+        door_id: &str,
+        armed: Option<bool>,
+        commands: Option<mpsc::Sender<CommandRequest>>,
+    ) -> Result<Self> {
+        config.validate()?;
+        let options = options(config, door_id)?;
+        let commands = if config.commands.enabled {
+            match commands {
+                Some(tx) => Some((config.commands.clone(), tx)),
+                None => {
+                    tracing::warn!(
+                        "mqtt.commands.enabled is set but nothing receives commands; ignoring them"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let shared = Arc::new(Shared {
+            door_id: door_id.to_string(),
+            topics: Topics::new(&config.topic_prefix, door_id),
+            legacy: config.legacy_topics,
+            home_assistant: config.home_assistant.enabled.then(|| {
+                config
+                    .home_assistant
+                    .discovery_prefix
+                    .trim_matches('/')
+                    .to_string()
+            }),
+            publish_timeout: Duration::from_secs(config.publish_timeout_secs),
+            options,
+            conn: watch::channel(Conn::Down { error: None }).0,
+            snapshot: Mutex::new(StateSnapshot {
+                online: true,
+                armed,
+                ..Default::default()
+            }),
+            commands,
+            stopping: AtomicBool::new(false),
+            failed_generation: AtomicU64::new(0),
+        });
+        let task = tokio::spawn(run(shared.clone()));
+        Ok(Self {
+            shared,
+            task: Mutex::new(Some(task)),
+        })
+    }
+
+    pub fn topics(&self) -> &Topics {
+        &self.shared.topics
+    }
+
+    /// The last connection error while disconnected.
+    pub fn last_connection_error(&self) -> Option<String> {
+        match &*self.shared.conn.borrow() {
+            Conn::Down { error } => error.clone(),
+            Conn::Up { .. } => None,
+        }
+    }
+
+    fn messages(&self, entry: &OutboxEntry) -> (Vec<Msg>, Option<StateSnapshot>) {
+        let payload = EventPayload::from_entry(entry);
+        let t = &self.shared.topics;
+        let mut msgs = Vec::new();
+        let mut new_state = None;
+        match &entry.event {
+            Event::Attempt { .. } => {
+                msgs.push(Msg {
+                    topic: t.attempt.clone(),
+                    payload: payload.to_json(),
+                    retain: false,
+                });
+                if self.shared.legacy {
+                    if let Some((topic, text)) = legacy_message(&entry.event) {
+                        msgs.push(Msg {
+                            topic: topic.to_string(),
+                            payload: text.into_bytes(),
+                            retain: false,
+                        });
+                    }
+                }
+            }
+            Event::Alarm { .. } => msgs.push(Msg {
+                topic: t.alarm.clone(),
+                payload: payload.to_json(),
+                retain: false,
+            }),
+            Event::Armed { armed, time, .. } => {
+                let mut s = self.shared.snapshot().clone();
+                s.armed = Some(*armed);
+                s.event_id = Some(entry.id);
+                s.time = Some(*time);
+                new_state = Some(s);
+            }
+            Event::Door { state, time, .. } => {
+                let mut s = self.shared.snapshot().clone();
+                s.door = Some(*state);
+                s.event_id = Some(entry.id);
+                s.time = Some(*time);
+                new_state = Some(s);
+            }
+        }
+        if let Some(s) = &new_state {
+            msgs.push(Msg {
+                topic: t.state.clone(),
+                payload: s.to_json(),
+                retain: true,
+            });
+        }
+        (msgs, new_state)
+    }
+}
+
+#[async_trait]
+impl Notifier for MqttNotifier {
+    fn name(&self) -> &str {
+        "mqtt"
+    }
+
+    async fn deliver(&self, entry: &OutboxEntry) -> std::result::Result<(), DeliveryError> {
+        let (msgs, new_state) = self.messages(entry);
+        let conn = self.shared.conn.borrow().clone();
+        let (generation, session) = match conn {
+            Conn::Up {
+                generation,
+                session,
+            } => (generation, session),
+            Conn::Down { error } => {
+                return Err(DeliveryError::Transient(format!(
+                    "not connected to the MQTT broker{}",
+                    error.map(|e| format!(": {e}")).unwrap_or_default()
+                )))
+            }
+        };
+        match session.publish_all(msgs, self.shared.publish_timeout).await {
+            Ok(()) => {
+                if let Some(s) = new_state {
+                    *self.shared.snapshot() = s;
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.shared
+                    .failed_generation
+                    .store(generation, Ordering::SeqCst);
+                Err(DeliveryError::Transient(e))
+            }
+        }
+    }
+
+    async fn ready(&self) {
+        let mut rx = self.shared.conn.subscribe();
+        loop {
+            let failed = self.shared.failed_generation.load(Ordering::SeqCst);
+            if let Conn::Up { generation, .. } = &*rx.borrow_and_update() {
+                if *generation > failed {
+                    return;
+                }
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    fn connected(&self) -> Option<bool> {
+        Some(matches!(&*self.shared.conn.borrow(), Conn::Up { .. }))
+    }
+
+    async fn shutdown(&self) {
+        self.shared.stopping.store(true, Ordering::SeqCst);
+        let conn = self.shared.conn.borrow().clone();
+        let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
+        let Some(mut task) = task else { return };
+        if let Conn::Up { session, .. } = conn {
+            let offline = Msg {
+                topic: self.shared.topics.state.clone(),
+                payload: StateSnapshot::offline().to_json(),
+                retain: true,
+            };
+            if let Err(e) = session
+                .publish_all(vec![offline], Duration::from_secs(3))
+                .await
+            {
+                tracing::warn!(error = %e, "could not publish the offline state; the last will covers it");
+            }
+            let _ = session.client.disconnect().await;
+            if tokio::time::timeout(Duration::from_secs(3), &mut task)
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
+        task.abort();
+    }
+}
+
+async fn run(shared: Arc<Shared>) {
+    let mut delay = Duration::from_secs(1);
+    let mut generation = 0u64;
+    while !shared.stopping.load(Ordering::SeqCst) {
+        let (client, mut eventloop) = AsyncClient::new(shared.options.clone(), 64);
+        let session = Arc::new(Session {
+            client,
+            inflight: Mutex::new(None),
+            poisoned: AtomicBool::new(false),
+        });
+        let started = Instant::now();
+        let error = drive(&shared, &session, &mut eventloop, &mut generation).await;
+        session.fail(&error);
+        if shared.stopping.load(Ordering::SeqCst) {
+            break;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            delay = Duration::from_secs(1);
+        }
+        tracing::warn!(door_id = %shared.door_id, broker = ?shared.options.broker_address(),
+            error = %error, retry_in = ?delay, "MQTT connection lost");
+        shared.conn.send_replace(Conn::Down { error: Some(error) });
+        tokio::time::sleep(delay).await;
+        delay = (delay * 2).min(Duration::from_secs(30));
+    }
+    shared.conn.send_replace(Conn::Down {
+        error: Some("stopped".into()),
+    });
+}
+
+/// Polls one connection until it ends; returns why.
+async fn drive(
+    shared: &Arc<Shared>,
+    session: &Arc<Session>,
+    eventloop: &mut EventLoop,
+    generation: &mut u64,
+) -> String {
+    loop {
+        let event = match eventloop.poll().await {
+            Ok(e) => e,
+            Err(ConnectionError::ConnectionRefused(code)) => {
+                return format!("the broker refused the connection: {code:?}")
+            }
+            Err(e) => return e.to_string(),
+        };
+        match event {
+            rumqttc::Event::Incoming(Packet::ConnAck(_)) => {
+                *generation += 1;
+                tracing::info!(door_id = %shared.door_id, broker = ?shared.options.broker_address(),
+                    "MQTT connected");
+                tokio::spawn(announce(shared.clone(), session.clone(), *generation));
+            }
+            rumqttc::Event::Outgoing(Outgoing::Publish(pkid)) => session.on_outgoing_publish(pkid),
+            rumqttc::Event::Incoming(Packet::PubAck(ack)) => session.on_puback(ack.pkid),
+            rumqttc::Event::Incoming(Packet::Publish(p)) => on_publish(shared, &p),
+            rumqttc::Event::Incoming(Packet::SubAck(ack))
+                if ack
+                    .return_codes
+                    .iter()
+                    .any(|c| matches!(c, SubscribeReasonCode::Failure)) =>
+            {
+                tracing::warn!(topic = %shared.topics.command,
+                    "the broker refused the command subscription (check its ACL)");
+            }
+            rumqttc::Event::Outgoing(Outgoing::Disconnect)
+                if shared.stopping.load(Ordering::SeqCst) =>
+            {
+                return "disconnected".into();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// After CONNACK: retained online state, Home Assistant discovery, command subscription; then the
+/// connection is offered to deliveries.
+async fn announce(shared: Arc<Shared>, session: Arc<Session>, generation: u64) {
+    let mut msgs = vec![Msg {
+        topic: shared.topics.state.clone(),
+        payload: shared.snapshot().to_json(),
+        retain: true,
+    }];
+    if let Some(prefix) = &shared.home_assistant {
+        msgs.extend(discovery(prefix, &shared.door_id, &shared.topics));
+    }
+    if let Err(e) = session.publish_all(msgs, shared.publish_timeout).await {
+        tracing::warn!(error = %e, "could not announce the door on MQTT; reconnecting");
+        session.poisoned.store(true, Ordering::SeqCst);
+        let _ = session.client.try_disconnect();
+        return;
+    }
+    if shared.commands.is_some() {
+        if let Err(e) = session
+            .client
+            .subscribe(shared.topics.command.clone(), QoS::AtLeastOnce)
+            .await
+        {
+            tracing::warn!(error = %e, "could not subscribe to the command topic");
+        }
+    }
+    if !shared.stopping.load(Ordering::SeqCst) {
+        shared.conn.send_replace(Conn::Up {
+            generation,
+            session,
+        });
+    }
+}
+
+/// Home Assistant MQTT discovery: the door as a lock, the system as a switch, the last attempt as a
+/// sensor, all unavailable when the retained state says offline.
+fn discovery(prefix: &str, door_id: &str, t: &Topics) -> Vec<Msg> {
+    let node = format!(
+        "facereko_{}",
+        door_id.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+    );
+    let device = json!({
+        "identifiers": [node],
+        "name": format!("FaceReko {door_id}"),
+        "manufacturer": "FaceReko",
+        "model": "door access controller",
+        "sw_version": env!("CARGO_PKG_VERSION"),
+    });
+    let availability = json!([{
+        "topic": t.state,
+        "value_template": "{{ 'online' if value_json.online else 'offline' }}",
+        "payload_available": "online",
+        "payload_not_available": "offline",
+    }]);
+    let configs = [
+        (
+            "lock",
+            "door",
+            json!({
+                "name": "Door",
+                "unique_id": format!("{node}_door"),
+                "state_topic": t.state,
+                "value_template": "{{ 'UNLOCKED' if value_json.door == 'unlocked' else 'LOCKED' }}",
+                "command_topic": t.command,
+                "payload_unlock": "UNLOCK",
+                "payload_lock": "LOCK",
+                "availability": availability,
+                "device": device,
+            }),
+        ),
+        (
+            "switch",
+            "armed",
+            json!({
+                "name": "System armed",
+                "unique_id": format!("{node}_armed"),
+                "state_topic": t.state,
+                "value_template": "{{ 'ON' if value_json.armed else 'OFF' }}",
+                "command_topic": t.command,
+                "payload_on": "ARM",
+                "payload_off": "DISARM",
+                "availability": availability,
+                "device": device,
+            }),
+        ),
+        (
+            "sensor",
+            "last_attempt",
+            json!({
+                "name": "Last attempt",
+                "unique_id": format!("{node}_last_attempt"),
+                "state_topic": t.attempt,
+                "value_template": "{{ value_json.outcome }}",
+                "json_attributes_topic": t.attempt,
+                "json_attributes_template":
+                    "{{ {'person': value_json.person, 'outcome': value_json.outcome, \
+                     'similarity': value_json.similarity, 'time': value_json.time, \
+                     'event_id': value_json.event_id} | tojson }}",
+                "icon": "mdi:account-lock",
+                "availability": availability,
+                "device": device,
+            }),
+        ),
+    ];
+    configs
+        .into_iter()
+        .map(|(component, object, config)| Msg {
+            topic: format!("{prefix}/{component}/{node}/{object}/config"),
+            payload: config.to_string().into_bytes(),
+            retain: true,
+        })
+        .collect()
+}
+
+fn on_publish(shared: &Shared, p: &Publish) {
+    if p.topic != shared.topics.command {
+        tracing::debug!(topic = %p.topic, "ignoring a message on an unexpected topic");
+        return;
+    }
+    let Some((config, tx)) = &shared.commands else {
+        tracing::warn!(topic = %p.topic, "MQTT command ignored: commands are disabled");
+        return;
+    };
+    if p.retain {
+        // A retained command would run again at every reconnect.
+        tracing::warn!(topic = %p.topic, "MQTT command rejected: it was a retained message");
+        return;
+    }
+    match parse_command(&p.payload, config) {
+        Ok(command) => {
+            tracing::info!(door_id = %shared.door_id, ?command, topic = %p.topic, "MQTT command accepted");
+            let request = CommandRequest {
+                command,
+                received: Utc::now(),
+                origin: format!("mqtt:{}", p.topic),
+            };
+            if let Err(e) = tx.try_send(request) {
+                tracing::warn!(door_id = %shared.door_id, ?command, error = %e,
+                    "MQTT command dropped: the door is not taking commands");
+            }
+        }
+        Err(reason) => {
+            tracing::warn!(door_id = %shared.door_id, topic = %p.topic, %reason, "MQTT command rejected");
+        }
+    }
+}
+
+/// Parses and authorises a command: JSON `{"command": "unlock", "secret": "…"}`, or with
+/// `trust_broker_acl` and no secret also the bare words `ARM`, `DISARM`, `UNLOCK` (Home Assistant).
+pub fn parse_command(
+    payload: &[u8],
+    config: &MqttCommandsConfig,
+) -> std::result::Result<DoorCommand, String> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Json {
+        command: String,
+        secret: Option<String>,
+    }
+    let text = std::str::from_utf8(payload)
+        .map_err(|_| "the payload is not UTF-8".to_string())?
+        .trim();
+    let (word, secret) = if text.starts_with('{') {
+        let j: Json = serde_json::from_str(text).map_err(|e| format!("bad JSON command: {e}"))?;
+        (j.command, j.secret)
+    } else {
+        (text.to_string(), None)
+    };
+    let command = match word.trim().to_ascii_lowercase().as_str() {
+        "arm" => DoorCommand::Arm,
+        "disarm" => DoorCommand::Disarm,
+        "unlock" => DoorCommand::Unlock,
+        "lock" => {
+            return Err("lock is not a command: the door locks itself after unlocking".into())
+        }
+        other => return Err(format!("unknown command {other:?} (arm, disarm or unlock)")),
+    };
+    if !config.secret.is_empty() {
+        match secret {
+            Some(s) if constant_time_eq(s.as_bytes(), config.secret.expose().as_bytes()) => {}
+            Some(_) => return Err("wrong secret".into()),
+            None => return Err("no secret (send JSON with \"secret\")".into()),
+        }
+    } else if !config.trust_broker_acl {
+        return Err("no authorisation configured".into());
+    }
+    Ok(command)
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+
+    fn with_secret() -> MqttCommandsConfig {
+        MqttCommandsConfig {
+            enabled: true,
+            secret: Secret::new("a-long-shared-secret"),
+            trust_broker_acl: false,
+        }
+    }
+
+    #[test]
+    fn commands_need_the_secret_when_one_is_set() {
+        let c = with_secret();
+        assert_eq!(
+            parse_command(
+                br#"{"command":"unlock","secret":"a-long-shared-secret"}"#,
+                &c
+            ),
+            Ok(DoorCommand::Unlock)
+        );
+        assert_eq!(
+            parse_command(br#"{"command":"ARM","secret":"a-long-shared-secret"}"#, &c),
+            Ok(DoorCommand::Arm)
+        );
+        assert_eq!(
+            parse_command(
+                br#"{"command":"unlock","secret":"a-long-shared-secreT"}"#,
+                &c
+            ),
+            Err("wrong secret".into())
+        );
+        assert!(parse_command(b"UNLOCK", &c)
+            .unwrap_err()
+            .contains("no secret"));
+        assert!(parse_command(br#"{"command":"open","secret":"x"}"#, &c)
+            .unwrap_err()
+            .contains("unknown command"));
+        assert!(parse_command(b"\xff", &c).is_err());
+    }
+
+    #[test]
+    fn broker_acl_mode_takes_home_assistant_payloads() {
+        let c = MqttCommandsConfig {
+            enabled: true,
+            secret: Secret::default(),
+            trust_broker_acl: true,
+        };
+        assert_eq!(parse_command(b"ARM", &c), Ok(DoorCommand::Arm));
+        assert_eq!(parse_command(b"DISARM\n", &c), Ok(DoorCommand::Disarm));
+        assert_eq!(parse_command(b"UNLOCK", &c), Ok(DoorCommand::Unlock));
+        assert!(parse_command(b"LOCK", &c)
+            .unwrap_err()
+            .contains("locks itself"));
+        let none = MqttCommandsConfig::default();
+        assert!(parse_command(b"ARM", &none).is_err());
+    }
+
+    #[test]
+    fn discovery_describes_lock_switch_and_sensor() {
+        let t = Topics::new("facereko", "front");
+        let msgs = discovery("homeassistant", "front", &t);
+        let topics: Vec<&str> = msgs.iter().map(|m| m.topic.as_str()).collect();
+        assert_eq!(
+            topics,
+            [
+                "homeassistant/lock/facereko_front/door/config",
+                "homeassistant/switch/facereko_front/armed/config",
+                "homeassistant/sensor/facereko_front/last_attempt/config",
+            ]
+        );
+        assert!(msgs.iter().all(|m| m.retain));
+        let lock: serde_json::Value = serde_json::from_slice(&msgs[0].payload).unwrap();
+        assert_eq!(lock["command_topic"], "facereko/front/command");
+        assert_eq!(lock["availability"][0]["topic"], "facereko/front/state");
+        assert_eq!(lock["device"]["identifiers"][0], "facereko_front");
+    }
+
+    #[test]
+    fn options_carry_the_last_will_and_tls() {
+        let config = MqttConfig {
+            url: Some("mqtt://127.0.0.1:1883".into()),
+            username: Some("door".into()),
+            password: Secret::new("pw"),
+            ..Default::default()
+        };
+        let o = options(&config, "front").unwrap();
+        assert_eq!(o.client_id(), "facereko-front");
+        let will = o.last_will().unwrap();
+        assert_eq!(will.topic, "facereko/front/state");
+        assert!(will.retain);
+        assert_eq!(
+            &will.message[..],
+            br#"{"online":false,"armed":null,"door":null,"event_id":null,"time":null}"#
+        );
+        let missing_ca = MqttConfig {
+            url: Some("mqtts://127.0.0.1".into()),
+            ca_file: Some("/nonexistent/rootca.pem".into()),
+            ..Default::default()
+        };
+        let err = options(&missing_ca, "front").unwrap_err().to_string();
+        assert!(
+            err.contains("mqtt.ca_file") && err.contains("rootca.pem"),
+            "{err}"
+        );
+    }
+}

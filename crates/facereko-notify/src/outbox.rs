@@ -1,0 +1,281 @@
+//! The outbox as the notifier sees it: an ordered log of events per door with one cursor per sink.
+//!
+//! [`Outbox`] is implemented for the real `facereko_store::Store` and for [`MemoryOutbox`], which keeps
+//! the same rules in memory for tests and for running without a database.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use facereko_domain::Event;
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// One event in the outbox. `id` is the event id carried by every payload, so consumers can drop the
+/// duplicates that at-least-once delivery may produce.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub time: DateTime<Utc>,
+    pub door_id: String,
+    pub event: Event,
+}
+
+/// How far behind one sink is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkBacklog {
+    pub sink: String,
+    pub pending: u64,
+    pub oldest_pending: Option<DateTime<Utc>>,
+}
+
+/// What the notifier needs from the store.
+#[async_trait]
+pub trait Outbox: Send + Sync + fmt::Debug {
+    /// Appends an event; returns its id (the event id).
+    async fn enqueue(&self, door_id: &str, event: &Event) -> Result<i64>;
+    /// Registers a sink; a new sink starts after the current newest entry (history is not replayed).
+    async fn register_sink(&self, door_id: &str, sink: &str) -> Result<()>;
+    /// Entries after the sink's cursor, oldest first, at most `limit`.
+    async fn pending(&self, door_id: &str, sink: &str, limit: u32) -> Result<Vec<OutboxEntry>>;
+    /// Moves the sink's cursor to `up_to_id`.
+    async fn ack(&self, door_id: &str, sink: &str, up_to_id: i64) -> Result<()>;
+    async fn backlog(&self, door_id: &str) -> Result<Vec<SinkBacklog>>;
+    /// Deletes entries older than `older_than` that every sink has acknowledged.
+    async fn prune(&self, older_than: DateTime<Utc>) -> Result<u64>;
+    /// The door's persisted armed flag, to announce on (re)connect.
+    async fn armed(&self, door_id: &str) -> Result<Option<bool>>;
+    /// Absolute path of a stored photo from its relative name in `Attempt::photo`.
+    fn photo_path(&self, relative: &str) -> Result<PathBuf>;
+}
+
+#[derive(Debug, Default)]
+struct Memory {
+    next_id: i64,
+    entries: BTreeMap<i64, OutboxEntry>,
+    cursors: HashMap<(String, String), i64>,
+    armed: HashMap<String, bool>,
+}
+
+/// An [`Outbox`] in memory with the store's rules; photos are looked up under `photo_dir`.
+#[derive(Debug)]
+pub struct MemoryOutbox {
+    inner: Mutex<Memory>,
+    photo_dir: PathBuf,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl MemoryOutbox {
+    pub fn new(photo_dir: &Path) -> Self {
+        Self {
+            inner: Mutex::new(Memory {
+                next_id: 1,
+                ..Default::default()
+            }),
+            photo_dir: photo_dir.to_path_buf(),
+            failing: Default::default(),
+        }
+    }
+
+    /// Makes every call fail as a database that went away would.
+    pub fn set_failing(&self, failing: bool) {
+        self.failing
+            .store(failing, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn set_armed(&self, door_id: &str, armed: bool) {
+        self.lock().armed.insert(door_id.to_string(), armed);
+    }
+
+    /// Entries currently kept (not pruned).
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Memory> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn check(&self) -> Result<()> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            Err(Error::Store("database is unavailable (simulated)".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl Outbox for MemoryOutbox {
+    async fn enqueue(&self, door_id: &str, event: &Event) -> Result<i64> {
+        self.check()?;
+        let mut m = self.lock();
+        let id = m.next_id;
+        m.next_id += 1;
+        m.entries.insert(
+            id,
+            OutboxEntry {
+                id,
+                time: Utc::now(),
+                door_id: door_id.to_string(),
+                event: event.clone(),
+            },
+        );
+        Ok(id)
+    }
+
+    async fn register_sink(&self, door_id: &str, sink: &str) -> Result<()> {
+        self.check()?;
+        let mut m = self.lock();
+        let newest = m.next_id - 1;
+        m.cursors
+            .entry((door_id.to_string(), sink.to_string()))
+            .or_insert(newest);
+        Ok(())
+    }
+
+    async fn pending(&self, door_id: &str, sink: &str, limit: u32) -> Result<Vec<OutboxEntry>> {
+        self.check()?;
+        let m = self.lock();
+        let cursor = *m
+            .cursors
+            .get(&(door_id.to_string(), sink.to_string()))
+            .ok_or_else(|| Error::Store(format!("sink {sink:?} is not registered")))?;
+        Ok(m.entries
+            .range(cursor + 1..)
+            .map(|(_, e)| e)
+            .filter(|e| e.door_id == door_id)
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
+    async fn ack(&self, door_id: &str, sink: &str, up_to_id: i64) -> Result<()> {
+        self.check()?;
+        let mut m = self.lock();
+        let c = m
+            .cursors
+            .get_mut(&(door_id.to_string(), sink.to_string()))
+            .ok_or_else(|| Error::Store(format!("sink {sink:?} is not registered")))?;
+        *c = (*c).max(up_to_id);
+        Ok(())
+    }
+
+    async fn backlog(&self, door_id: &str) -> Result<Vec<SinkBacklog>> {
+        self.check()?;
+        let m = self.lock();
+        let mut out: Vec<SinkBacklog> = m
+            .cursors
+            .iter()
+            .filter(|((d, _), _)| d == door_id)
+            .map(|((_, sink), cursor)| {
+                let pending: Vec<&OutboxEntry> = m
+                    .entries
+                    .range(cursor + 1..)
+                    .map(|(_, e)| e)
+                    .filter(|e| e.door_id == door_id)
+                    .collect();
+                SinkBacklog {
+                    sink: sink.clone(),
+                    pending: pending.len() as u64,
+                    oldest_pending: pending.first().map(|e| e.time),
+                }
+            })
+            .collect();
+        out.sort_by(|a, b| a.sink.cmp(&b.sink));
+        Ok(out)
+    }
+
+    async fn prune(&self, older_than: DateTime<Utc>) -> Result<u64> {
+        self.check()?;
+        let mut m = self.lock();
+        let cursors = m.cursors.clone();
+        let before = m.entries.len();
+        m.entries.retain(|id, e| {
+            let all_acked = cursors
+                .iter()
+                .filter(|((d, _), _)| *d == e.door_id)
+                .all(|(_, c)| c >= id);
+            !(e.time < older_than && all_acked)
+        });
+        Ok((before - m.entries.len()) as u64)
+    }
+
+    async fn armed(&self, door_id: &str) -> Result<Option<bool>> {
+        self.check()?;
+        Ok(self.lock().armed.get(door_id).copied())
+    }
+
+    fn photo_path(&self, relative: &str) -> Result<PathBuf> {
+        let rel = Path::new(relative);
+        if rel.is_absolute()
+            || rel
+                .components()
+                .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            return Err(Error::Store(format!(
+                "photo path {relative:?} escapes the photos folder"
+            )));
+        }
+        Ok(self.photo_dir.join(rel))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use facereko_domain::Alarm;
+
+    fn alarm(door: &str) -> Event {
+        Event::Alarm {
+            door_id: door.into(),
+            alarm: Alarm::ForcedOpen,
+            time: Utc::now(),
+        }
+    }
+
+    #[tokio::test]
+    async fn memory_outbox_keeps_cursors_per_sink_and_prunes_only_acked() {
+        let o = MemoryOutbox::new(Path::new("/nonexistent"));
+        let before = o.enqueue("front", &alarm("front")).await.unwrap();
+        o.register_sink("front", "a").await.unwrap();
+        o.register_sink("front", "b").await.unwrap();
+        assert!(
+            o.pending("front", "a", 10).await.unwrap().is_empty(),
+            "history is not replayed"
+        );
+        let one = o.enqueue("front", &alarm("front")).await.unwrap();
+        let _other_door = o.enqueue("back", &alarm("back")).await.unwrap();
+        let two = o.enqueue("front", &alarm("front")).await.unwrap();
+        assert!(before < one && one < two);
+        let ids: Vec<i64> = o
+            .pending("front", "a", 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(ids, vec![one, two]);
+        assert_eq!(o.pending("front", "a", 1).await.unwrap().len(), 1);
+        o.ack("front", "a", two).await.unwrap();
+        let backlog = o.backlog("front").await.unwrap();
+        assert_eq!(backlog[0].pending, 0);
+        assert_eq!(backlog[1].pending, 2);
+        let future = Utc::now() + chrono::Duration::seconds(5);
+        // "back" has no sinks at all, "before" predates both cursors; `one`/`two` wait for sink b.
+        assert_eq!(o.prune(future).await.unwrap(), 2);
+        o.ack("front", "b", two).await.unwrap();
+        assert_eq!(o.prune(future).await.unwrap(), 2);
+        assert!(o.is_empty());
+        assert!(o.photo_path("../etc/passwd").is_err());
+        assert!(o.photo_path("/etc/passwd").is_err());
+    }
+}
