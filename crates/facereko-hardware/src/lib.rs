@@ -14,7 +14,9 @@ use std::fmt;
 use async_trait::async_trait;
 use facereko_domain::{CardUid, Photo};
 
+pub mod camera;
 pub mod card_type;
+pub mod gpio;
 pub mod mfrc522;
 pub mod reader;
 pub mod sim;
