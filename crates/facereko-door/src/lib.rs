@@ -162,7 +162,8 @@ impl Drop for FailSecure {
 #[derive(Clone)]
 pub struct Parts {
     pub store: Arc<dyn DoorStore>,
-    pub engine: Arc<dyn FaceEngine>,
+    /// Needed by the `card+face` and `face` modes; `card` mode has none.
+    pub engine: Option<Arc<dyn FaceEngine>>,
     pub camera: Arc<dyn Camera>,
     pub outputs: Arc<dyn Outputs>,
 }
@@ -170,7 +171,10 @@ pub struct Parts {
 impl std::fmt::Debug for Parts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Parts")
-            .field("engine", &self.engine.name())
+            .field(
+                "engine",
+                &self.engine.as_ref().map(|e| e.name().to_string()),
+            )
             .field("camera", &self.camera.describe())
             .finish_non_exhaustive()
     }
@@ -201,6 +205,12 @@ pub async fn start(
     inputs: Option<Box<dyn Inputs>>,
 ) -> Result<(DoorHandle, tokio::task::JoinHandle<()>)> {
     config.validate()?;
+    if config.mode.uses_camera() && parts.engine.is_none() {
+        return Err(Error::Config(format!(
+            "mode {} needs a face engine",
+            config.mode
+        )));
+    }
     let guard = FailSecure(parts.outputs.clone());
     parts
         .outputs
@@ -846,9 +856,12 @@ impl AttemptJob {
                 }
             };
             capture_ms += millis(shot.elapsed());
-            let verdict = match owner {
-                Some(p) => self.parts.engine.verify(&photo, p.id).await,
-                None => self.parts.engine.identify(&photo).await,
+            let verdict = match (&self.parts.engine, owner) {
+                (Some(engine), Some(p)) => engine.verify(&photo, p.id).await,
+                (Some(engine), None) => engine.identify(&photo).await,
+                (None, _) => Err(facereko_vision::Error::Engine(
+                    "no face engine configured".into(),
+                )),
             };
             let verdict: Verdict = match verdict {
                 Ok(v) => v,

@@ -153,7 +153,7 @@ async fn rig_with(store: Arc<MemoryStore>, config: DoorConfig) -> Rig {
     let (inputs, inputs_handle) = sim::inputs();
     let parts = Parts {
         store: store.clone(),
-        engine: engine.clone(),
+        engine: Some(engine.clone()),
         camera: Arc::new(StillCamera),
         outputs: Arc::new(outputs.clone()),
     };
