@@ -1,0 +1,960 @@
+//! The door controller: one task that owns the door's outputs and decides every attempt.
+//!
+//! The one design decision a newcomer must know: the controller is a state machine driven by events — a
+//! tap, a due cue, an input change, a command, an attempt's progress — in one `select!` loop, and nothing
+//! in that loop sleeps. The slow part of an attempt (card lookup, countdown, photo, face match, storing)
+//! runs in its own task and reports back, so while the door is unlocked for 10 s, or while someone faces the
+//! camera, the next tap is still read and handled. Cues are plans of output changes at instants (see
+//! [`cues`]); tests run the whole controller on tokio's paused clock and assert exact times.
+//!
+//! Fail-secure: the outputs are driven to the safe state (relay locked, buzzer and green off) at start, on
+//! [`DoorHandle::shutdown`], and by a drop guard when the controller task ends or panics.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{Local, Utc};
+use facereko_domain::{
+    millis, Alarm, Attempt, CardUid, DoorState, Event, Mode, NewAttempt, Outcome, Person, Photo,
+    StageTimings,
+};
+use facereko_hardware::{Camera, CardReader, CardTap, InputEvent, Inputs, Output, Outputs};
+use facereko_vision::{FaceEngine, Verdict};
+use serde::Serialize;
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use tokio::time::{sleep_until, Instant};
+
+pub mod config;
+pub mod cues;
+pub mod port;
+
+pub use config::DoorConfig;
+pub use port::{DoorStore, PortError};
+
+use cues::Cues;
+
+/// Errors of the door crate.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("config: {0}")]
+    Config(String),
+    #[error("store: {0}")]
+    Store(PortError),
+    #[error("the door controller is not running")]
+    Stopped,
+    #[error("no card was presented within {0} ms")]
+    NoCard(u64),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What the controller is doing, for status pages and `facereko status`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct DoorStatus {
+    pub door_id: String,
+    pub mode: Mode,
+    pub armed: bool,
+    pub unlocked: bool,
+    /// `Some(true)` when the door contact says open; `None` without a door contact.
+    pub door_open: Option<bool>,
+    /// An attempt is being decided.
+    pub busy: bool,
+    pub last_attempt: Option<Attempt>,
+    /// `ok`, or the reader's last fault.
+    pub reader: String,
+}
+
+enum Command {
+    Arm(bool, oneshot::Sender<Result<()>>),
+    Unlock(String),
+    CaptureNextCard(oneshot::Sender<CardTap>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A cheap, cloneable handle to a running controller.
+#[derive(Clone, Debug)]
+pub struct DoorHandle {
+    commands: mpsc::Sender<Command>,
+    status: watch::Receiver<DoorStatus>,
+    events: broadcast::Sender<Event>,
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Command::Arm(..) => "Arm",
+            Command::Unlock(..) => "Unlock",
+            Command::CaptureNextCard(..) => "CaptureNextCard",
+            Command::Shutdown(..) => "Shutdown",
+        })
+    }
+}
+
+impl DoorHandle {
+    /// Arms (Active) or disarms (Offline) the door; persisted in the store.
+    pub async fn arm(&self, armed: bool) -> Result<()> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::Arm(armed, tx))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        rx.await.map_err(|_| Error::Stopped)?
+    }
+
+    /// Releases the lock for `unlock_seconds`, as the exit button does; `reason` goes to the log and event.
+    pub async fn unlock(&self, reason: &str) -> Result<()> {
+        self.commands
+            .send(Command::Unlock(reason.to_string()))
+            .await
+            .map_err(|_| Error::Stopped)
+    }
+
+    /// Hands the next card presented to the caller instead of deciding on it (enrolment, "tap now").
+    pub async fn next_card(&self, timeout: Duration) -> Result<CardTap> {
+        let (tx, rx) = oneshot::channel();
+        self.commands
+            .send(Command::CaptureNextCard(tx))
+            .await
+            .map_err(|_| Error::Stopped)?;
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(tap)) => Ok(tap),
+            Ok(Err(_)) => Err(Error::Stopped),
+            Err(_) => Err(Error::NoCard(millis(timeout).into())),
+        }
+    }
+
+    pub fn status(&self) -> DoorStatus {
+        self.status.borrow().clone()
+    }
+
+    pub fn watch_status(&self) -> watch::Receiver<DoorStatus> {
+        self.status.clone()
+    }
+
+    /// Live events (attempts, arm/disarm, door state, alarms) from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.events.subscribe()
+    }
+
+    /// Locks the door, silences it and stops the controller; returns when the outputs are safe.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.commands.send(Command::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
+
+/// Drives the outputs to the safe state when dropped: the controller holds one, so a panic or an early
+/// return still locks the door.
+struct FailSecure(Arc<dyn Outputs>);
+
+impl Drop for FailSecure {
+    fn drop(&mut self) {
+        if let Err(e) = self.0.lock_down() {
+            tracing::error!("could not drive the outputs to the safe state: {e}");
+        }
+    }
+}
+
+/// The devices and services a controller works with.
+#[derive(Clone)]
+pub struct Parts {
+    pub store: Arc<dyn DoorStore>,
+    /// Needed by the `card+face` and `face` modes; `card` mode has none.
+    pub engine: Option<Arc<dyn FaceEngine>>,
+    pub camera: Arc<dyn Camera>,
+    pub outputs: Arc<dyn Outputs>,
+}
+
+impl std::fmt::Debug for Parts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Parts")
+            .field(
+                "engine",
+                &self.engine.as_ref().map(|e| e.name().to_string()),
+            )
+            .field("camera", &self.camera.describe())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Progress of an attempt running in its own task.
+enum Progress {
+    /// The card belongs to someone who may enter: acknowledge it (one short beep).
+    KnownCard,
+    /// Decided: play the cue now; the attempt is being stored.
+    Decided(Outcome),
+    /// Stored (or failed to store) after `Decided`.
+    Stored(Option<Box<Attempt>>),
+    /// `face` mode found nobody in the frame: no attempt.
+    NothingSeen,
+}
+
+/// Starts the controller on the current tokio runtime and returns its handle and task.
+///
+/// The controller reads the armed state from the store (falling back to `armed_at_first_start`), drives the
+/// outputs to the safe state, lights red, and runs until [`DoorHandle::shutdown`] or until every handle is
+/// dropped.
+pub async fn start(
+    door_id: &str,
+    config: DoorConfig,
+    parts: Parts,
+    reader: Box<dyn CardReader>,
+    inputs: Option<Box<dyn Inputs>>,
+) -> Result<(DoorHandle, tokio::task::JoinHandle<()>)> {
+    config.validate()?;
+    if config.mode.uses_camera() && parts.engine.is_none() {
+        return Err(Error::Config(format!(
+            "mode {} needs a face engine",
+            config.mode
+        )));
+    }
+    let guard = FailSecure(parts.outputs.clone());
+    parts
+        .outputs
+        .lock_down()
+        .map_err(|e| Error::Config(e.to_string()))?;
+    let armed = match parts.store.armed(door_id).await.map_err(Error::Store)? {
+        Some(a) => a,
+        None => config.armed_at_first_start,
+    };
+    let (cmd_tx, cmd_rx) = mpsc::channel(32);
+    let (events, _) = broadcast::channel(256);
+    let status = DoorStatus {
+        door_id: door_id.to_string(),
+        mode: config.mode,
+        armed,
+        unlocked: false,
+        door_open: None,
+        busy: false,
+        last_attempt: None,
+        reader: "ok".into(),
+    };
+    let (status_tx, status_rx) = watch::channel(status);
+
+    let (tap_tx, tap_rx) = mpsc::channel(16);
+    let (reader_status_tx, reader_status_rx) = mpsc::channel(4);
+    tokio::spawn(read_cards(reader, tap_tx, reader_status_tx));
+    let input_rx = inputs.map(|inputs| {
+        let (tx, rx) = mpsc::channel(16);
+        tokio::spawn(read_inputs(inputs, tx));
+        rx
+    });
+    let (progress_tx, progress_rx) = mpsc::unbounded_channel();
+
+    let controller = Controller {
+        door_id: door_id.to_string(),
+        config,
+        parts,
+        cues: Cues::default(),
+        armed,
+        busy: false,
+        last_seen: HashMap::new(),
+        card_waiters: Vec::new(),
+        door_open: None,
+        held_open_at: None,
+        face_poll_at: None,
+        status: status_tx,
+        events: events.clone(),
+        progress_tx,
+    };
+    let task = tokio::spawn(controller.run(
+        guard,
+        cmd_rx,
+        tap_rx,
+        reader_status_rx,
+        input_rx,
+        progress_rx,
+    ));
+    Ok((
+        DoorHandle {
+            commands: cmd_tx,
+            status: status_rx,
+            events,
+        },
+        task,
+    ))
+}
+
+/// Forwards cards from the reader; a fault is reported and retried after a pause, so a flaky reader
+/// never stops the door.
+async fn read_cards(
+    mut reader: Box<dyn CardReader>,
+    taps: mpsc::Sender<CardTap>,
+    status: mpsc::Sender<String>,
+) {
+    let mut faulty = false;
+    loop {
+        match reader.next_card().await {
+            Ok(tap) => {
+                if faulty {
+                    faulty = false;
+                    let _ = status.send("ok".into()).await;
+                }
+                if taps.send(tap).await.is_err() {
+                    return;
+                }
+            }
+            Err(facereko_hardware::Error::Closed(what)) => {
+                tracing::info!("{what}: no more cards");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!("card reader fault: {e}");
+                faulty = true;
+                if status.send(e.to_string()).await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+async fn read_inputs(mut inputs: Box<dyn Inputs>, tx: mpsc::Sender<InputEvent>) {
+    loop {
+        match inputs.next_event().await {
+            Ok(ev) => {
+                if tx.send(ev).await.is_err() {
+                    return;
+                }
+            }
+            Err(facereko_hardware::Error::Closed(_)) => return,
+            Err(e) => {
+                tracing::warn!("door inputs fault: {e}");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        }
+    }
+}
+
+struct Controller {
+    door_id: String,
+    config: DoorConfig,
+    parts: Parts,
+    cues: Cues,
+    armed: bool,
+    busy: bool,
+    /// When each card was last seen, for debouncing.
+    last_seen: HashMap<CardUid, Instant>,
+    card_waiters: Vec<oneshot::Sender<CardTap>>,
+    door_open: Option<bool>,
+    held_open_at: Option<Instant>,
+    face_poll_at: Option<Instant>,
+    status: watch::Sender<DoorStatus>,
+    events: broadcast::Sender<Event>,
+    progress_tx: mpsc::UnboundedSender<Progress>,
+}
+
+impl Controller {
+    async fn run(
+        mut self,
+        guard: FailSecure,
+        mut commands: mpsc::Receiver<Command>,
+        mut taps: mpsc::Receiver<CardTap>,
+        mut reader_status: mpsc::Receiver<String>,
+        mut inputs: Option<mpsc::Receiver<InputEvent>>,
+        mut progress: mpsc::UnboundedReceiver<Progress>,
+    ) {
+        self.set(Output::Red, true, "red on");
+        tracing::info!(
+            "door {} ready: mode {}, {}",
+            self.door_id,
+            self.config.mode,
+            if self.armed {
+                "armed (Active)"
+            } else {
+                "disarmed (Offline)"
+            }
+        );
+        self.schedule_face_poll(Instant::now());
+        loop {
+            let deadline = [self.cues.next_due(), self.held_open_at, self.face_poll_at]
+                .into_iter()
+                .flatten()
+                .min();
+            tokio::select! {
+                biased;
+                cmd = commands.recv() => match cmd {
+                    Some(Command::Shutdown(done)) => {
+                        self.shut_down();
+                        drop(guard);
+                        let _ = done.send(());
+                        return;
+                    }
+                    Some(cmd) => self.on_command(cmd).await,
+                    None => {
+                        tracing::info!("every door handle is gone: stopping");
+                        self.shut_down();
+                        return;
+                    }
+                },
+                Some(p) = progress.recv() => self.on_progress(p),
+                _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
+                    self.on_time(Instant::now()).await;
+                }
+                Some(tap) = taps.recv() => self.on_tap(tap),
+                Some(s) = reader_status.recv() => {
+                    self.status.send_modify(|st| st.reader = s);
+                }
+                Some(ev) = async { inputs.as_mut()?.recv().await }, if inputs.is_some() => {
+                    self.on_input(ev).await;
+                }
+            }
+        }
+    }
+
+    fn shut_down(&mut self) {
+        self.cues.clear();
+        if let Err(e) = self.parts.outputs.lock_down() {
+            tracing::error!("could not lock the door on shutdown: {e}");
+        }
+        self.set(Output::Red, false, "red off");
+        tracing::info!("door {} stopped: relay locked, buzzer off", self.door_id);
+    }
+
+    fn set(&self, output: Output, active: bool, label: &str) {
+        tracing::info!(target: "facereko::cue", "{label}");
+        if let Err(e) = self.parts.outputs.set(output, active) {
+            tracing::error!("{e}");
+        }
+    }
+
+    fn publish(&self, event: Event) {
+        let _ = self.events.send(event);
+    }
+
+    /// Stores a non-attempt event for the notifier (in the background: the door never waits for it).
+    fn record_event(&self, event: Event) {
+        self.publish(event.clone());
+        let store = self.parts.store.clone();
+        let door = self.door_id.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.enqueue_event(&door, &event).await {
+                tracing::error!("could not queue event for notification: {e}");
+            }
+        });
+    }
+
+    fn refresh_status(&self) {
+        let unlocked = self.cues.unlocked_until().is_some();
+        self.status.send_modify(|st| {
+            st.armed = self.armed;
+            st.busy = self.busy;
+            st.unlocked = unlocked;
+            st.door_open = self.door_open;
+        });
+    }
+
+    async fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::Arm(armed, reply) => {
+                let res = self
+                    .parts
+                    .store
+                    .set_armed(&self.door_id, armed)
+                    .await
+                    .map_err(Error::Store);
+                if res.is_ok() && armed != self.armed {
+                    self.armed = armed;
+                    tracing::info!(
+                        "door {} {}",
+                        self.door_id,
+                        if armed {
+                            "armed (Active)"
+                        } else {
+                            "disarmed (Offline)"
+                        }
+                    );
+                    self.record_event(Event::Armed {
+                        door_id: self.door_id.clone(),
+                        armed,
+                        time: Utc::now(),
+                    });
+                    self.face_poll_at = None;
+                    self.schedule_face_poll(Instant::now());
+                    self.refresh_status();
+                }
+                let _ = reply.send(res);
+            }
+            Command::Unlock(reason) => {
+                tracing::info!("unlock requested: {reason}");
+                self.unlock(Instant::now());
+                self.record_event(Event::Door {
+                    door_id: self.door_id.clone(),
+                    state: DoorState::Unlocked,
+                    time: Utc::now(),
+                });
+            }
+            Command::CaptureNextCard(tx) => self.card_waiters.push(tx),
+            Command::Shutdown(_) => unreachable!("handled by the loop"),
+        }
+    }
+
+    fn unlock(&mut self, now: Instant) {
+        self.cues.unlock(now, self.config.unlock());
+        self.apply_due(now);
+    }
+
+    fn apply_due(&mut self, now: Instant) {
+        for p in self.cues.take_due(now) {
+            self.set(p.output, p.active, &p.label);
+        }
+        self.refresh_status();
+    }
+
+    async fn on_time(&mut self, now: Instant) {
+        let was_unlocked = self.cues.unlocked_until().is_some();
+        self.apply_due(now);
+        if was_unlocked && self.cues.unlocked_until().is_none() {
+            self.publish(Event::Door {
+                door_id: self.door_id.clone(),
+                state: DoorState::Locked,
+                time: Utc::now(),
+            });
+        }
+        if self.held_open_at.is_some_and(|t| t <= now) {
+            self.held_open_at = None;
+            tracing::warn!("door {} held open too long", self.door_id);
+            self.record_event(Event::Alarm {
+                door_id: self.door_id.clone(),
+                alarm: Alarm::HeldOpen,
+                time: Utc::now(),
+            });
+        }
+        if self.face_poll_at.is_some_and(|t| t <= now) {
+            self.face_poll_at = None;
+            self.start_face_look();
+        }
+    }
+
+    fn debounced(&mut self, uid: &CardUid, now: Instant) -> bool {
+        let window = Duration::from_millis(self.config.debounce_ms);
+        if self.last_seen.len() > 256 {
+            self.last_seen
+                .retain(|_, t| now.duration_since(*t) < window);
+        }
+        // A card resting on the reader is seen on every poll: measure from the last sighting, so it stays
+        // one tap until it has been away for the whole window.
+        let previous = self.last_seen.insert(uid.clone(), now);
+        previous.is_some_and(|t| now.duration_since(t) < window)
+    }
+
+    fn on_tap(&mut self, tap: CardTap) {
+        let now = Instant::now();
+        self.card_waiters.retain(|w| !w.is_closed());
+        if !self.card_waiters.is_empty() {
+            for w in self.card_waiters.drain(..) {
+                let _ = w.send(tap.clone());
+            }
+            tracing::info!("card {} handed to a waiting command", tap.uid);
+            return;
+        }
+        if self.debounced(&tap.uid, now) {
+            tracing::debug!("card {} still on the reader: same tap", tap.uid);
+            return;
+        }
+        if !self.armed {
+            tracing::info!("card {} ignored: system is Offline", tap.uid);
+            return;
+        }
+        if self.config.mode == Mode::Face {
+            tracing::info!("card {} ignored: this door decides by face alone", tap.uid);
+            return;
+        }
+        if self.busy {
+            tracing::info!("card {} ignored: another attempt is being decided", tap.uid);
+            return;
+        }
+        tracing::info!("card {} tapped", tap.uid);
+        self.busy = true;
+        self.refresh_status();
+        let job = AttemptJob::new(self);
+        tokio::spawn(job.card_attempt(tap.uid, now));
+    }
+
+    fn schedule_face_poll(&mut self, after: Instant) {
+        if self.config.mode == Mode::Face && self.armed && self.face_poll_at.is_none() {
+            self.face_poll_at = Some(after);
+        }
+    }
+
+    fn start_face_look(&mut self) {
+        if !self.armed || self.busy || self.config.mode != Mode::Face {
+            return;
+        }
+        self.busy = true;
+        self.refresh_status();
+        let job = AttemptJob::new(self);
+        tokio::spawn(job.face_attempt(Instant::now()));
+    }
+
+    fn on_progress(&mut self, p: Progress) {
+        let now = Instant::now();
+        match p {
+            Progress::KnownCard => {
+                let beep = Duration::from_millis(self.config.known_beep_ms);
+                self.cues.beeps(now, &[(beep, Duration::ZERO)], self.gap());
+                self.apply_due(now);
+            }
+            Progress::Decided(outcome) => {
+                self.busy = false;
+                if outcome.is_granted() {
+                    self.unlock(now);
+                    let beep = Duration::from_millis(self.config.grant_beep_ms);
+                    self.cues.beeps(now, &[(beep, Duration::ZERO)], self.gap());
+                } else {
+                    let on = Duration::from_millis(self.config.deny_beep_on_ms);
+                    let off = Duration::from_millis(self.config.deny_beep_off_ms);
+                    let pattern = vec![(on, off); self.config.deny_beeps as usize];
+                    self.cues.beeps(now, &pattern, self.gap());
+                }
+                self.apply_due(now);
+                if self.config.mode == Mode::Face {
+                    self.schedule_face_poll(now + Duration::from_millis(self.config.debounce_ms));
+                }
+            }
+            Progress::NothingSeen => {
+                self.busy = false;
+                self.refresh_status();
+                self.schedule_face_poll(now + Duration::from_millis(self.config.face_poll_ms));
+            }
+            Progress::Stored(attempt) => {
+                if let Some(attempt) = attempt {
+                    self.status
+                        .send_modify(|st| st.last_attempt = Some((*attempt).clone()));
+                    self.publish(Event::Attempt {
+                        door_id: self.door_id.clone(),
+                        attempt: *attempt,
+                    });
+                }
+            }
+        }
+    }
+
+    fn gap(&self) -> Duration {
+        Duration::from_millis(self.config.deny_beep_off_ms)
+    }
+
+    async fn on_input(&mut self, ev: InputEvent) {
+        let now = Instant::now();
+        let (state, alarm) = match ev {
+            InputEvent::ExitPressed => {
+                tracing::info!("exit button pressed");
+                self.unlock(now);
+                (DoorState::ExitRequested, None)
+            }
+            InputEvent::DoorOpened => {
+                self.door_open = Some(true);
+                self.held_open_at = Some(now + Duration::from_secs(self.config.held_open_seconds));
+                let forced = self.cues.unlocked_until().is_none();
+                if forced {
+                    tracing::warn!("door {} forced open while locked", self.door_id);
+                }
+                (DoorState::Opened, forced.then_some(Alarm::ForcedOpen))
+            }
+            InputEvent::DoorClosed => {
+                self.door_open = Some(false);
+                self.held_open_at = None;
+                (DoorState::Closed, None)
+            }
+        };
+        self.refresh_status();
+        self.record_event(Event::Door {
+            door_id: self.door_id.clone(),
+            state,
+            time: Utc::now(),
+        });
+        if let Some(alarm) = alarm {
+            self.record_event(Event::Alarm {
+                door_id: self.door_id.clone(),
+                alarm,
+                time: Utc::now(),
+            });
+        }
+    }
+}
+
+/// Everything an attempt task needs, detached from the controller so the loop keeps running.
+struct AttemptJob {
+    door_id: String,
+    config: DoorConfig,
+    parts: Parts,
+    progress: mpsc::UnboundedSender<Progress>,
+}
+
+/// An attempt's result before it is stored.
+struct Decision {
+    attempt: NewAttempt,
+    photo: Option<Photo>,
+}
+
+impl AttemptJob {
+    fn new(c: &Controller) -> Self {
+        Self {
+            door_id: c.door_id.clone(),
+            config: c.config.clone(),
+            parts: c.parts.clone(),
+            progress: c.progress_tx.clone(),
+        }
+    }
+
+    fn base(&self, card: Option<CardUid>, person: Option<&Person>) -> NewAttempt {
+        NewAttempt {
+            time: Utc::now(),
+            door_id: self.door_id.clone(),
+            card_uid: card,
+            person_id: person.map(|p| p.id),
+            person_name: person.map(|p| p.name.clone()),
+            outcome: Outcome::UnknownCard,
+            similarity: None,
+            distance: None,
+            confidence: None,
+            timings: StageTimings::default(),
+            detail: None,
+        }
+    }
+
+    async fn card_attempt(self, uid: CardUid, tapped: Instant) {
+        let decision = self.decide_card(uid, tapped).await;
+        self.finish(decision, tapped).await;
+    }
+
+    async fn face_attempt(self, started: Instant) {
+        match self.look(started, None).await {
+            Looked::Nothing => {
+                let _ = self.progress.send(Progress::NothingSeen);
+            }
+            Looked::Decided(decision) => self.finish(*decision, started).await,
+        }
+    }
+
+    async fn finish(self, mut d: Decision, started: Instant) {
+        d.attempt.timings.total_ms = Some(millis(started.elapsed()));
+        let outcome = d.attempt.outcome;
+        tracing::info!(
+            "attempt: card {} person {} → {}{}",
+            d.attempt
+                .card_uid
+                .as_ref()
+                .map_or("-".to_string(), |u| u.to_string()),
+            d.attempt.person_name.as_deref().unwrap_or("-"),
+            outcome,
+            d.attempt
+                .similarity
+                .map_or(String::new(), |s| format!(" (similarity {s:.1} %)"))
+        );
+        let _ = self.progress.send(Progress::Decided(outcome));
+        let stored = match self
+            .parts
+            .store
+            .record_attempt(&d.attempt, d.photo.as_ref())
+            .await
+        {
+            Ok(a) => Some(Box::new(a)),
+            Err(e) => {
+                tracing::error!("could not store the attempt: {e}");
+                None
+            }
+        };
+        let _ = self.progress.send(Progress::Stored(stored));
+    }
+
+    async fn decide_card(&self, uid: CardUid, tapped: Instant) -> Decision {
+        let found = self.parts.store.lookup_card(&uid).await;
+        let lookup_ms = millis(tapped.elapsed());
+        let deny = |mut a: NewAttempt, outcome: Outcome, detail: Option<String>| {
+            a.outcome = outcome;
+            a.detail = detail;
+            a.timings.lookup_ms = Some(lookup_ms);
+            Decision {
+                attempt: a,
+                photo: None,
+            }
+        };
+        let (card, person) = match found {
+            Ok(Some(found)) => found,
+            Ok(None) => return deny(self.base(Some(uid), None), Outcome::UnknownCard, None),
+            Err(e) => {
+                tracing::error!("card lookup failed: {e}");
+                let detail = Some(format!("card lookup failed: {e}"));
+                return deny(self.base(Some(uid), None), Outcome::UnknownCard, detail);
+            }
+        };
+        let base = self.base(Some(uid), Some(&person));
+        if !card.active || !person.active {
+            let why = if card.active {
+                "person disabled"
+            } else {
+                "card disabled"
+            };
+            return deny(base, Outcome::CardDisabled, Some(why.into()));
+        }
+        let now = Utc::now();
+        if !person.admits_at(now, now.with_timezone(&Local).naive_local()) {
+            return deny(base, Outcome::OutsideSchedule, None);
+        }
+        if self.config.mode == Mode::Card {
+            let mut d = deny(base, Outcome::Granted, None);
+            d.attempt.detail = Some("card only".into());
+            return d;
+        }
+        let _ = self.progress.send(Progress::KnownCard);
+        let mut timings = StageTimings {
+            lookup_ms: Some(lookup_ms),
+            ..StageTimings::default()
+        };
+        tokio::time::sleep(Duration::from_millis(self.config.countdown_ms)).await;
+        let after_lookup = Instant::now();
+        match self.look(after_lookup, Some(&person)).await {
+            Looked::Decided(d) => {
+                let mut d = *d;
+                timings.capture_ms = d.attempt.timings.capture_ms;
+                timings.detect_ms = d.attempt.timings.detect_ms;
+                timings.match_ms = d.attempt.timings.match_ms;
+                d.attempt.timings = timings;
+                d.attempt.card_uid = base.card_uid;
+                d.attempt.person_id = base.person_id;
+                d.attempt.person_name = base.person_name;
+                d
+            }
+            Looked::Nothing => unreachable!("verification always decides"),
+        }
+    }
+
+    /// Takes photos until one has a usable face or the capture window closes, then verifies it against
+    /// `owner` (1:1) or identifies it (1:N, `owner` = `None`). In 1:N, a window without any face is
+    /// [`Looked::Nothing`] (nobody there); in 1:1 it is `NoFace`.
+    async fn look(&self, started: Instant, owner: Option<&Person>) -> Looked {
+        let window = Duration::from_millis(self.config.capture_window_ms);
+        let mut last_photo = None;
+        let mut capture_ms = 0u32;
+        let mut attempt = self.base(None, owner);
+        loop {
+            let shot = Instant::now();
+            let photo = match tokio::time::timeout(window, self.parts.camera.capture()).await {
+                Ok(Ok(p)) => p,
+                failed => {
+                    let why = match failed {
+                        Ok(Err(e)) => e.to_string(),
+                        _ => format!("camera gave no frame within {} ms", window.as_millis()),
+                    };
+                    if owner.is_none() {
+                        // Nobody asked to be seen: a camera fault here is not an attempt.
+                        tracing::warn!("face mode: {why}");
+                        return Looked::Nothing;
+                    }
+                    attempt.outcome = Outcome::CameraError;
+                    attempt.detail = Some(why);
+                    attempt.timings.capture_ms = Some(millis(started.elapsed()));
+                    return Looked::Decided(Box::new(Decision {
+                        attempt,
+                        photo: last_photo,
+                    }));
+                }
+            };
+            capture_ms += millis(shot.elapsed());
+            let verdict = match (&self.parts.engine, owner) {
+                (Some(engine), Some(p)) => engine.verify(&photo, p.id).await,
+                (Some(engine), None) => engine.identify(&photo).await,
+                (None, _) => Err(facereko_vision::Error::Engine(
+                    "no face engine configured".into(),
+                )),
+            };
+            let verdict: Verdict = match verdict {
+                Ok(v) => v,
+                Err(e) if owner.is_none() => {
+                    tracing::warn!("face mode: {e}");
+                    return Looked::Nothing;
+                }
+                Err(e) => {
+                    attempt.outcome = Outcome::EngineError;
+                    attempt.detail = Some(e.to_string());
+                    attempt.timings.capture_ms = Some(capture_ms);
+                    return Looked::Decided(Box::new(Decision {
+                        attempt,
+                        photo: Some(photo),
+                    }));
+                }
+            };
+            attempt.timings.capture_ms = Some(capture_ms);
+            attempt.timings.detect_ms = verdict.detect_ms;
+            attempt.timings.match_ms = verdict.match_ms;
+            if let Some(face) = verdict.face {
+                attempt.confidence = face.confidence;
+                attempt.similarity = verdict.similarity;
+                attempt.distance = verdict.distance;
+                attempt.detail = Some(format!("engine {}", verdict.engine));
+                attempt.outcome = match (owner, verdict.matched) {
+                    (Some(p), Some(m)) if m == p.id => Outcome::Granted,
+                    (Some(_), _) => Outcome::FaceMismatch,
+                    (None, Some(_)) => Outcome::Granted,
+                    (None, None) => Outcome::FaceMismatch,
+                };
+                let mut decision = Decision {
+                    attempt,
+                    photo: Some(photo),
+                };
+                if owner.is_none() {
+                    if let Some(id) = verdict.matched {
+                        self.admit_identified(&mut decision.attempt, id).await;
+                    }
+                }
+                return Looked::Decided(Box::new(decision));
+            }
+            last_photo = Some(photo);
+            if started.elapsed() >= window {
+                if owner.is_none() {
+                    return Looked::Nothing;
+                }
+                attempt.outcome = Outcome::NoFace;
+                attempt.detail = Some(format!("engine {}", verdict.engine));
+                return Looked::Decided(Box::new(Decision {
+                    attempt,
+                    photo: last_photo,
+                }));
+            }
+            tokio::time::sleep(FRAME_INTERVAL).await;
+        }
+    }
+
+    /// `face` mode: the face matched `id`; the person must still be enabled and within their schedule.
+    async fn admit_identified(&self, attempt: &mut NewAttempt, id: facereko_domain::PersonId) {
+        attempt.person_id = Some(id);
+        let person = match self.parts.store.person(id).await {
+            Ok(Some(p)) => p,
+            Ok(None) => {
+                attempt.outcome = Outcome::FaceMismatch;
+                attempt.detail = Some(format!("matched person {id} no longer exists"));
+                attempt.person_id = None;
+                return;
+            }
+            Err(e) => {
+                attempt.outcome = Outcome::EngineError;
+                attempt.detail = Some(format!("person lookup failed: {e}"));
+                return;
+            }
+        };
+        attempt.person_name = Some(person.name.clone());
+        let now = Utc::now();
+        if !person.active {
+            attempt.outcome = Outcome::CardDisabled;
+            attempt.detail = Some("person disabled".into());
+        } else if !person.admits_at(now, now.with_timezone(&Local).naive_local()) {
+            attempt.outcome = Outcome::OutsideSchedule;
+        }
+    }
+}
+
+/// Pause between photos while waiting for a usable face, so a fast camera does not spin the CPU.
+const FRAME_INTERVAL: Duration = Duration::from_millis(100);
+
+enum Looked {
+    Nothing,
+    Decided(Box<Decision>),
+}
+
+#[cfg(test)]
+mod tests;

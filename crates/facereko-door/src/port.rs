@@ -1,0 +1,25 @@
+//! What the controller needs from storage, as a trait, so the controller's timing can be tested on tokio's
+//! paused clock with an in-memory directory (a real database answers from other threads, which would let
+//! the paused clock jump). The daemon uses [`facereko_store::Store`] through the impl below.
+
+use async_trait::async_trait;
+use facereko_domain::{Attempt, Card, CardUid, Event, NewAttempt, Person, PersonId, Photo};
+
+/// A storage failure, as text: the controller only logs it and carries on with the door.
+pub type PortError = Box<dyn std::error::Error + Send + Sync>;
+
+#[async_trait]
+pub trait DoorStore: Send + Sync {
+    async fn lookup_card(&self, uid: &CardUid) -> Result<Option<(Card, Person)>, PortError>;
+    async fn person(&self, id: PersonId) -> Result<Option<Person>, PortError>;
+    /// Stores the attempt with its photo (and queues its event for the notifier).
+    async fn record_attempt(
+        &self,
+        attempt: &NewAttempt,
+        photo: Option<&Photo>,
+    ) -> Result<Attempt, PortError>;
+    async fn armed(&self, door_id: &str) -> Result<Option<bool>, PortError>;
+    async fn set_armed(&self, door_id: &str, armed: bool) -> Result<(), PortError>;
+    /// Queues an event that is not an attempt (arm/disarm, door state, alarm) for the notifier.
+    async fn enqueue_event(&self, door_id: &str, event: &Event) -> Result<(), PortError>;
+}
