@@ -318,7 +318,7 @@ pub async fn spawn_with(
     for w in &config.webhook {
         sinks.push(Arc::new(webhook::WebhookNotifier::new(w)?));
     }
-    Ok(spawn_sinks(outbox, door_id, &config.outbox, sinks))
+    Ok(spawn_sinks(outbox, door_id, &config.outbox, sinks).await)
 }
 
 fn check_door_id(door_id: &str) -> Result<()> {
@@ -328,9 +328,10 @@ fn check_door_id(door_id: &str) -> Result<()> {
     Ok(())
 }
 
-/// Starts one delivery task per sink over `outbox`, plus the pruning task. Sinks are registered in the
-/// outbox by their tasks (a database that is down at start is retried like any other failure).
-pub fn spawn_sinks(
+/// Starts one delivery task per sink over `outbox`, plus the pruning task. Each sink is registered in the
+/// outbox before this returns, so every event written afterwards reaches it; if the database is down at
+/// start, the sink's task keeps trying (and events written meanwhile are not replayed to a brand-new sink).
+pub async fn spawn_sinks(
     outbox: Arc<dyn Outbox>,
     door_id: &str,
     config: &OutboxConfig,
@@ -355,7 +356,16 @@ pub fn spawn_sinks(
     });
     let mut tasks = Vec::new();
     for index in 0..inner.sinks.len() {
-        tasks.push(tokio::spawn(run_sink(inner.clone(), index)));
+        let name = inner.sinks[index].name().to_string();
+        let registered = match inner.outbox.register_sink(&inner.door_id, &name).await {
+            Ok(()) => true,
+            Err(e) => {
+                tracing::warn!(sink = %name, error = %e, "cannot register the sink in the outbox yet");
+                inner.record_error(index, &e.to_string(), None);
+                false
+            }
+        };
+        tasks.push(tokio::spawn(run_sink(inner.clone(), index, registered)));
     }
     tasks.push(tokio::spawn(run_pruner(inner.clone())));
     *inner.tasks.lock().unwrap_or_else(|p| p.into_inner()) = tasks;
@@ -375,7 +385,7 @@ async fn pause(inner: &Inner, sink: &dyn Notifier, d: Duration) -> bool {
     }
 }
 
-async fn run_sink(inner: Arc<Inner>, index: usize) {
+async fn run_sink(inner: Arc<Inner>, index: usize, registered: bool) {
     let sink = inner.sinks[index].clone();
     let name = sink.name().to_string();
     let door = inner.door_id.clone();
@@ -384,7 +394,7 @@ async fn run_sink(inner: Arc<Inner>, index: usize) {
     let mut wake = inner.wake.subscribe();
     let poll = Duration::from_millis(inner.config.poll_interval_ms);
 
-    loop {
+    while !registered {
         match inner.outbox.register_sink(&door, &name).await {
             Ok(()) => break,
             Err(e) => {
@@ -545,7 +555,7 @@ mod tests {
         let outbox = Arc::new(MemoryOutbox::new(Path::new("/nonexistent")));
         let sink = Arc::new(RecordingNotifier::new("rec"));
         sink.set_failing(true);
-        let handle = spawn_sinks(outbox.clone(), "front", &fast(), vec![sink.clone()]);
+        let handle = spawn_sinks(outbox.clone(), "front", &fast(), vec![sink.clone()]).await;
         until("registration", || outbox_has_sink(&outbox)).await;
         let mut ids = Vec::new();
         for i in 0..5 {
@@ -595,7 +605,7 @@ mod tests {
     async fn a_permanently_refused_event_is_skipped_and_counted() {
         let outbox = Arc::new(MemoryOutbox::new(Path::new("/nonexistent")));
         let sink = Arc::new(RecordingNotifier::new("rec"));
-        let handle = spawn_sinks(outbox.clone(), "front", &fast(), vec![sink.clone()]);
+        let handle = spawn_sinks(outbox.clone(), "front", &fast(), vec![sink.clone()]).await;
         until("registration", || outbox_has_sink(&outbox)).await;
         sink.refuse(1);
         let a = handle.publish(&event(1)).await.unwrap();
@@ -615,7 +625,7 @@ mod tests {
         let outbox = Arc::new(MemoryOutbox::new(Path::new("/nonexistent")));
         let sink = Arc::new(RecordingNotifier::new("rec"));
         outbox.set_failing(true);
-        let handle = spawn_sinks(outbox.clone(), "front", &fast(), vec![sink.clone()]);
+        let handle = spawn_sinks(outbox.clone(), "front", &fast(), vec![sink.clone()]).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         let st = handle.status().await;
         assert!(st.store_error.is_some());
@@ -638,7 +648,8 @@ mod tests {
             "front",
             &fast(),
             vec![stuck.clone(), ok.clone()],
-        );
+        )
+        .await;
         until(
             "registration",
             || matches!(poll_once(outbox.backlog("front")), Some(Ok(b)) if b.len() == 2),

@@ -1,0 +1,517 @@
+//! MQTT against real Mosquitto brokers: the shared one of `.ci/run` (FACEREKO_TEST_MQTT_URL) and
+//! brokers each test starts on its own port (plain, and mutual TLS with certificates made here).
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use facereko_domain::{Alarm, Event, Outcome};
+use facereko_notify::config::{HomeAssistantConfig, MqttCommandsConfig};
+use facereko_notify::{
+    spawn_with, CommandRequest, DoorCommand, MemoryOutbox, MqttConfig, NotifierHandle,
+    NotifyConfig, OutboxConfig, Secret,
+};
+use rumqttc::{MqttOptions, QoS, TlsConfiguration, Transport};
+
+const IGNORE: &str = "needs FACEREKO_TEST_MQTT_URL (set by .ci/run)";
+const WAIT: Duration = Duration::from_secs(30);
+
+fn fast() -> OutboxConfig {
+    OutboxConfig {
+        retry_min_secs: 1,
+        retry_max_secs: 2,
+        poll_interval_ms: 50,
+        ..Default::default()
+    }
+}
+
+fn config(url: &str) -> NotifyConfig {
+    NotifyConfig {
+        outbox: fast(),
+        mqtt: MqttConfig {
+            url: Some(url.to_string()),
+            keep_alive_secs: 5,
+            publish_timeout_secs: 5,
+            ..Default::default()
+        },
+        ..Default::default()
+    }
+}
+
+async fn wait_connected(handle: &NotifierHandle, want: bool) {
+    for _ in 0..600 {
+        let st = handle.status().await;
+        if st
+            .sinks
+            .iter()
+            .find(|s| s.name == "mqtt")
+            .and_then(|s| s.connected)
+            == Some(want)
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the MQTT sink never became connected={want}");
+}
+
+async fn wait_pending(handle: &NotifierHandle, want: u64) {
+    for _ in 0..600 {
+        if handle.status().await.sinks[0].pending == Some(want) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("pending never became {want}: {:?}", handle.status().await);
+}
+
+#[tokio::test]
+#[ignore = "needs FACEREKO_TEST_MQTT_URL (set by .ci/run)"]
+async fn a_granted_attempt_reaches_a_subscriber_as_json() {
+    let _ = IGNORE;
+    let url = mqtt_url();
+    let (host, port) = host_port(&url);
+    let door = unique_door("json");
+    let mut sub = Subscriber::connect(
+        MqttOptions::new(format!("sub-{door}"), host, port),
+        &[&format!("facereko/{door}/#")],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Arc::new(MemoryOutbox::new(dir.path()));
+    outbox.set_armed(&door, true);
+    let handle = spawn_with(outbox.clone(), &door, &config(&url), None)
+        .await
+        .unwrap();
+
+    let state = sub.next_on(&format!("facereko/{door}/state"), WAIT).await;
+    assert_eq!(state.json()["online"], true);
+    assert_eq!(state.json()["armed"], true);
+    // A client that subscribes later gets the state as a retained message.
+    let mut late = Subscriber::connect(
+        MqttOptions::new(format!("late-{door}"), host_port(&url).0, port),
+        &[&format!("facereko/{door}/state")],
+    )
+    .await;
+    let state = late.next_on(&format!("facereko/{door}/state"), WAIT).await;
+    assert!(state.retain, "the state topic is retained");
+    assert_eq!(state.json()["online"], true);
+
+    let id = handle
+        .publish(&attempt(&door, Outcome::Granted, Some("Ada Lovelace")))
+        .await
+        .unwrap();
+    let got = sub.next_on(&format!("facereko/{door}/attempt"), WAIT).await;
+    let v = got.json();
+    assert!(!got.retain);
+    assert_eq!(v["event_id"], id);
+    assert_eq!(v["type"], "attempt");
+    assert_eq!(v["door_id"], door.as_str());
+    assert_eq!(v["outcome"], "granted");
+    assert_eq!(v["granted"], true);
+    assert_eq!(v["person"], "Ada Lovelace");
+    assert_eq!(v["card_uid"], "04:A2:2B:19");
+    assert_eq!(v["similarity"], 97.5);
+    assert_eq!(v["confidence"], 99.25);
+
+    let alarm = handle
+        .publish(&Event::Alarm {
+            door_id: door.clone(),
+            alarm: Alarm::ForcedOpen,
+            time: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    let got = sub.next_on(&format!("facereko/{door}/alarm"), WAIT).await;
+    assert_eq!(got.json()["event_id"], alarm);
+    assert_eq!(got.json()["alarm"], "forced_open");
+
+    let disarmed = handle
+        .publish(&Event::Armed {
+            door_id: door.clone(),
+            armed: false,
+            time: chrono::Utc::now(),
+        })
+        .await
+        .unwrap();
+    let got = sub.next_on(&format!("facereko/{door}/state"), WAIT).await;
+    assert_eq!(got.json()["armed"], false);
+    assert_eq!(got.json()["online"], true);
+    assert_eq!(got.json()["event_id"], disarmed);
+
+    wait_pending(&handle, 0).await;
+    let st = handle.status().await;
+    assert_eq!(st.sinks[0].delivered, 3);
+    assert_eq!(st.sinks[0].last_error, None);
+
+    handle.shutdown().await;
+    let got = sub.next_on(&format!("facereko/{door}/state"), WAIT).await;
+    assert_eq!(got.json()["online"], false, "a clean stop says offline");
+    // Leave no retained message behind on the shared broker.
+    sub.client
+        .publish(
+            format!("facereko/{door}/state"),
+            QoS::AtLeastOnce,
+            true,
+            Vec::new(),
+        )
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+#[ignore = "needs FACEREKO_TEST_MQTT_URL (set by .ci/run)"]
+async fn legacy_topics_carry_the_originals_text() {
+    let url = mqtt_url();
+    let (host, port) = host_port(&url);
+    let door = unique_door("legacy");
+    let person = format!("Grace {door}");
+    let mut sub = Subscriber::connect(
+        MqttOptions::new(format!("sub-{door}"), host, port),
+        &["FaceReko/#"],
+    )
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Arc::new(MemoryOutbox::new(dir.path()));
+    let mut c = config(&url);
+    c.mqtt.legacy_topics = true;
+    let handle = spawn_with(outbox, &door, &c, None).await.unwrap();
+    handle
+        .publish(&attempt(&door, Outcome::Granted, Some(&person)))
+        .await
+        .unwrap();
+    let got = sub.next_on("FaceReko/success", WAIT).await;
+    assert_eq!(
+        got.text(),
+        format!("Identity matched {person} with 97.5 similarity and 99.25 confidence")
+    );
+    handle
+        .publish(&attempt(&door, Outcome::UnknownCard, None))
+        .await
+        .unwrap();
+    let got = sub.next_on("FaceReko/failure", WAIT).await;
+    assert_eq!(got.text(), "Unauthorized access attempt!");
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+#[ignore = "needs FACEREKO_TEST_MQTT_URL (set by .ci/run)"]
+async fn commands_reach_the_door_only_with_the_secret() {
+    let url = mqtt_url();
+    let (host, port) = host_port(&url);
+    let door = unique_door("cmd");
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = Arc::new(MemoryOutbox::new(dir.path()));
+    let mut c = config(&url);
+    c.mqtt.commands = MqttCommandsConfig {
+        enabled: true,
+        secret: Secret::new("a-long-shared-secret"),
+        trust_broker_acl: false,
+    };
+    let topic = format!("facereko/{door}/command");
+    let sub = Subscriber::connect(
+        MqttOptions::new(format!("op-{door}"), host, port),
+        &["unused/topic"],
+    )
+    .await;
+    // A retained command waiting on the broker would run at every reconnect: it must be refused.
+    sub.client
+        .publish(
+            topic.clone(),
+            QoS::AtLeastOnce,
+            true,
+            r#"{"command":"unlock","secret":"a-long-shared-secret"}"#,
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<CommandRequest>(8);
+    let handle = spawn_with(outbox, &door, &c, Some(tx)).await.unwrap();
+    wait_connected(&handle, true).await;
+    // The subscription is sent as the connection is offered; give the SUBACK a moment.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for payload in [
+        r#"{"command":"unlock","secret":"wrong-secret-wrong"}"#,
+        "UNLOCK",
+        r#"{"command":"disarm","secret":"a-long-shared-secret"}"#,
+    ] {
+        sub.client
+            .publish(topic.clone(), QoS::AtLeastOnce, false, payload)
+            .await
+            .unwrap();
+    }
+    let got = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        got.command,
+        DoorCommand::Disarm,
+        "wrong, missing secret and retained are refused"
+    );
+    assert_eq!(got.origin, format!("mqtt:{topic}"));
+    assert!(tokio::time::timeout(Duration::from_millis(500), rx.recv())
+        .await
+        .is_err());
+    sub.client
+        .publish(topic, QoS::AtLeastOnce, true, Vec::new())
+        .await
+        .unwrap();
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+#[ignore = "needs FACEREKO_TEST_MQTT_URL (set by .ci/run)"]
+async fn home_assistant_discovery_is_published_retained() {
+    let url = mqtt_url();
+    let (host, port) = host_port(&url);
+    let door = unique_door("ha");
+    let node = format!("facereko_{}", door.replace('-', "_"));
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(&url);
+    c.mqtt.home_assistant = HomeAssistantConfig {
+        enabled: true,
+        ..Default::default()
+    };
+    let handle = spawn_with(Arc::new(MemoryOutbox::new(dir.path())), &door, &c, None)
+        .await
+        .unwrap();
+    wait_connected(&handle, true).await;
+    // Home Assistant subscribes whenever it starts: the configs must be waiting, retained.
+    let mut sub = Subscriber::connect(
+        MqttOptions::new(format!("sub-{door}"), host, port),
+        &[&format!("homeassistant/+/{node}/+/config")],
+    )
+    .await;
+    let mut seen = std::collections::BTreeMap::new();
+    while seen.len() < 3 {
+        let m = sub.next(WAIT).await.expect("discovery messages");
+        assert!(m.retain);
+        seen.insert(m.topic.clone(), m.json());
+    }
+    let lock = &seen[&format!("homeassistant/lock/{node}/door/config")];
+    assert_eq!(lock["state_topic"], format!("facereko/{door}/state"));
+    let switch = &seen[&format!("homeassistant/switch/{node}/armed/config")];
+    assert_eq!(switch["payload_on"], "ARM");
+    let sensor = &seen[&format!("homeassistant/sensor/{node}/last_attempt/config")];
+    assert_eq!(
+        sensor["json_attributes_topic"],
+        format!("facereko/{door}/attempt")
+    );
+    handle.shutdown().await;
+    for topic in seen
+        .keys()
+        .cloned()
+        .chain([format!("facereko/{door}/state")])
+    {
+        sub.client
+            .publish(topic, QoS::AtLeastOnce, true, Vec::new())
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs FACEREKO_TEST_MQTT_URL (set by .ci/run)"]
+async fn broker_outage_queues_events_and_delivers_all_in_order_after_restart() {
+    let _ = mqtt_url(); // runs with the broker tests; starts its own Mosquitto
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut broker = Mosquitto::start(dir.path(), port, "");
+    let door = unique_door("outage");
+    let topic = format!("facereko/{door}/attempt");
+    let mut sub = Subscriber::connect(
+        MqttOptions::new(format!("sub-{door}"), "127.0.0.1", port),
+        &[&topic],
+    )
+    .await;
+    let outbox = Arc::new(MemoryOutbox::new(dir.path()));
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let handle = spawn_with(outbox.clone(), &door, &config(&url), None)
+        .await
+        .unwrap();
+    wait_connected(&handle, true).await;
+    let first = handle
+        .publish(&attempt(&door, Outcome::Granted, Some("Ada")))
+        .await
+        .unwrap();
+    assert_eq!(sub.next_on(&topic, WAIT).await.json()["event_id"], first);
+
+    broker.kill();
+    wait_connected(&handle, false).await;
+    let mut expected = Vec::new();
+    for i in 0..10 {
+        let outcome = if i % 2 == 0 {
+            Outcome::Granted
+        } else {
+            Outcome::FaceMismatch
+        };
+        expected.push(
+            handle
+                .publish(&attempt(&door, outcome, Some("Ada")))
+                .await
+                .unwrap(),
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let st = handle.status().await;
+    assert_eq!(st.sinks[0].pending, Some(10), "{st:?}");
+    assert_eq!(st.sinks[0].connected, Some(false));
+    let err = st.sinks[0]
+        .last_error
+        .clone()
+        .expect("the failure is visible");
+    assert!(err.contains("not connected"), "{err}");
+
+    broker.restart();
+    sub.wait_subscribed(2).await;
+    let mut raw = Vec::new();
+    let mut unique = Vec::new();
+    while unique.len() < expected.len() {
+        let m = sub
+            .next(Duration::from_secs(60))
+            .await
+            .unwrap_or_else(|| panic!("only {unique:?} of {expected:?} arrived\n{}", broker.log()));
+        let id = m.json()["event_id"].as_i64().unwrap();
+        raw.push(id);
+        if !unique.contains(&id) {
+            unique.push(id);
+        }
+    }
+    assert_eq!(unique, expected, "all arrive, in order, none lost");
+    assert!(
+        raw.windows(2).all(|w| w[0] <= w[1]),
+        "duplicates only repeat in place: {raw:?}"
+    );
+    wait_pending(&handle, 0).await;
+    handle.shutdown().await;
+}
+
+struct TestPki {
+    ca: std::path::PathBuf,
+    server_cert: std::path::PathBuf,
+    server_key: std::path::PathBuf,
+    client_cert: std::path::PathBuf,
+    client_key: std::path::PathBuf,
+}
+
+fn make_pki(dir: &std::path::Path) -> TestPki {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose, SanType,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "FaceReko test CA");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+
+    let server_key = KeyPair::generate().unwrap();
+    let mut server = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    server
+        .subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_cert = server.signed_by(&server_key, &issuer).unwrap();
+
+    let client_key = KeyPair::generate().unwrap();
+    let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client
+        .distinguished_name
+        .push(DnType::CommonName, "facereko-front");
+    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client_cert = client.signed_by(&client_key, &issuer).unwrap();
+
+    let pki = TestPki {
+        ca: dir.join("rootca.pem"),
+        server_cert: dir.join("server.pem"),
+        server_key: dir.join("server.key"),
+        client_cert: dir.join("certificate.pem.crt"),
+        client_key: dir.join("private.pem.key"),
+    };
+    std::fs::write(&pki.ca, ca_cert.pem()).unwrap();
+    std::fs::write(&pki.server_cert, server_cert.pem()).unwrap();
+    std::fs::write(&pki.server_key, server_key.serialize_pem()).unwrap();
+    std::fs::write(&pki.client_cert, client_cert.pem()).unwrap();
+    std::fs::write(&pki.client_key, client_key.serialize_pem()).unwrap();
+    pki
+}
+
+#[tokio::test]
+#[ignore = "needs FACEREKO_TEST_MQTT_URL (set by .ci/run)"]
+async fn mutual_tls_like_aws_iot_core() {
+    let _ = mqtt_url();
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(dir.path());
+    let port = free_port();
+    let broker = Mosquitto::start(
+        dir.path(),
+        port,
+        &format!(
+            "cafile {}\ncertfile {}\nkeyfile {}\nrequire_certificate true\nuse_identity_as_username true",
+            pki.ca.display(),
+            pki.server_cert.display(),
+            pki.server_key.display()
+        ),
+    );
+
+    // The test's own subscriber presents the same client certificate.
+    let tls = facereko_notify::tls::client_config(
+        facereko_notify::tls::roots("ca", Some(&pki.ca)).unwrap(),
+        Some((
+            facereko_notify::tls::load_certs("cert", &pki.client_cert).unwrap(),
+            facereko_notify::tls::load_key("key", &pki.client_key).unwrap(),
+        )),
+    )
+    .unwrap();
+    let mut opts = MqttOptions::new("sub-tls", "localhost", port);
+    opts.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
+        Arc::new(tls),
+    )));
+    let door = unique_door("tls");
+    let topic = format!("facereko/{door}/attempt");
+    let mut sub = Subscriber::connect(opts, &[&topic]).await;
+
+    let mut c = config(&format!("mqtts://localhost:{port}"));
+    c.mqtt.ca_file = Some(pki.ca.clone());
+    c.mqtt.client_cert = Some(pki.client_cert.clone());
+    c.mqtt.client_key = Some(pki.client_key.clone());
+    let outbox = Arc::new(MemoryOutbox::new(dir.path()));
+    let handle = spawn_with(outbox, &door, &c, None).await.unwrap();
+    let id = handle
+        .publish(&attempt(&door, Outcome::Granted, Some("Ada")))
+        .await
+        .unwrap();
+    let got = sub.next_on(&topic, WAIT).await;
+    assert_eq!(got.json()["event_id"], id, "{}", broker.log());
+    handle.shutdown().await;
+
+    // Without the client certificate the broker refuses the door: the event waits, the status says why.
+    let mut no_cert = config(&format!("mqtts://localhost:{port}"));
+    no_cert.mqtt.ca_file = Some(pki.ca.clone());
+    let door2 = unique_door("tls-nocert");
+    let outbox = Arc::new(MemoryOutbox::new(dir.path()));
+    let handle = spawn_with(outbox, &door2, &no_cert, None).await.unwrap();
+    handle
+        .publish(&attempt(&door2, Outcome::Granted, Some("Ada")))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let st = handle.status().await;
+    assert_eq!(st.sinks[0].connected, Some(false));
+    assert_eq!(st.sinks[0].pending, Some(1));
+    assert!(st.sinks[0].last_error.is_some());
+    handle.shutdown().await;
+}
