@@ -394,15 +394,18 @@ async fn run_sink(inner: Arc<Inner>, index: usize, registered: bool) {
     let mut wake = inner.wake.subscribe();
     let poll = Duration::from_millis(inner.config.poll_interval_ms);
 
-    while !registered {
-        match inner.outbox.register_sink(&door, &name).await {
-            Ok(()) => break,
-            Err(e) => {
-                let d = backoff.next();
-                tracing::warn!(sink = %name, error = %e, retry_in = ?d, "cannot register the sink in the outbox");
-                inner.record_error(index, &e.to_string(), Some(d));
-                if !pause(&inner, sink.as_ref(), d).await {
-                    return;
+    if !registered {
+        loop {
+            match inner.outbox.register_sink(&door, &name).await {
+                Ok(()) => break,
+                Err(e) => {
+                    let d = backoff.next();
+                    tracing::warn!(sink = %name, error = %e, retry_in = ?d,
+                        "cannot register the sink in the outbox");
+                    inner.record_error(index, &e.to_string(), Some(d));
+                    if !pause(&inner, sink.as_ref(), d).await {
+                        return;
+                    }
                 }
             }
         }
