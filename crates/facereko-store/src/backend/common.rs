@@ -1,0 +1,1184 @@
+// The SQL every backend shares, written once against concrete sqlx types.
+//
+// This file is `include!`d by `sqlite.rs`, `mysql.rs` and `postgres.rs`. Each of them defines, before the
+// include: `Db`, `Pool`, `Conn`, `Query`, `MIGRATIONS`, `TRANSACTIONAL_DDL`, `sql()` (placeholder
+// rewriting: `?` → `$n` for PostgreSQL), `ins()` (an INSERT that yields the new id), `insert_id()`,
+// `UPSERT_SETTING`, `lock_migrations()` / `unlock_migrations()`. Everything below compiles once per
+// backend with native types (no `Any` driver: real timestamps, booleans and bytes everywhere).
+
+#[allow(unused_imports)]
+use chrono::{DateTime, Utc};
+#[allow(unused_imports)]
+use facereko_domain::{
+    Attempt, Card, CardUid, Event, NewAttempt, Outcome, Person, PersonId, StageTimings,
+    WeeklySchedule,
+};
+#[allow(unused_imports)]
+use sqlx::{QueryBuilder, Row as _};
+
+#[allow(unused_imports)]
+use crate::{
+    Account, AccountUpdate, ApiToken, AttemptQuery, FaceRecord, NewAccount, OutboxEntry, Role,
+    Session, SinkStats,
+};
+
+/// One backend's pools: `write` takes every statement that changes data, `read` the rest. They are the
+/// same pool except on SQLite, where one writer connection avoids lock-upgrade failures.
+#[derive(Clone, Debug)]
+pub(crate) struct Sql {
+    pub(crate) read: Pool,
+    pub(crate) write: Pool,
+}
+
+type DbRow = <Db as sqlx::Database>::Row;
+
+const ATTEMPT_COLUMNS: &str =
+    "id, time, door_id, card_uid, person_id, person_name, outcome, similarity, \
+     distance, confidence, photo, lookup_ms, capture_ms, detect_ms, match_ms, total_ms, detail";
+
+const ACCOUNT_COLUMNS: &str =
+    "id, username, password_hash, role, person_id, card_uid, failed_logins, \
+     locked_until, must_change_password, created, last_login";
+
+fn ms(v: Option<u32>) -> Option<i64> {
+    v.map(i64::from)
+}
+
+fn ms_back(v: Option<i64>) -> Option<u32> {
+    v.map(|v| u32::try_from(v.max(0)).unwrap_or(u32::MAX))
+}
+
+fn uid_from(bytes: Vec<u8>) -> Result<CardUid> {
+    CardUid::from_bytes(&bytes).map_err(|e| Error::Corrupt(e.to_string()))
+}
+
+fn attempt_from_row(row: &DbRow) -> Result<Attempt> {
+    let outcome: String = row.try_get("outcome")?;
+    let card: Option<Vec<u8>> = row.try_get("card_uid")?;
+    Ok(Attempt {
+        id: row.try_get("id")?,
+        time: row.try_get("time")?,
+        door_id: row.try_get("door_id")?,
+        card_uid: card.map(uid_from).transpose()?,
+        person_id: row.try_get::<Option<i64>, _>("person_id")?.map(PersonId),
+        person: row.try_get("person_name")?,
+        outcome: outcome
+            .parse::<Outcome>()
+            .map_err(|e| Error::Corrupt(e.to_string()))?,
+        similarity: row.try_get("similarity")?,
+        distance: row.try_get("distance")?,
+        confidence: row.try_get("confidence")?,
+        photo: row.try_get("photo")?,
+        timings: StageTimings {
+            lookup_ms: ms_back(row.try_get("lookup_ms")?),
+            capture_ms: ms_back(row.try_get("capture_ms")?),
+            detect_ms: ms_back(row.try_get("detect_ms")?),
+            match_ms: ms_back(row.try_get("match_ms")?),
+            total_ms: ms_back(row.try_get("total_ms")?),
+        },
+        detail: row.try_get("detail")?,
+    })
+}
+
+fn person_from_row(row: &DbRow) -> Result<Person> {
+    let schedule: Option<String> = row.try_get("schedule")?;
+    let schedule = schedule
+        .map(|s| serde_json::from_str::<WeeklySchedule>(&s))
+        .transpose()
+        .map_err(|e| Error::Corrupt(format!("schedule: {e}")))?;
+    Ok(Person {
+        id: PersonId(row.try_get("id")?),
+        name: row.try_get("name")?,
+        active: row.try_get("active")?,
+        valid_from: row.try_get("valid_from")?,
+        valid_until: row.try_get("valid_until")?,
+        schedule,
+        cards: Vec::new(),
+    })
+}
+
+fn card_from_row(row: &DbRow) -> Result<Card> {
+    Ok(Card {
+        uid: uid_from(row.try_get("uid")?)?,
+        person_id: PersonId(row.try_get("person_id")?),
+        label: row.try_get("label")?,
+        active: row.try_get("active")?,
+    })
+}
+
+fn account_from_row(row: &DbRow) -> Result<Account> {
+    let role: String = row.try_get("role")?;
+    let card: Option<Vec<u8>> = row.try_get("card_uid")?;
+    Ok(Account {
+        id: row.try_get("id")?,
+        username: row.try_get("username")?,
+        password_hash: row.try_get("password_hash")?,
+        role: role.parse()?,
+        person_id: row.try_get::<Option<i64>, _>("person_id")?.map(PersonId),
+        card_uid: card.map(uid_from).transpose()?,
+        failed_logins: row.try_get("failed_logins")?,
+        locked_until: row.try_get("locked_until")?,
+        must_change_password: row.try_get("must_change_password")?,
+        created: row.try_get("created")?,
+        last_login: row.try_get("last_login")?,
+    })
+}
+
+fn face_from_row(row: &DbRow) -> Result<FaceRecord> {
+    let bytes: Vec<u8> = row.try_get("embedding")?;
+    Ok(FaceRecord {
+        id: row.try_get("id")?,
+        person_id: PersonId(row.try_get("person_id")?),
+        embedding: crate::decode_embedding(&bytes)?,
+        model_id: row.try_get("model_id")?,
+        photo: row.try_get("photo")?,
+        created: row.try_get("created")?,
+    })
+}
+
+fn outbox_from_row(row: &DbRow) -> Result<OutboxEntry> {
+    let event: String = row.try_get("event")?;
+    Ok(OutboxEntry {
+        id: row.try_get("id")?,
+        time: row.try_get("time")?,
+        door_id: row.try_get("door_id")?,
+        event: serde_json::from_str(&event)
+            .map_err(|e| Error::Corrupt(format!("outbox event: {e}")))?,
+    })
+}
+
+impl Sql {
+    // ------------------------------------------------------------------ migrations
+
+    /// Applies the migrations this binary knows and the database lacks; refuses a newer schema.
+    pub(crate) async fn migrate(&self) -> Result<i64> {
+        let mut conn = self.write.acquire().await?;
+        lock_migrations(&mut conn).await?;
+        let result = self.migrate_locked(&mut conn).await;
+        let unlocked = unlock_migrations(&mut conn).await;
+        let version = result?;
+        unlocked?;
+        Ok(version)
+    }
+
+    async fn migrate_locked(&self, conn: &mut Conn) -> Result<i64> {
+        sqlx::raw_sql(
+            "CREATE TABLE IF NOT EXISTS facereko_schema (version BIGINT PRIMARY KEY, \
+             description VARCHAR(200) NOT NULL)",
+        )
+        .execute(&mut *conn)
+        .await?;
+        let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM facereko_schema")
+            .fetch_all(&mut *conn)
+            .await?;
+        let supported = MIGRATIONS.last().map_or(0, |m| m.0);
+        if let Some(&found) = applied.iter().max() {
+            if found > supported {
+                return Err(Error::SchemaTooNew { found, supported });
+            }
+        }
+        for &(version, description, script) in MIGRATIONS {
+            if applied.contains(&version) {
+                continue;
+            }
+            tracing::info!(version, description, "applying database migration");
+            let record = sql("INSERT INTO facereko_schema (version, description) VALUES (?, ?)");
+            if TRANSACTIONAL_DDL {
+                let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                sqlx::raw_sql(script).execute(&mut *tx).await?;
+                sqlx::query(&record)
+                    .bind(version)
+                    .bind(description)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+            } else {
+                // MySQL commits DDL implicitly: the scripts are idempotent (IF NOT EXISTS) instead.
+                sqlx::raw_sql(script).execute(&mut *conn).await?;
+                sqlx::query(&record)
+                    .bind(version)
+                    .bind(description)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        }
+        Ok(supported)
+    }
+
+    /// The newest migration applied to the database (0 for an empty one).
+    pub(crate) async fn schema_version(&self) -> Result<i64> {
+        let v: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM facereko_schema")
+            .fetch_one(&self.read)
+            .await?;
+        Ok(v.unwrap_or(0))
+    }
+
+    // ------------------------------------------------------------------ people and cards
+
+    pub(crate) async fn add_person(&self, name: &str, now: DateTime<Utc>) -> Result<PersonId> {
+        let mut conn = self.write.acquire().await?;
+        let s = ins("INSERT INTO people (name, active, created) VALUES (?, ?, ?)");
+        let q = sqlx::query(&s).bind(name).bind(true).bind(now);
+        match insert_id(q, &mut conn).await {
+            Err(e) if e.unique_violation() => Err(Error::Conflict(format!("person {name:?}"))),
+            r => r.map(PersonId),
+        }
+    }
+
+    async fn cards_of(&self, person: Option<PersonId>) -> Result<Vec<Card>> {
+        let rows = match person {
+            Some(p) => sqlx::query(&sql(
+                "SELECT uid, person_id, label, active FROM cards WHERE person_id = ? ORDER BY uid",
+            ))
+            .bind(p.0)
+            .fetch_all(&self.read)
+            .await?,
+            None => {
+                sqlx::query("SELECT uid, person_id, label, active FROM cards ORDER BY uid")
+                    .fetch_all(&self.read)
+                    .await?
+            }
+        };
+        rows.iter().map(card_from_row).collect()
+    }
+
+    pub(crate) async fn person(&self, id: PersonId) -> Result<Option<Person>> {
+        let row = sqlx::query(&sql("SELECT * FROM people WHERE id = ?"))
+            .bind(id.0)
+            .fetch_optional(&self.read)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut p = person_from_row(&row)?;
+        p.cards = self.cards_of(Some(p.id)).await?;
+        Ok(Some(p))
+    }
+
+    pub(crate) async fn person_by_name(&self, name: &str) -> Result<Option<Person>> {
+        let rows = sqlx::query(&sql("SELECT * FROM people WHERE name = ?"))
+            .bind(name)
+            .fetch_all(&self.read)
+            .await?;
+        // MySQL compares case-insensitively; "exact match" means exact everywhere.
+        let Some(row) = rows
+            .iter()
+            .find(|r| r.try_get::<String, _>("name").is_ok_and(|n| n == name))
+        else {
+            return Ok(None);
+        };
+        let mut p = person_from_row(row)?;
+        p.cards = self.cards_of(Some(p.id)).await?;
+        Ok(Some(p))
+    }
+
+    pub(crate) async fn list_people(&self) -> Result<Vec<Person>> {
+        let rows = sqlx::query("SELECT * FROM people ORDER BY name, id")
+            .fetch_all(&self.read)
+            .await?;
+        let mut people = rows
+            .iter()
+            .map(person_from_row)
+            .collect::<Result<Vec<_>>>()?;
+        let by_id: std::collections::HashMap<PersonId, usize> =
+            people.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
+        for card in self.cards_of(None).await? {
+            if let Some(&i) = by_id.get(&card.person_id) {
+                people[i].cards.push(card);
+            }
+        }
+        Ok(people)
+    }
+
+    pub(crate) async fn update_person(&self, p: &Person) -> Result<()> {
+        let schedule = p
+            .schedule
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let r = sqlx::query(&sql(
+            "UPDATE people SET name = ?, active = ?, valid_from = ?, valid_until = ?, schedule = ? \
+             WHERE id = ?",
+        ))
+        .bind(&p.name)
+        .bind(p.active)
+        .bind(p.valid_from)
+        .bind(p.valid_until)
+        .bind(schedule)
+        .bind(p.id.0)
+        .execute(&self.write)
+        .await
+        .map_err(Error::from);
+        match r {
+            Err(e) if e.unique_violation() => Err(Error::Conflict(format!("person {:?}", p.name))),
+            Err(e) => Err(e),
+            Ok(r) if r.rows_affected() == 0 => {
+                // MySQL counts changed rows only: an unchanged row is not a missing one.
+                if self.person(p.id).await?.is_some() {
+                    Ok(())
+                } else {
+                    Err(Error::NotFound(format!("person {}", p.id)))
+                }
+            }
+            Ok(_) => Ok(()),
+        }
+    }
+
+    pub(crate) async fn delete_person(&self, id: PersonId) -> Result<Vec<String>> {
+        let mut tx = begin(&self.write).await?;
+        let photos: Vec<Option<String>> =
+            sqlx::query_scalar(&sql("SELECT photo FROM faces WHERE person_id = ?"))
+                .bind(id.0)
+                .fetch_all(&mut *tx)
+                .await?;
+        let r = sqlx::query(&sql("DELETE FROM people WHERE id = ?"))
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("person {id}")));
+        }
+        sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'faces_version'")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(photos.into_iter().flatten().collect())
+    }
+
+    async fn card_owner(&self, uid: &CardUid) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(&sql(
+            "SELECT p.name FROM cards c JOIN people p ON p.id = c.person_id WHERE c.uid = ?",
+        ))
+        .bind(uid.as_bytes())
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
+    pub(crate) async fn add_card(
+        &self,
+        person: PersonId,
+        uid: &CardUid,
+        label: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        if let Some(owner) = self.card_owner(uid).await? {
+            return Err(Error::CardTaken {
+                uid: uid.clone(),
+                owner,
+            });
+        }
+        let r = sqlx::query(&sql(
+            "INSERT INTO cards (uid, person_id, label, active, created) VALUES (?, ?, ?, ?, ?)",
+        ))
+        .bind(uid.as_bytes())
+        .bind(person.0)
+        .bind(label)
+        .bind(true)
+        .bind(now)
+        .execute(&self.write)
+        .await
+        .map_err(Error::from);
+        match r {
+            Ok(_) => Ok(()),
+            Err(e) if e.unique_violation() => Err(Error::CardTaken {
+                uid: uid.clone(),
+                owner: self.card_owner(uid).await?.unwrap_or_default(),
+            }),
+            Err(e) if e.foreign_key_violation() => Err(Error::NotFound(format!("person {person}"))),
+            Err(e) => Err(e),
+        }
+    }
+
+    pub(crate) async fn set_card_active(&self, uid: &CardUid, active: bool) -> Result<()> {
+        sqlx::query(&sql("UPDATE cards SET active = ? WHERE uid = ?"))
+            .bind(active)
+            .bind(uid.as_bytes())
+            .execute(&self.write)
+            .await?;
+        if self.card_owner(uid).await?.is_none() {
+            return Err(Error::NotFound(format!("card {uid}")));
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn remove_card(&self, uid: &CardUid) -> Result<()> {
+        let r = sqlx::query(&sql("DELETE FROM cards WHERE uid = ?"))
+            .bind(uid.as_bytes())
+            .execute(&self.write)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("card {uid}")));
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn lookup_card(&self, uid: &CardUid) -> Result<Option<(Card, Person)>> {
+        let row = sqlx::query(&sql(
+            "SELECT uid, person_id, label, active FROM cards WHERE uid = ?",
+        ))
+        .bind(uid.as_bytes())
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let card = card_from_row(&row)?;
+        Ok(self.person(card.person_id).await?.map(|p| (card, p)))
+    }
+
+    // ------------------------------------------------------------------ faces
+
+    pub(crate) async fn add_face(
+        &self,
+        person: PersonId,
+        embedding: &[u8],
+        model_id: &str,
+        photo: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<i64> {
+        let mut tx = begin(&self.write).await?;
+        let s = ins(
+            "INSERT INTO faces (person_id, embedding, model_id, photo, created) VALUES (?, ?, ?, ?, ?)",
+        );
+        let q = sqlx::query(&s)
+            .bind(person.0)
+            .bind(embedding)
+            .bind(model_id)
+            .bind(photo)
+            .bind(now);
+        let id = match insert_id(q, &mut tx).await {
+            Err(e) if e.foreign_key_violation() => {
+                return Err(Error::NotFound(format!("person {person}")))
+            }
+            r => r?,
+        };
+        sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'faces_version'")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub(crate) async fn faces(&self, person: Option<PersonId>) -> Result<Vec<FaceRecord>> {
+        let rows = match person {
+            Some(p) => {
+                sqlx::query(&sql("SELECT * FROM faces WHERE person_id = ? ORDER BY id"))
+                    .bind(p.0)
+                    .fetch_all(&self.read)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM faces ORDER BY id")
+                    .fetch_all(&self.read)
+                    .await?
+            }
+        };
+        rows.iter().map(face_from_row).collect()
+    }
+
+    /// Deletes the face and returns its photo (for the caller to remove from disk).
+    pub(crate) async fn delete_face(&self, id: i64) -> Result<Option<String>> {
+        let mut tx = begin(&self.write).await?;
+        let photo: Option<Option<String>> =
+            sqlx::query_scalar(&sql("SELECT photo FROM faces WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(photo) = photo else {
+            return Err(Error::NotFound(format!("face {id}")));
+        };
+        sqlx::query(&sql("DELETE FROM faces WHERE id = ?"))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'faces_version'")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(photo)
+    }
+
+    pub(crate) async fn faces_version(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'faces_version'")
+                .fetch_one(&self.read)
+                .await?,
+        )
+    }
+
+    // ------------------------------------------------------------------ attempts
+
+    /// Inserts the attempt and its outbox event in one transaction. `uuid` makes a replay idempotent:
+    /// if a row with that uuid exists, it is returned instead of a second one.
+    pub(crate) async fn insert_attempt(
+        &self,
+        a: &NewAttempt,
+        photo: Option<&str>,
+        uuid: &[u8; 16],
+    ) -> Result<Attempt> {
+        let mut tx = begin(&self.write).await?;
+        let existing = sqlx::query(&sql(
+            "SELECT id, time, door_id, card_uid, person_id, person_name, outcome, similarity, \
+             distance, confidence, photo, lookup_ms, capture_ms, detect_ms, match_ms, total_ms, detail \
+             FROM attempts WHERE uuid = ?",
+        ))
+        .bind(&uuid[..])
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(row) = existing {
+            return attempt_from_row(&row);
+        }
+        let s = ins(
+            "INSERT INTO attempts (uuid, time, door_id, card_uid, person_id, person_name, outcome, \
+             similarity, distance, confidence, photo, lookup_ms, capture_ms, detect_ms, match_ms, \
+             total_ms, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        );
+        let t = &a.timings;
+        let q = sqlx::query(&s)
+            .bind(&uuid[..])
+            .bind(a.time)
+            .bind(&a.door_id)
+            .bind(a.card_uid.as_ref().map(|u| u.as_bytes()))
+            .bind(a.person_id.map(|p| p.0))
+            .bind(a.person_name.as_deref())
+            .bind(a.outcome.as_str())
+            .bind(a.similarity)
+            .bind(a.distance)
+            .bind(a.confidence)
+            .bind(photo)
+            .bind(ms(t.lookup_ms))
+            .bind(ms(t.capture_ms))
+            .bind(ms(t.detect_ms))
+            .bind(ms(t.match_ms))
+            .bind(ms(t.total_ms))
+            .bind(a.detail.as_deref());
+        let id = insert_id(q, &mut tx).await?;
+        let attempt = Attempt {
+            id,
+            time: a.time,
+            door_id: a.door_id.clone(),
+            card_uid: a.card_uid.clone(),
+            person_id: a.person_id,
+            person: a.person_name.clone(),
+            outcome: a.outcome,
+            similarity: a.similarity,
+            distance: a.distance,
+            confidence: a.confidence,
+            photo: photo.map(str::to_string),
+            timings: a.timings,
+            detail: a.detail.clone(),
+        };
+        let event = Event::Attempt {
+            door_id: a.door_id.clone(),
+            attempt: attempt.clone(),
+        };
+        Self::enqueue_in(&mut tx, &a.door_id, a.time, &event).await?;
+        tx.commit().await?;
+        Ok(attempt)
+    }
+
+    pub(crate) async fn attempts(&self, q: &AttemptQuery) -> Result<Vec<Attempt>> {
+        let mut qb = QueryBuilder::<Db>::new("SELECT ");
+        qb.push(ATTEMPT_COLUMNS);
+        qb.push(" FROM attempts WHERE 1 = 1");
+        if let Some(before) = q.before_id {
+            qb.push(" AND id < ").push_bind(before);
+        }
+        if let Some(p) = q.person {
+            qb.push(" AND person_id = ").push_bind(p.0);
+        }
+        if let Some(o) = q.outcome {
+            qb.push(" AND outcome = ").push_bind(o.as_str());
+        }
+        if let Some(from) = q.from {
+            qb.push(" AND time >= ").push_bind(from);
+        }
+        if let Some(until) = q.until {
+            qb.push(" AND time < ").push_bind(until);
+        }
+        if let Some(door) = &q.door_id {
+            qb.push(" AND door_id = ").push_bind(door.clone());
+        }
+        qb.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(q.limit.clamp(1, crate::MAX_PAGE)));
+        let rows = qb.build().fetch_all(&self.read).await?;
+        rows.iter().map(attempt_from_row).collect()
+    }
+
+    pub(crate) async fn attempt(&self, id: i64) -> Result<Option<Attempt>> {
+        let mut qb = QueryBuilder::<Db>::new("SELECT ");
+        qb.push(ATTEMPT_COLUMNS);
+        qb.push(" FROM attempts WHERE id = ").push_bind(id);
+        let row = qb.build().fetch_optional(&self.read).await?;
+        row.as_ref().map(attempt_from_row).transpose()
+    }
+
+    pub(crate) async fn count_attempts(&self) -> Result<i64> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM attempts")
+            .fetch_one(&self.read)
+            .await?)
+    }
+
+    /// The photo an attempt row references, looked up by the uuid its file is named after; `Ok(None)`
+    /// when no row has it (the file is an orphan).
+    pub(crate) async fn attempt_photo_by_uuid(
+        &self,
+        uuid: &[u8],
+    ) -> Result<Option<Option<String>>> {
+        Ok(
+            sqlx::query_scalar(&sql("SELECT photo FROM attempts WHERE uuid = ?"))
+                .bind(uuid)
+                .fetch_optional(&self.read)
+                .await?,
+        )
+    }
+
+    pub(crate) async fn face_photos(&self) -> Result<Vec<String>> {
+        let v: Vec<Option<String>> = sqlx::query_scalar("SELECT photo FROM faces")
+            .fetch_all(&self.read)
+            .await?;
+        Ok(v.into_iter().flatten().collect())
+    }
+
+    /// Clears the photo column of up to `limit` attempts with `outcome` older than `before`, returning the
+    /// paths cleared. The rows are committed first; the caller deletes the files afterwards (a crash in
+    /// between leaves an orphan file, which the orphan sweep removes, never a row pointing at nothing).
+    pub(crate) async fn take_expired_photos(
+        &self,
+        outcome: Outcome,
+        before: DateTime<Utc>,
+        limit: u32,
+    ) -> Result<Vec<String>> {
+        let mut tx = begin(&self.write).await?;
+        let rows = sqlx::query(&sql(
+            "SELECT id, photo FROM attempts WHERE outcome = ? AND time < ? AND photo IS NOT NULL \
+             ORDER BY id LIMIT ?",
+        ))
+        .bind(outcome.as_str())
+        .bind(before)
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut paths = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: i64 = row.try_get("id")?;
+            paths.push(row.try_get::<String, _>("photo")?);
+            sqlx::query(&sql("UPDATE attempts SET photo = NULL WHERE id = ?"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(paths)
+    }
+
+    // ------------------------------------------------------------------ settings
+
+    pub(crate) async fn setting(&self, door_id: &str, name: &str) -> Result<Option<String>> {
+        Ok(sqlx::query_scalar(&sql(
+            "SELECT value FROM settings WHERE door_id = ? AND name = ?",
+        ))
+        .bind(door_id)
+        .bind(name)
+        .fetch_optional(&self.read)
+        .await?)
+    }
+
+    pub(crate) async fn set_setting(&self, door_id: &str, name: &str, value: &str) -> Result<()> {
+        sqlx::query(&sql(UPSERT_SETTING))
+            .bind(door_id)
+            .bind(name)
+            .bind(value)
+            .bind(Utc::now())
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    // ------------------------------------------------------------------ outbox
+
+    /// Locks the door's head row for the rest of the transaction (creating it if needed) and returns
+    /// the id of the newest entry. Every enqueue takes this lock first, so entries of one door commit in
+    /// id order and a sink can never ack past an id that is still to appear.
+    async fn lock_head(conn: &mut Conn, door_id: &str) -> Result<i64> {
+        for _ in 0..3 {
+            let r = sqlx::query(&sql(
+                "UPDATE outbox_heads SET seq = seq + 1 WHERE door_id = ?",
+            ))
+            .bind(door_id)
+            .execute(&mut *conn)
+            .await?;
+            if r.rows_affected() == 0 {
+                let inserted = sqlx::query(&sql(
+                    "INSERT INTO outbox_heads (door_id, seq, last_id) VALUES (?, 0, 0)",
+                ))
+                .bind(door_id)
+                .execute(&mut *conn)
+                .await
+                .map_err(Error::from);
+                match inserted {
+                    Ok(_) => continue,
+                    Err(e) if e.unique_violation() => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            let last: i64 =
+                sqlx::query_scalar(&sql("SELECT last_id FROM outbox_heads WHERE door_id = ?"))
+                    .bind(door_id)
+                    .fetch_one(&mut *conn)
+                    .await?;
+            return Ok(last);
+        }
+        Err(Error::Conflict(format!(
+            "outbox head of door {door_id:?} (retry)"
+        )))
+    }
+
+    async fn enqueue_in(
+        conn: &mut Conn,
+        door_id: &str,
+        time: DateTime<Utc>,
+        event: &Event,
+    ) -> Result<i64> {
+        let json = serde_json::to_string(event).map_err(|e| Error::Invalid(e.to_string()))?;
+        Self::lock_head(conn, door_id).await?;
+        let s = ins("INSERT INTO outbox (door_id, time, event) VALUES (?, ?, ?)");
+        let id = insert_id(
+            sqlx::query(&s).bind(door_id).bind(time).bind(json),
+            &mut *conn,
+        )
+        .await?;
+        sqlx::query(&sql(
+            "UPDATE outbox_heads SET last_id = ? WHERE door_id = ?",
+        ))
+        .bind(id)
+        .bind(door_id)
+        .execute(&mut *conn)
+        .await?;
+        Ok(id)
+    }
+
+    pub(crate) async fn enqueue_event(
+        &self,
+        door_id: &str,
+        time: DateTime<Utc>,
+        event: &Event,
+    ) -> Result<i64> {
+        let mut tx = begin(&self.write).await?;
+        let id = Self::enqueue_in(&mut tx, door_id, time, event).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    pub(crate) async fn outbox_register_sink(&self, door_id: &str, sink: &str) -> Result<()> {
+        let mut tx = begin(&self.write).await?;
+        let exists: Option<i64> = sqlx::query_scalar(&sql(
+            "SELECT acked_id FROM outbox_sinks WHERE door_id = ? AND sink = ?",
+        ))
+        .bind(door_id)
+        .bind(sink)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if exists.is_none() {
+            let last = Self::lock_head(&mut tx, door_id).await?;
+            let r = sqlx::query(&sql(
+                "INSERT INTO outbox_sinks (door_id, sink, acked_id) VALUES (?, ?, ?)",
+            ))
+            .bind(door_id)
+            .bind(sink)
+            .bind(last)
+            .execute(&mut *tx)
+            .await
+            .map_err(Error::from);
+            match r {
+                Ok(_) => {}
+                // Registered concurrently by another process: its cursor stands.
+                Err(e) if e.unique_violation() => return Ok(()),
+                Err(e) => return Err(e),
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn sink_cursor(&self, door_id: &str, sink: &str) -> Result<i64> {
+        let cursor: Option<i64> = sqlx::query_scalar(&sql(
+            "SELECT acked_id FROM outbox_sinks WHERE door_id = ? AND sink = ?",
+        ))
+        .bind(door_id)
+        .bind(sink)
+        .fetch_optional(&self.read)
+        .await?;
+        cursor.ok_or_else(|| Error::NotFound(format!("outbox sink {sink:?} of door {door_id:?}")))
+    }
+
+    pub(crate) async fn outbox_pending(
+        &self,
+        door_id: &str,
+        sink: &str,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>> {
+        let cursor = self.sink_cursor(door_id, sink).await?;
+        let rows = sqlx::query(&sql(
+            "SELECT id, time, door_id, event FROM outbox WHERE door_id = ? AND id > ? \
+             ORDER BY id LIMIT ?",
+        ))
+        .bind(door_id)
+        .bind(cursor)
+        .bind(i64::from(limit.max(1)))
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(outbox_from_row).collect()
+    }
+
+    pub(crate) async fn outbox_ack(&self, door_id: &str, sink: &str, up_to_id: i64) -> Result<()> {
+        sqlx::query(&sql(
+            "UPDATE outbox_sinks SET acked_id = ? WHERE door_id = ? AND sink = ? AND acked_id < ?",
+        ))
+        .bind(up_to_id)
+        .bind(door_id)
+        .bind(sink)
+        .bind(up_to_id)
+        .execute(&self.write)
+        .await?;
+        // Cursors only move forward; a missing sink is an error rather than a silent no-op.
+        self.sink_cursor(door_id, sink).await.map(|_| ())
+    }
+
+    pub(crate) async fn outbox_stats(&self, door_id: &str) -> Result<Vec<SinkStats>> {
+        let sinks = sqlx::query(&sql(
+            "SELECT sink, acked_id FROM outbox_sinks WHERE door_id = ? ORDER BY sink",
+        ))
+        .bind(door_id)
+        .fetch_all(&self.read)
+        .await?;
+        let mut out = Vec::with_capacity(sinks.len());
+        for row in &sinks {
+            let sink: String = row.try_get("sink")?;
+            let acked_id: i64 = row.try_get("acked_id")?;
+            let pending: i64 = sqlx::query_scalar(&sql(
+                "SELECT COUNT(*) FROM outbox WHERE door_id = ? AND id > ?",
+            ))
+            .bind(door_id)
+            .bind(acked_id)
+            .fetch_one(&self.read)
+            .await?;
+            let oldest_pending: Option<DateTime<Utc>> = sqlx::query_scalar(&sql(
+                "SELECT time FROM outbox WHERE door_id = ? AND id > ? ORDER BY id LIMIT 1",
+            ))
+            .bind(door_id)
+            .bind(acked_id)
+            .fetch_optional(&self.read)
+            .await?;
+            out.push(SinkStats {
+                sink,
+                acked_id,
+                pending: u64::try_from(pending).unwrap_or(0),
+                oldest_pending,
+            });
+        }
+        Ok(out)
+    }
+
+    pub(crate) async fn outbox_prune(&self, older_than: DateTime<Utc>) -> Result<u64> {
+        let r = sqlx::query(&sql(
+            "DELETE FROM outbox WHERE time < ? AND id <= COALESCE((SELECT MIN(s.acked_id) \
+             FROM outbox_sinks s WHERE s.door_id = outbox.door_id), id)",
+        ))
+        .bind(older_than)
+        .execute(&self.write)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
+    // ------------------------------------------------------------------ accounts
+
+    pub(crate) async fn add_account(&self, a: &NewAccount, now: DateTime<Utc>) -> Result<i64> {
+        let mut conn = self.write.acquire().await?;
+        let s = ins(
+            "INSERT INTO accounts (username, password_hash, role, person_id, card_uid, failed_logins, \
+             must_change_password, created) VALUES (?, ?, ?, ?, ?, 0, ?, ?)",
+        );
+        let q = sqlx::query(&s)
+            .bind(&a.username)
+            .bind(&a.password_hash)
+            .bind(a.role.as_str())
+            .bind(a.person_id.map(|p| p.0))
+            .bind(a.card_uid.as_ref().map(|u| u.as_bytes()))
+            .bind(a.must_change_password)
+            .bind(now);
+        match insert_id(q, &mut conn).await {
+            Err(e) if e.unique_violation() => {
+                Err(Error::Conflict(format!("account {:?}", a.username)))
+            }
+            Err(e) if e.foreign_key_violation() => Err(Error::NotFound(format!(
+                "person {}",
+                a.person_id.map_or(0, |p| p.0)
+            ))),
+            r => r,
+        }
+    }
+
+    pub(crate) async fn account(&self, id: i64) -> Result<Option<Account>> {
+        let mut qb = QueryBuilder::<Db>::new("SELECT ");
+        qb.push(ACCOUNT_COLUMNS)
+            .push(" FROM accounts WHERE id = ")
+            .push_bind(id);
+        let row = qb.build().fetch_optional(&self.read).await?;
+        row.as_ref().map(account_from_row).transpose()
+    }
+
+    pub(crate) async fn account_by_username(&self, username: &str) -> Result<Option<Account>> {
+        let mut qb = QueryBuilder::<Db>::new("SELECT ");
+        qb.push(ACCOUNT_COLUMNS)
+            .push(" FROM accounts WHERE username = ")
+            .push_bind(username.to_string());
+        let row = qb.build().fetch_optional(&self.read).await?;
+        let account = row.as_ref().map(account_from_row).transpose()?;
+        Ok(account.filter(|a| a.username == username))
+    }
+
+    pub(crate) async fn list_accounts(&self) -> Result<Vec<Account>> {
+        let mut qb = QueryBuilder::<Db>::new("SELECT ");
+        qb.push(ACCOUNT_COLUMNS)
+            .push(" FROM accounts ORDER BY username");
+        let rows = qb.build().fetch_all(&self.read).await?;
+        rows.iter().map(account_from_row).collect()
+    }
+
+    pub(crate) async fn update_account(&self, id: i64, u: &AccountUpdate) -> Result<()> {
+        let mut qb = QueryBuilder::<Db>::new("UPDATE accounts SET id = id");
+        if let Some(h) = &u.password_hash {
+            qb.push(", password_hash = ").push_bind(h.clone());
+        }
+        if let Some(r) = u.role {
+            qb.push(", role = ").push_bind(r.as_str());
+        }
+        if let Some(p) = u.person_id {
+            qb.push(", person_id = ").push_bind(p.map(|p| p.0));
+        }
+        if let Some(c) = &u.card_uid {
+            qb.push(", card_uid = ")
+                .push_bind(c.as_ref().map(|c| c.as_bytes().to_vec()));
+        }
+        if let Some(m) = u.must_change_password {
+            qb.push(", must_change_password = ").push_bind(m);
+        }
+        qb.push(" WHERE id = ").push_bind(id);
+        qb.build().execute(&self.write).await?;
+        if self.account(id).await?.is_none() {
+            return Err(Error::NotFound(format!("account {id}")));
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn delete_account(&self, id: i64) -> Result<()> {
+        let r = sqlx::query(&sql("DELETE FROM accounts WHERE id = ?"))
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("account {id}")));
+        }
+        Ok(())
+    }
+
+    /// Counts a failed login; from `lock_after` failures on, locks the account until `lock_until`.
+    /// Returns the new failure count.
+    pub(crate) async fn record_login_failure(
+        &self,
+        id: i64,
+        lock_after: u32,
+        lock_until: DateTime<Utc>,
+    ) -> Result<i64> {
+        let mut tx = begin(&self.write).await?;
+        sqlx::query(&sql(
+            "UPDATE accounts SET failed_logins = failed_logins + 1 WHERE id = ?",
+        ))
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let failures: Option<i64> =
+            sqlx::query_scalar(&sql("SELECT failed_logins FROM accounts WHERE id = ?"))
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(failures) = failures else {
+            return Err(Error::NotFound(format!("account {id}")));
+        };
+        if failures >= i64::from(lock_after) {
+            sqlx::query(&sql("UPDATE accounts SET locked_until = ? WHERE id = ?"))
+                .bind(lock_until)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(failures)
+    }
+
+    pub(crate) async fn record_login_success(&self, id: i64, now: DateTime<Utc>) -> Result<()> {
+        sqlx::query(&sql(
+            "UPDATE accounts SET failed_logins = 0, locked_until = NULL, last_login = ? WHERE id = ?",
+        ))
+        .bind(now)
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn create_session(
+        &self,
+        account_id: i64,
+        token_hash: &[u8],
+        now: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> Result<()> {
+        let r = sqlx::query(&sql(
+            "INSERT INTO sessions (token_hash, account_id, created, expires) VALUES (?, ?, ?, ?)",
+        ))
+        .bind(token_hash)
+        .bind(account_id)
+        .bind(now)
+        .bind(expires)
+        .execute(&self.write)
+        .await
+        .map_err(Error::from);
+        match r {
+            Err(e) if e.foreign_key_violation() => {
+                Err(Error::NotFound(format!("account {account_id}")))
+            }
+            r => r.map(|_| ()),
+        }
+    }
+
+    pub(crate) async fn session(
+        &self,
+        token_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Option<(Session, Account)>> {
+        let row = sqlx::query(&sql(
+            "SELECT account_id, created, expires FROM sessions WHERE token_hash = ? AND expires > ?",
+        ))
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let session = Session {
+            account_id: row.try_get("account_id")?,
+            created: row.try_get("created")?,
+            expires: row.try_get("expires")?,
+        };
+        Ok(self
+            .account(session.account_id)
+            .await?
+            .map(|a| (session, a)))
+    }
+
+    pub(crate) async fn delete_session(&self, token_hash: &[u8]) -> Result<()> {
+        sqlx::query(&sql("DELETE FROM sessions WHERE token_hash = ?"))
+            .bind(token_hash)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
+    pub(crate) async fn delete_sessions_of(&self, account_id: i64) -> Result<u64> {
+        let r = sqlx::query(&sql("DELETE FROM sessions WHERE account_id = ?"))
+            .bind(account_id)
+            .execute(&self.write)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub(crate) async fn purge_sessions(&self, now: DateTime<Utc>) -> Result<u64> {
+        let r = sqlx::query(&sql("DELETE FROM sessions WHERE expires <= ?"))
+            .bind(now)
+            .execute(&self.write)
+            .await?;
+        Ok(r.rows_affected())
+    }
+
+    pub(crate) async fn add_api_token(
+        &self,
+        account_id: i64,
+        name: &str,
+        token_hash: &[u8],
+        now: DateTime<Utc>,
+        expires: Option<DateTime<Utc>>,
+    ) -> Result<i64> {
+        let mut conn = self.write.acquire().await?;
+        let s = ins(
+            "INSERT INTO api_tokens (account_id, name, token_hash, created, expires) VALUES (?, ?, ?, ?, ?)",
+        );
+        let q = sqlx::query(&s)
+            .bind(account_id)
+            .bind(name)
+            .bind(token_hash)
+            .bind(now)
+            .bind(expires);
+        match insert_id(q, &mut conn).await {
+            Err(e) if e.foreign_key_violation() => {
+                Err(Error::NotFound(format!("account {account_id}")))
+            }
+            r => r,
+        }
+    }
+
+    fn api_token_from_row(row: &DbRow) -> Result<ApiToken> {
+        Ok(ApiToken {
+            id: row.try_get("id")?,
+            account_id: row.try_get("account_id")?,
+            name: row.try_get("name")?,
+            created: row.try_get("created")?,
+            expires: row.try_get("expires")?,
+            last_used: row.try_get("last_used")?,
+        })
+    }
+
+    pub(crate) async fn api_token(
+        &self,
+        token_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Option<(ApiToken, Account)>> {
+        let row = sqlx::query(&sql(
+            "SELECT id, account_id, name, created, expires, last_used FROM api_tokens \
+             WHERE token_hash = ? AND (expires IS NULL OR expires > ?)",
+        ))
+        .bind(token_hash)
+        .bind(now)
+        .fetch_optional(&self.read)
+        .await?;
+        let Some(row) = row else { return Ok(None) };
+        let mut token = Self::api_token_from_row(&row)?;
+        sqlx::query(&sql("UPDATE api_tokens SET last_used = ? WHERE id = ?"))
+            .bind(now)
+            .bind(token.id)
+            .execute(&self.write)
+            .await?;
+        token.last_used = Some(now);
+        Ok(self.account(token.account_id).await?.map(|a| (token, a)))
+    }
+
+    pub(crate) async fn api_tokens(&self, account_id: Option<i64>) -> Result<Vec<ApiToken>> {
+        let mut qb = QueryBuilder::<Db>::new(
+            "SELECT id, account_id, name, created, expires, last_used FROM api_tokens",
+        );
+        if let Some(a) = account_id {
+            qb.push(" WHERE account_id = ").push_bind(a);
+        }
+        qb.push(" ORDER BY id");
+        let rows = qb.build().fetch_all(&self.read).await?;
+        rows.iter().map(Self::api_token_from_row).collect()
+    }
+
+    pub(crate) async fn revoke_api_token(&self, id: i64) -> Result<()> {
+        let r = sqlx::query(&sql("DELETE FROM api_tokens WHERE id = ?"))
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("API token {id}")));
+        }
+        Ok(())
+    }
+}

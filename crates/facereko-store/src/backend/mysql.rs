@@ -1,0 +1,74 @@
+//! MySQL / MariaDB: a pool shared by the doors of a site. DDL is not transactional here, so the
+//! migration scripts are idempotent (`IF NOT EXISTS`) and a named lock keeps two doors from migrating at
+//! once.
+
+use std::borrow::Cow;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::mysql::{MySql as Db, MySqlConnectOptions, MySqlPoolOptions};
+
+use crate::{Error, Result};
+
+type Pool = sqlx::Pool<Db>;
+type Conn = <Db as sqlx::Database>::Connection;
+type Query<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>;
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../migrations/mysql/0001_init.sql"),
+)];
+const TRANSACTIONAL_DDL: bool = false;
+
+fn sql(s: &'static str) -> Cow<'static, str> {
+    Cow::Borrowed(s)
+}
+
+fn ins(s: &'static str) -> Cow<'static, str> {
+    // MySQL has no RETURNING: `insert_id` reads LAST_INSERT_ID from the OK packet instead.
+    Cow::Borrowed(s)
+}
+
+async fn insert_id(q: Query<'_>, conn: &mut Conn) -> Result<i64> {
+    let id = q.execute(&mut *conn).await?.last_insert_id();
+    i64::try_from(id).map_err(|_| Error::Corrupt(format!("insert id {id} out of range")))
+}
+
+async fn begin(pool: &Pool) -> Result<sqlx::Transaction<'static, Db>> {
+    Ok(pool.begin().await?)
+}
+
+const UPSERT_SETTING: &str =
+    "INSERT INTO settings (door_id, name, value, updated) VALUES (?, ?, ?, ?) \
+     ON DUPLICATE KEY UPDATE value = VALUES(value), updated = VALUES(updated)";
+
+async fn lock_migrations(conn: &mut Conn) -> Result<()> {
+    sqlx::query("SELECT GET_LOCK('facereko_migrate', 120)")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+async fn unlock_migrations(conn: &mut Conn) -> Result<()> {
+    sqlx::query("SELECT RELEASE_LOCK('facereko_migrate')")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<Sql> {
+    let options = MySqlConnectOptions::from_str(url).map_err(|e| crate::connect_error(url, e))?;
+    let pool = MySqlPoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+        .map_err(|e| crate::connect_error(url, e))?;
+    Ok(Sql {
+        read: pool.clone(),
+        write: pool,
+    })
+}
+
+include!("common.rs");

@@ -1,0 +1,931 @@
+//! FaceReko's storage: people, cards, faces, attempts with their photos, per-door settings, the notifier
+//! outbox, and web accounts — over SQLite (embedded default), MySQL/MariaDB or PostgreSQL, picked by the
+//! URL scheme.
+//!
+//! The one decision a newcomer must know: there is no `Any` driver. The SQL is written once
+//! (`backend/common.rs`) and compiled once per backend with that backend's native types (real
+//! timestamps, booleans and bytes), and [`Store`] dispatches to the backend the URL named. Times are UTC;
+//! card UIDs are stored as their raw bytes (`BLOB`/`VARBINARY(10)`/`BYTEA`) and shown as hex by
+//! `CardUid`'s `Display`.
+//!
+//! Durability rules: an attempt's photo is on disk (fsynced, renamed) before the row naming it commits;
+//! the attempt and its outbox event commit in one transaction; outbox ids of one door become visible in
+//! order (a per-door head row is locked by every enqueue), so a sink's cursor never skips an entry.
+//! On MySQL/PostgreSQL an attempt that cannot reach the server goes to a local SQLite spool and is
+//! replayed exactly once (attempts carry a unique random uuid).
+//!
+//! Schema: `migrations/<backend>/NNNN_*.sql`, applied by [`Store::open`] and recorded in
+//! `facereko_schema`; a database with a newer version than this binary knows is refused.
+
+mod accounts;
+mod backend;
+mod config;
+mod error;
+
+mod photos;
+mod spool;
+
+use std::collections::HashSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use facereko_domain::{
+    Attempt, Card, CardUid, Event, NewAttempt, Outcome, Person, PersonId, Photo,
+};
+use rand::RngCore;
+use serde::{Deserialize, Serialize};
+
+pub use accounts::{
+    hash_password, new_token, token_hash, validate_username, verify_password, Account,
+    AccountUpdate, ApiToken, NewAccount, Role, Session,
+};
+pub use config::{RetentionPolicy, StoreConfig};
+pub use error::{redact_url, Error, Result};
+
+pub use photos::PHOTOS_DIR;
+
+pub(crate) use error::connect_error;
+
+use photos::Photos;
+
+/// The most rows one [`Store::attempts`] page returns.
+pub const MAX_PAGE: u32 = 1000;
+
+/// The longest person name.
+pub const MAX_NAME_CHARS: usize = 100;
+
+/// Which database a [`Store`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Backend {
+    Sqlite,
+    MySql,
+    Postgres,
+}
+
+impl fmt::Display for Backend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Backend::Sqlite => "SQLite",
+            Backend::MySql => "MySQL",
+            Backend::Postgres => "PostgreSQL",
+        })
+    }
+}
+
+/// The backend a URL names, by scheme; `None` for an unknown scheme.
+pub fn backend_of(url: &str) -> Option<Backend> {
+    let url = url.trim();
+    if url.starts_with("sqlite:") {
+        Some(Backend::Sqlite)
+    } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+        Some(Backend::MySql)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Some(Backend::Postgres)
+    } else {
+        None
+    }
+}
+
+/// A page of history: newest first, keyset-paged by `before_id`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AttemptQuery {
+    /// Only attempts with a smaller id (the last id of the previous page).
+    pub before_id: Option<i64>,
+    /// Page size, 1–[`MAX_PAGE`].
+    pub limit: u32,
+    pub person: Option<PersonId>,
+    pub outcome: Option<Outcome>,
+    /// Inclusive.
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive.
+    pub until: Option<DateTime<Utc>>,
+    pub door_id: Option<String>,
+}
+
+impl Default for AttemptQuery {
+    fn default() -> Self {
+        Self {
+            before_id: None,
+            limit: 50,
+            person: None,
+            outcome: None,
+            from: None,
+            until: None,
+            door_id: None,
+        }
+    }
+}
+
+/// An enrolled face.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FaceRecord {
+    pub id: i64,
+    pub person_id: PersonId,
+    pub embedding: Vec<f32>,
+    pub model_id: String,
+    /// Relative to the data directory (see [`Store::photo_path`]).
+    pub photo: Option<String>,
+    pub created: DateTime<Utc>,
+}
+
+/// One event in a door's outbox.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub id: i64,
+    pub time: DateTime<Utc>,
+    pub door_id: String,
+    pub event: Event,
+}
+
+/// How far behind one notifier sink is.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SinkStats {
+    pub sink: String,
+    /// Everything up to this id is delivered.
+    pub acked_id: i64,
+    pub pending: u64,
+    pub oldest_pending: Option<DateTime<Utc>>,
+}
+
+/// What a retention run did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurgeReport {
+    /// Attempt photos deleted because they were older than the policy allows.
+    pub photos_deleted: u64,
+    /// Files no row referenced (left by a crash between photo write and commit, or stray temp files).
+    pub orphans_deleted: u64,
+    /// Outbox entries every sink had acknowledged, older than the outbox horizon.
+    pub outbox_pruned: u64,
+    /// Expired browser sessions.
+    pub sessions_purged: u64,
+}
+
+/// Files younger than this are never treated as orphans: their row may be committing right now.
+pub const ORPHAN_GRACE: chrono::Duration = chrono::Duration::hours(1);
+
+/// Outbox entries are kept this long after every sink acknowledged them.
+pub const OUTBOX_HORIZON: chrono::Duration = chrono::Duration::days(7);
+
+pub(crate) enum Db {
+    Sqlite(backend::sqlite::Sql),
+    #[cfg(feature = "mysql")]
+    MySql(backend::mysql::Sql),
+    #[cfg(feature = "postgres")]
+    Postgres(backend::postgres::Sql),
+}
+
+/// Runs `$body` with `$b` bound to whichever backend `$db` holds.
+macro_rules! with_db {
+    ($db:expr, $b:ident => $body:expr) => {
+        match $db {
+            $crate::Db::Sqlite($b) => $body,
+            #[cfg(feature = "mysql")]
+            $crate::Db::MySql($b) => $body,
+            #[cfg(feature = "postgres")]
+            $crate::Db::Postgres($b) => $body,
+        }
+    };
+}
+
+struct Inner {
+    db: Db,
+    backend: Backend,
+    url: String,
+    data_dir: PathBuf,
+    photos: Photos,
+    spool: Option<spool::Spool>,
+}
+
+/// The store. Cheap to clone (an `Arc` inside); every clone shares the pools.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.inner.backend)
+            .field("url", &self.inner.url)
+            .field("data_dir", &self.inner.data_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Options beyond the URL; [`Store::open`] uses the defaults.
+#[derive(Clone, Debug)]
+pub struct OpenOptions {
+    /// Pool size for MySQL/PostgreSQL.
+    pub max_connections: u32,
+    /// Spool attempts locally while a MySQL/PostgreSQL server is unreachable.
+    pub spool: bool,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            max_connections: 5,
+            spool: true,
+        }
+    }
+}
+
+impl From<&StoreConfig> for OpenOptions {
+    fn from(c: &StoreConfig) -> Self {
+        Self {
+            max_connections: c.max_connections,
+            spool: c.spool,
+        }
+    }
+}
+
+pub(crate) fn encode_embedding(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+pub(crate) fn decode_embedding(bytes: &[u8]) -> Result<Vec<f32>> {
+    if !bytes.len().is_multiple_of(4) {
+        return Err(Error::Corrupt(format!(
+            "embedding of {} bytes is not a whole number of f32s",
+            bytes.len()
+        )));
+    }
+    Ok(bytes
+        .chunks_exact(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect())
+}
+
+fn random_16() -> [u8; 16] {
+    let mut b = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut b);
+    b
+}
+
+fn check_name(name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::Invalid("a person's name cannot be empty".into()));
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return Err(Error::Invalid(format!(
+            "a person's name has at most {MAX_NAME_CHARS} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::Invalid(
+            "a person's name cannot contain control characters".into(),
+        ));
+    }
+    Ok(name.to_string())
+}
+
+fn check_door_id(door_id: &str) -> Result<()> {
+    if door_id.is_empty() || door_id.len() > 64 {
+        return Err(Error::Invalid(format!(
+            "door id {door_id:?}: 1-64 characters"
+        )));
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Opens the database named by `url` (`sqlite://PATH` | `sqlite::memory:` | `mysql://…` |
+    /// `postgres://…`), applies migrations, keeps photos under `data_dir/photos/`.
+    pub async fn open(url: &str, data_dir: &Path) -> Result<Store> {
+        Self::open_with(url, data_dir, &OpenOptions::default()).await
+    }
+
+    /// [`Store::open`] with pool size and spool choice (from [`StoreConfig`]).
+    pub async fn open_with(url: &str, data_dir: &Path, options: &OpenOptions) -> Result<Store> {
+        let url = url.trim();
+        let backend = backend_of(url).ok_or_else(|| Error::UnsupportedUrl(redact_url(url)))?;
+        std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
+        let photos = Photos::new(data_dir)?;
+        let db = match backend {
+            Backend::Sqlite => Db::Sqlite(backend::sqlite::connect(url).await?),
+            #[cfg(feature = "mysql")]
+            Backend::MySql => {
+                Db::MySql(backend::mysql::connect(url, options.max_connections).await?)
+            }
+            #[cfg(feature = "postgres")]
+            Backend::Postgres => {
+                Db::Postgres(backend::postgres::connect(url, options.max_connections).await?)
+            }
+            #[allow(unreachable_patterns)]
+            other => {
+                return Err(Error::BackendNotCompiled {
+                    url: redact_url(url),
+                    backend: match other {
+                        Backend::MySql => "MySQL",
+                        Backend::Postgres => "PostgreSQL",
+                        Backend::Sqlite => "SQLite",
+                    },
+                    feature: match other {
+                        Backend::MySql => "mysql",
+                        _ => "postgres",
+                    },
+                })
+            }
+        };
+        with_db!(&db, b => b.migrate().await)?;
+        let spool = if backend != Backend::Sqlite && options.spool {
+            Some(spool::Spool::open(data_dir).await?)
+        } else {
+            None
+        };
+        let store = Store {
+            inner: Arc::new(Inner {
+                db,
+                backend,
+                url: redact_url(url),
+                data_dir: data_dir.to_path_buf(),
+                photos,
+                spool,
+            }),
+        };
+        if store.inner.spool.is_some() {
+            // Attempts spooled during an earlier outage go to the server first.
+            match store.replay_spool().await {
+                Ok(n) if n > 0 => tracing::info!(replayed = n, "replayed spooled attempts"),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error = %e, "could not replay the attempt spool yet"),
+            }
+        }
+        Ok(store)
+    }
+
+    /// `sqlite://<data_dir>/facereko.db` — the embedded default.
+    pub fn default_url(data_dir: &Path) -> String {
+        format!("sqlite://{}", data_dir.join("facereko.db").display())
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.inner.data_dir
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.inner.backend
+    }
+
+    /// The URL with its password redacted, for logs.
+    pub fn url(&self) -> &str {
+        &self.inner.url
+    }
+
+    pub(crate) fn db(&self) -> &Db {
+        &self.inner.db
+    }
+
+    /// The schema version the database is at (after `open`, the newest this binary knows).
+    pub async fn schema_version(&self) -> Result<i64> {
+        with_db!(self.db(), b => b.schema_version().await)
+    }
+
+    /// Re-applies pending migrations (for `facereko migrate`; `open` already did). Returns the version.
+    pub async fn migrate(&self) -> Result<i64> {
+        with_db!(self.db(), b => b.migrate().await)
+    }
+
+    // ------------------------------------------------------------------ people and cards
+
+    /// Adds an active person. `Error::Invalid` on an empty or over-long name, `Error::Conflict` if a
+    /// person of that name exists.
+    pub async fn add_person(&self, name: &str) -> Result<PersonId> {
+        let name = check_name(name)?;
+        with_db!(self.db(), b => b.add_person(&name, Utc::now()).await)
+    }
+
+    /// The person with their cards.
+    pub async fn person(&self, id: PersonId) -> Result<Option<Person>> {
+        with_db!(self.db(), b => b.person(id).await)
+    }
+
+    /// Exact (case-sensitive) name match.
+    pub async fn person_by_name(&self, name: &str) -> Result<Option<Person>> {
+        with_db!(self.db(), b => b.person_by_name(name.trim()).await)
+    }
+
+    /// Everyone, by name, with their cards.
+    pub async fn list_people(&self) -> Result<Vec<Person>> {
+        with_db!(self.db(), b => b.list_people().await)
+    }
+
+    /// Saves name, active flag, validity and schedule (cards are managed with the card methods).
+    pub async fn update_person(&self, p: &Person) -> Result<()> {
+        let mut p = p.clone();
+        p.name = check_name(&p.name)?;
+        with_db!(self.db(), b => b.update_person(&p).await)
+    }
+
+    /// Deletes a person with their cards and faces (their attempts stay, with the name as it was).
+    pub async fn delete_person(&self, id: PersonId) -> Result<()> {
+        let photos = with_db!(self.db(), b => b.delete_person(id).await)?;
+        for p in photos {
+            if let Err(e) = self.inner.photos.remove(&p).await {
+                tracing::warn!(error = %e, "could not delete an enrolment photo");
+            }
+        }
+        Ok(())
+    }
+
+    /// `Error::CardTaken` if the UID already has an owner, `Error::NotFound` for an unknown person.
+    pub async fn add_card(
+        &self,
+        person: PersonId,
+        uid: &CardUid,
+        label: Option<&str>,
+    ) -> Result<()> {
+        if label.is_some_and(|l| l.chars().count() > 100) {
+            return Err(Error::Invalid(
+                "a card label has at most 100 characters".into(),
+            ));
+        }
+        with_db!(self.db(), b => b.add_card(person, uid, label, Utc::now()).await)
+    }
+
+    pub async fn set_card_active(&self, uid: &CardUid, active: bool) -> Result<()> {
+        with_db!(self.db(), b => b.set_card_active(uid, active).await)
+    }
+
+    pub async fn remove_card(&self, uid: &CardUid) -> Result<()> {
+        with_db!(self.db(), b => b.remove_card(uid).await)
+    }
+
+    /// The card and its owner (with all their cards), or `None` for an unknown card.
+    pub async fn lookup_card(&self, uid: &CardUid) -> Result<Option<(Card, Person)>> {
+        with_db!(self.db(), b => b.lookup_card(uid).await)
+    }
+
+    // ------------------------------------------------------------------ faces
+
+    /// Enrols an embedding (and its photo, stored under `photos/faces/`). Bumps [`Store::faces_version`].
+    pub async fn add_face(
+        &self,
+        person: PersonId,
+        embedding: &[f32],
+        model_id: &str,
+        photo: Option<&Photo>,
+    ) -> Result<i64> {
+        if embedding.is_empty() || embedding.iter().any(|x| !x.is_finite()) {
+            return Err(Error::Invalid(
+                "an embedding needs at least one finite number".into(),
+            ));
+        }
+        if model_id.trim().is_empty() || model_id.len() > 128 {
+            return Err(Error::Invalid("model id: 1-128 characters".into()));
+        }
+        let rel = match photo {
+            Some(p) => {
+                let rel = Photos::face_relative(&random_16(), p);
+                self.inner.photos.write(&rel, p).await?;
+                Some(rel)
+            }
+            None => None,
+        };
+        let bytes = encode_embedding(embedding);
+        let r = with_db!(self.db(), b => b.add_face(person, &bytes, model_id, rel.as_deref(), Utc::now()).await);
+        if r.is_err() {
+            if let Some(rel) = &rel {
+                let _ = self.inner.photos.remove(rel).await;
+            }
+        }
+        r
+    }
+
+    /// Enrolled faces of one person, or of everyone (`None`), oldest first.
+    pub async fn faces(&self, person: Option<PersonId>) -> Result<Vec<FaceRecord>> {
+        with_db!(self.db(), b => b.faces(person).await)
+    }
+
+    /// Deletes a face and its enrolment photo. Bumps [`Store::faces_version`].
+    pub async fn delete_face(&self, id: i64) -> Result<()> {
+        let photo = with_db!(self.db(), b => b.delete_face(id).await)?;
+        if let Some(p) = photo {
+            self.inner.photos.remove(&p).await?;
+        }
+        Ok(())
+    }
+
+    /// A counter bumped in the same transaction as every face added or deleted (also by other doors
+    /// sharing the database): reload the gallery when it changes.
+    pub async fn faces_version(&self) -> Result<i64> {
+        with_db!(self.db(), b => b.faces_version().await)
+    }
+
+    // ------------------------------------------------------------------ attempts
+
+    /// Writes the photo (random unguessable name, temp file + fsync + rename) BEFORE committing the row,
+    /// then inserts the attempt AND an outbox entry for `Event::Attempt` in ONE transaction.
+    ///
+    /// With MySQL/PostgreSQL and the spool enabled, an unreachable server does not lose the attempt: it
+    /// is kept in the local spool and a provisional `Attempt` with a negative id is returned; it gets its
+    /// real id when [`Store::replay_spool`] moves it to the server.
+    pub async fn record_attempt(&self, a: &NewAttempt, photo: Option<&Photo>) -> Result<Attempt> {
+        check_door_id(&a.door_id)?;
+        let uuid = random_16();
+        let rel = match photo {
+            Some(p) => {
+                let rel = Photos::attempt_relative(&uuid, a.time, p);
+                self.inner.photos.write(&rel, p).await?;
+                Some(rel)
+            }
+            None => None,
+        };
+        let r = with_db!(self.db(), b => b.insert_attempt(a, rel.as_deref(), &uuid).await);
+        match r {
+            Ok(attempt) => Ok(attempt),
+            Err(e) if e.is_unavailable() && self.inner.spool.is_some() => {
+                let spool = self.inner.spool.as_ref().ok_or(e)?;
+                tracing::warn!(url = %self.inner.url, "database unreachable: spooling the attempt");
+                spool.push(a, rel.as_deref(), &uuid).await
+            }
+            Err(e) => {
+                // The row never committed: the photo would be an orphan.
+                if let Some(rel) = &rel {
+                    let _ = self.inner.photos.remove(rel).await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Moves attempts spooled during an outage to the server, each exactly once. Returns how many moved.
+    /// The daemon calls this periodically (e.g. every 30 s); a no-op for SQLite.
+    pub async fn replay_spool(&self) -> Result<u64> {
+        let Some(spool) = &self.inner.spool else {
+            return Ok(0);
+        };
+        let mut moved = 0;
+        loop {
+            let batch = spool.peek(100).await?;
+            if batch.is_empty() {
+                return Ok(moved);
+            }
+            for (spool_id, uuid, attempt, photo) in batch {
+                with_db!(self.db(), b => b.insert_attempt(&attempt, photo.as_deref(), &uuid).await)?;
+                spool.remove(spool_id).await?;
+                moved += 1;
+            }
+        }
+    }
+
+    /// How many attempts wait in the local spool (0 without one).
+    pub async fn spooled(&self) -> Result<u64> {
+        match &self.inner.spool {
+            Some(s) => s.len().await,
+            None => Ok(0),
+        }
+    }
+
+    /// Newest first; keyset paging with `before_id`.
+    pub async fn attempts(&self, q: &AttemptQuery) -> Result<Vec<Attempt>> {
+        with_db!(self.db(), b => b.attempts(q).await)
+    }
+
+    pub async fn attempt(&self, id: i64) -> Result<Option<Attempt>> {
+        with_db!(self.db(), b => b.attempt(id).await)
+    }
+
+    /// The number of stored attempts (a full count: for tools and tests, not for page rendering).
+    pub async fn count_attempts(&self) -> Result<i64> {
+        with_db!(self.db(), b => b.count_attempts().await)
+    }
+
+    /// Absolute path of a stored photo given the relative path in `Attempt::photo` /
+    /// `FaceRecord::photo`; refuses anything that escapes the photos folder.
+    pub fn photo_path(&self, relative: &str) -> Result<PathBuf> {
+        self.inner.photos.resolve(relative)
+    }
+
+    // ------------------------------------------------------------------ settings
+
+    /// Whether the door is armed; `None` if it was never set.
+    pub async fn armed(&self, door_id: &str) -> Result<Option<bool>> {
+        let v = with_db!(self.db(), b => b.setting(door_id, "armed").await)?;
+        v.map(|v| match v.as_str() {
+            "true" => Ok(true),
+            "false" => Ok(false),
+            other => Err(Error::Corrupt(format!("armed = {other:?}"))),
+        })
+        .transpose()
+    }
+
+    pub async fn set_armed(&self, door_id: &str, armed: bool) -> Result<()> {
+        check_door_id(door_id)?;
+        let v = if armed { "true" } else { "false" };
+        with_db!(self.db(), b => b.set_setting(door_id, "armed", v).await)
+    }
+
+    // ------------------------------------------------------------------ notifier outbox
+
+    /// Appends an event to the door's outbox; the id is the event id.
+    pub async fn enqueue_event(&self, door_id: &str, event: &Event) -> Result<i64> {
+        check_door_id(door_id)?;
+        with_db!(self.db(), b => b.enqueue_event(door_id, Utc::now(), event).await)
+    }
+
+    /// Registers a sink; a new sink starts after the current newest entry (history is not replayed).
+    /// Registering again keeps the sink's cursor.
+    pub async fn outbox_register_sink(&self, door_id: &str, sink: &str) -> Result<()> {
+        check_door_id(door_id)?;
+        if sink.is_empty() || sink.len() > 64 {
+            return Err(Error::Invalid(format!(
+                "sink name {sink:?}: 1-64 characters"
+            )));
+        }
+        with_db!(self.db(), b => b.outbox_register_sink(door_id, sink).await)
+    }
+
+    /// Entries for `door_id` with id > the sink's cursor, oldest first, at most `limit`.
+    pub async fn outbox_pending(
+        &self,
+        door_id: &str,
+        sink: &str,
+        limit: u32,
+    ) -> Result<Vec<OutboxEntry>> {
+        with_db!(self.db(), b => b.outbox_pending(door_id, sink, limit).await)
+    }
+
+    /// Moves the sink's cursor to `up_to_id` (never backwards).
+    pub async fn outbox_ack(&self, door_id: &str, sink: &str, up_to_id: i64) -> Result<()> {
+        with_db!(self.db(), b => b.outbox_ack(door_id, sink, up_to_id).await)
+    }
+
+    /// Per sink: cursor, pending count, time of the oldest pending entry.
+    pub async fn outbox_stats(&self, door_id: &str) -> Result<Vec<SinkStats>> {
+        with_db!(self.db(), b => b.outbox_stats(door_id).await)
+    }
+
+    /// Deletes entries older than `older_than` that every sink of their door has acknowledged.
+    pub async fn outbox_prune(&self, older_than: DateTime<Utc>) -> Result<u64> {
+        with_db!(self.db(), b => b.outbox_prune(older_than).await)
+    }
+
+    // ------------------------------------------------------------------ retention
+
+    /// Deletes attempt photos older than the policy allows (rows kept, `photo` becomes `None`), then
+    /// orphan photo files, acknowledged outbox entries older than [`OUTBOX_HORIZON`] and expired sessions.
+    pub async fn purge_photos(
+        &self,
+        policy: &RetentionPolicy,
+        now: DateTime<Utc>,
+    ) -> Result<PurgeReport> {
+        let mut report = PurgeReport::default();
+        for outcome in Outcome::ALL {
+            let Some(cutoff) = policy.cutoff(outcome, now) else {
+                continue;
+            };
+            loop {
+                let paths =
+                    with_db!(self.db(), b => b.take_expired_photos(outcome, cutoff, 500).await)?;
+                if paths.is_empty() {
+                    break;
+                }
+                for p in &paths {
+                    match self.inner.photos.remove(p).await {
+                        Ok(()) => report.photos_deleted += 1,
+                        Err(e) => tracing::warn!(error = %e, "could not delete an expired photo"),
+                    }
+                }
+            }
+        }
+        report.orphans_deleted = self.sweep_orphan_photos(now - ORPHAN_GRACE).await?;
+        report.outbox_pruned = self.outbox_prune(now - OUTBOX_HORIZON).await?;
+        report.sessions_purged = with_db!(self.db(), b => b.purge_sessions(now).await)?;
+        Ok(report)
+    }
+
+    /// Deletes photo files last modified before `older_than` that no row references: attempt photos
+    /// whose uuid has no committed row (or whose row no longer names them), enrolment photos no face
+    /// names, and stray temp files. Returns how many files went.
+    pub async fn sweep_orphan_photos(&self, older_than: DateTime<Utc>) -> Result<u64> {
+        let files = self.inner.photos.files_older_than(older_than).await?;
+        if files.is_empty() {
+            return Ok(0);
+        }
+        let faces: HashSet<String> = with_db!(self.db(), b => b.face_photos().await)?
+            .into_iter()
+            .collect();
+        let spooled: HashSet<String> = match &self.inner.spool {
+            Some(s) => s.photos().await?.into_iter().collect(),
+            None => HashSet::new(),
+        };
+        let mut deleted = 0;
+        for rel in files {
+            if self.is_orphan(&rel, &faces, &spooled).await? {
+                self.inner.photos.remove(&rel).await?;
+                tracing::info!(photo = %rel, "deleted an orphan photo");
+                deleted += 1;
+            }
+        }
+        Ok(deleted)
+    }
+
+    async fn is_orphan(
+        &self,
+        rel: &str,
+        faces: &HashSet<String>,
+        spooled: &HashSet<String>,
+    ) -> Result<bool> {
+        let name = Path::new(rel)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        if name.starts_with('.') && name.ends_with(".tmp") {
+            return Ok(true);
+        }
+        if faces.contains(rel) || spooled.contains(rel) {
+            return Ok(false);
+        }
+        let attempts_dir = format!("{PHOTOS_DIR}/attempts/");
+        if rel.starts_with(&attempts_dir) {
+            let stem = name.split('.').next().unwrap_or_default();
+            let Some(uuid) = photos::unhex(stem).filter(|u| u.len() == 16) else {
+                return Ok(false); // not ours: leave foreign files alone
+            };
+            let row = with_db!(self.db(), b => b.attempt_photo_by_uuid(&uuid).await)?;
+            return Ok(match row {
+                None => true,
+                Some(photo) => photo.as_deref() != Some(rel),
+            });
+        }
+        // An enrolment photo no face names.
+        Ok(rel.starts_with(&format!("{PHOTOS_DIR}/faces/")))
+    }
+
+    /// Runs [`Store::purge_photos`] every `policy.every_hours` hours (first run at once) until dropped.
+    /// The daemon spawns this; errors are logged, not fatal.
+    pub async fn run_retention(self, policy: RetentionPolicy) {
+        if policy.every_hours == 0 {
+            return;
+        }
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(
+            u64::from(policy.every_hours) * 3600,
+        ));
+        loop {
+            tick.tick().await;
+            match self.purge_photos(&policy, Utc::now()).await {
+                Ok(r) => tracing::info!(?r, "retention run"),
+                Err(e) => tracing::warn!(error = %e, "retention run failed"),
+            }
+        }
+    }
+
+    // ------------------------------------------------------------------ accounts (issue 5)
+
+    /// Creates an account (`Error::Conflict` if the username is taken). Hash the password with
+    /// [`hash_password`] first.
+    pub async fn add_account(&self, a: &NewAccount) -> Result<i64> {
+        validate_username(&a.username)?;
+        if !a.password_hash.starts_with("$argon2") {
+            return Err(Error::Invalid(
+                "password_hash must be an Argon2 PHC string (use hash_password)".into(),
+            ));
+        }
+        with_db!(self.db(), b => b.add_account(a, Utc::now()).await)
+    }
+
+    pub async fn account(&self, id: i64) -> Result<Option<Account>> {
+        with_db!(self.db(), b => b.account(id).await)
+    }
+
+    pub async fn account_by_username(&self, username: &str) -> Result<Option<Account>> {
+        with_db!(self.db(), b => b.account_by_username(username).await)
+    }
+
+    pub async fn list_accounts(&self) -> Result<Vec<Account>> {
+        with_db!(self.db(), b => b.list_accounts().await)
+    }
+
+    pub async fn update_account(&self, id: i64, u: &AccountUpdate) -> Result<()> {
+        if u.password_hash
+            .as_ref()
+            .is_some_and(|h| !h.starts_with("$argon2"))
+        {
+            return Err(Error::Invalid(
+                "password_hash must be an Argon2 PHC string (use hash_password)".into(),
+            ));
+        }
+        with_db!(self.db(), b => b.update_account(id, u).await)
+    }
+
+    /// Deletes the account with its sessions and API tokens.
+    pub async fn delete_account(&self, id: i64) -> Result<()> {
+        with_db!(self.db(), b => b.delete_account(id).await)
+    }
+
+    /// Counts a failed login; at `lock_after` consecutive failures the account is locked until
+    /// `lock_until`. Returns the failure count.
+    pub async fn record_login_failure(
+        &self,
+        id: i64,
+        lock_after: u32,
+        lock_until: DateTime<Utc>,
+    ) -> Result<i64> {
+        with_db!(self.db(), b => b.record_login_failure(id, lock_after, lock_until).await)
+    }
+
+    /// Resets the failure count and lock, stamps `last_login`.
+    pub async fn record_login_success(&self, id: i64) -> Result<()> {
+        with_db!(self.db(), b => b.record_login_success(id, Utc::now()).await)
+    }
+
+    /// Starts a session and returns its secret token (for the cookie); only its SHA-256 is stored.
+    pub async fn create_session(&self, account_id: i64, ttl: chrono::Duration) -> Result<String> {
+        let token = new_token();
+        let now = Utc::now();
+        with_db!(self.db(), b => b.create_session(account_id, &token_hash(&token), now, now + ttl).await)?;
+        Ok(token)
+    }
+
+    /// The live (unexpired) session for a cookie token, with its account.
+    pub async fn session(&self, token: &str) -> Result<Option<(Session, Account)>> {
+        with_db!(self.db(), b => b.session(&token_hash(token), Utc::now()).await)
+    }
+
+    pub async fn delete_session(&self, token: &str) -> Result<()> {
+        with_db!(self.db(), b => b.delete_session(&token_hash(token)).await)
+    }
+
+    /// Logs an account out everywhere (after a password change, say).
+    pub async fn delete_sessions_of(&self, account_id: i64) -> Result<u64> {
+        with_db!(self.db(), b => b.delete_sessions_of(account_id).await)
+    }
+
+    /// Creates an API token; returns its id and the secret, which is shown once and stored hashed.
+    pub async fn create_api_token(
+        &self,
+        account_id: i64,
+        name: &str,
+        expires: Option<DateTime<Utc>>,
+    ) -> Result<(i64, String)> {
+        if name.trim().is_empty() || name.chars().count() > 100 {
+            return Err(Error::Invalid("token name: 1-100 characters".into()));
+        }
+        let token = new_token();
+        let id = with_db!(self.db(), b => b.add_api_token(account_id, name, &token_hash(&token), Utc::now(), expires).await)?;
+        Ok((id, token))
+    }
+
+    /// The token's metadata and account, if the token is known and unexpired; stamps `last_used`.
+    pub async fn api_token(&self, token: &str) -> Result<Option<(ApiToken, Account)>> {
+        with_db!(self.db(), b => b.api_token(&token_hash(token), Utc::now()).await)
+    }
+
+    /// Tokens of one account, or all (`None`).
+    pub async fn api_tokens(&self, account_id: Option<i64>) -> Result<Vec<ApiToken>> {
+        with_db!(self.db(), b => b.api_tokens(account_id).await)
+    }
+
+    pub async fn revoke_api_token(&self, id: i64) -> Result<()> {
+        with_db!(self.db(), b => b.revoke_api_token(id).await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_schemes_pick_the_backend() {
+        assert_eq!(
+            backend_of("sqlite://data/facereko.db"),
+            Some(Backend::Sqlite)
+        );
+        assert_eq!(backend_of("sqlite::memory:"), Some(Backend::Sqlite));
+        assert_eq!(backend_of("mysql://root@h/FaceReko"), Some(Backend::MySql));
+        assert_eq!(
+            backend_of("mariadb://root@h/FaceReko"),
+            Some(Backend::MySql)
+        );
+        assert_eq!(backend_of("postgresql://p@h/x"), Some(Backend::Postgres));
+        assert_eq!(backend_of("oracle://x"), None);
+        assert_eq!(
+            Store::default_url(Path::new("/var/lib/facereko")),
+            "sqlite:///var/lib/facereko/facereko.db"
+        );
+    }
+
+    #[test]
+    fn embeddings_round_trip_as_little_endian_f32() {
+        let v = [0.0f32, -1.5, 3.25e-8, f32::MAX];
+        let b = encode_embedding(&v);
+        assert_eq!(b.len(), 16);
+        assert_eq!(&b[4..8], &(-1.5f32).to_le_bytes());
+        assert_eq!(decode_embedding(&b).unwrap(), v);
+        assert!(decode_embedding(&b[..5]).is_err());
+    }
+
+    #[test]
+    fn names_are_checked() {
+        assert_eq!(check_name("  Ada ").unwrap(), "Ada");
+        assert!(check_name("").is_err());
+        assert!(check_name("a\nb").is_err());
+        assert!(check_name(&"é".repeat(100)).is_ok());
+        assert!(check_name(&"é".repeat(101)).is_err());
+    }
+}
