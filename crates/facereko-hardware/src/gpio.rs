@@ -116,9 +116,22 @@ impl<L: OutputLines> GpioOutputs<L> {
         &self.map
     }
 
-    fn lines(&self) -> MutexGuard<'_, L> {
-        // A panic while a line was being set leaves nothing half-done: the next set simply retries.
-        self.lines.lock().unwrap_or_else(|p| p.into_inner())
+    fn lines(&self) -> Result<MutexGuard<'_, L>> {
+        // Never block for good: the panic hook locks the door down, possibly on the very thread that
+        // panicked while holding this lock. Another thread holds it for microseconds at most, so a bounded
+        // wait tells the two cases apart. A poisoned lock is fine: setting a line is never half-done.
+        for _ in 0..200 {
+            match self.lines.try_lock() {
+                Ok(g) => return Ok(g),
+                Err(std::sync::TryLockError::Poisoned(p)) => return Ok(p.into_inner()),
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    thread::sleep(Duration::from_micros(500))
+                }
+            }
+        }
+        Err(Error::Io(io::Error::other(
+            "GPIO outputs busy for 100 ms (held by a panicking thread?)",
+        )))
     }
 }
 
@@ -127,7 +140,7 @@ impl<L: OutputLines> Outputs for GpioOutputs<L> {
         let Some(m) = self.map.get(output) else {
             return Ok(());
         };
-        self.lines()
+        self.lines()?
             .set_line(m.line, m.level(active))
             .map_err(|e| Error::Output {
                 output,

@@ -16,9 +16,12 @@ use facereko_domain::{CardUid, Photo};
 
 pub mod camera;
 pub mod card_type;
+pub mod config;
 pub mod gpio;
 pub mod mfrc522;
+pub mod pi;
 pub mod reader;
+pub mod safety;
 pub mod sim;
 
 /// Errors of the hardware crate.

@@ -291,6 +291,16 @@ impl OutputPin for NoResetPin {
     }
 }
 
+/// A [`DelayNs`] that sleeps the calling thread (the driver runs on a thread of its own).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ThreadSleep;
+
+impl DelayNs for ThreadSleep {
+    fn delay_ns(&mut self, ns: u32) {
+        std::thread::sleep(std::time::Duration::from_nanos(u64::from(ns)));
+    }
+}
+
 /// One frame received from a card.
 #[derive(Debug)]
 enum Answer {
@@ -342,6 +352,16 @@ impl<SPI: SpiDevice, D: DelayNs, RST: OutputPin> Mfrc522<SPI, D, RST> {
             spi,
             delay,
             reset: Some(reset),
+            version: None,
+        }
+    }
+
+    /// A driver with or without a reset line, decided at run time (from config).
+    pub fn with_optional_reset(spi: SPI, delay: D, reset: Option<RST>) -> Self {
+        Self {
+            spi,
+            delay,
+            reset,
             version: None,
         }
     }
