@@ -279,3 +279,78 @@ impl Drop for Subscriber {
         self.task.abort();
     }
 }
+
+/// A test CA, a server certificate for localhost/127.0.0.1 and a client certificate, as PEM files
+/// named like AWS IoT Core's downloads.
+pub struct TestPki {
+    pub ca: std::path::PathBuf,
+    pub server_cert: std::path::PathBuf,
+    pub server_key: std::path::PathBuf,
+    pub client_cert: std::path::PathBuf,
+    pub client_key: std::path::PathBuf,
+}
+
+pub fn make_pki(dir: &std::path::Path) -> TestPki {
+    use rcgen::{
+        BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+        KeyPair, KeyUsagePurpose, SanType,
+    };
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "FaceReko test CA");
+    ca.key_usages = vec![
+        KeyUsagePurpose::KeyCertSign,
+        KeyUsagePurpose::CrlSign,
+        KeyUsagePurpose::DigitalSignature,
+    ];
+    let ca_cert = ca.self_signed(&ca_key).unwrap();
+    let issuer = Issuer::new(ca, ca_key);
+
+    let server_key = KeyPair::generate().unwrap();
+    let mut server = CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    server
+        .subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "localhost");
+    server.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+    let server_cert = server.signed_by(&server_key, &issuer).unwrap();
+
+    let client_key = KeyPair::generate().unwrap();
+    let mut client = CertificateParams::new(Vec::<String>::new()).unwrap();
+    client
+        .distinguished_name
+        .push(DnType::CommonName, "facereko-front");
+    client.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+    let client_cert = client.signed_by(&client_key, &issuer).unwrap();
+
+    let pki = TestPki {
+        ca: dir.join("rootca.pem"),
+        server_cert: dir.join("server.pem"),
+        server_key: dir.join("server.key"),
+        client_cert: dir.join("certificate.pem.crt"),
+        client_key: dir.join("private.pem.key"),
+    };
+    std::fs::write(&pki.ca, ca_cert.pem()).unwrap();
+    std::fs::write(&pki.server_cert, server_cert.pem()).unwrap();
+    std::fs::write(&pki.server_key, server_key.serialize_pem()).unwrap();
+    std::fs::write(&pki.client_cert, client_cert.pem()).unwrap();
+    std::fs::write(&pki.client_key, client_key.serialize_pem()).unwrap();
+    pki
+}
+
+/// A rustls server configuration with the test server certificate (for test SMTP/HTTPS servers).
+pub fn server_tls(pki: &TestPki) -> std::sync::Arc<rustls::ServerConfig> {
+    let certs = facereko_notify::tls::load_certs("cert", &pki.server_cert).unwrap();
+    let key = facereko_notify::tls::load_key("key", &pki.server_key).unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(facereko_notify::tls::provider())
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    std::sync::Arc::new(config)
+}
