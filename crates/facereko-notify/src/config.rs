@@ -524,7 +524,9 @@ impl WebhookConfig {
                     .split_once("://")
                     .map(|(_, r)| r)
                     .unwrap_or(&self.url);
-                rest.split(['/', '?', '#']).next().unwrap_or("").to_string()
+                let host = rest.split(['/', '?', '#']).next().unwrap_or("");
+                // The outbox keeps sink names to 64 characters.
+                host.chars().take(48).collect()
             }
         };
         format!("webhook:{name}")
@@ -560,8 +562,8 @@ impl WebhookConfig {
             return Err(invalid(&key("timeout_secs"), "must be 1–300"));
         }
         if let Some(n) = &self.name {
-            if n.is_empty() || n.len() > 64 {
-                return Err(invalid(&key("name"), "must be 1–64 characters"));
+            if n.is_empty() || n.len() > 48 {
+                return Err(invalid(&key("name"), "must be 1–48 characters"));
             }
         }
         Ok(())

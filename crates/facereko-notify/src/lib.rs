@@ -36,7 +36,7 @@ pub use config::{
     OutboxConfig, Secret, SmtpTls, WebhookConfig,
 };
 pub use mqtt::{CommandRequest, DoorCommand};
-pub use outbox::{MemoryOutbox, Outbox, OutboxEntry, SinkBacklog};
+pub use outbox::{backlog, MemoryOutbox, Outbox, OutboxEntry, SinkBacklog};
 pub use payload::EventPayload;
 
 /// Errors of the notifier crate (set-up and store access; delivery failures are [`DeliveryError`]s and
@@ -286,8 +286,19 @@ impl Backoff {
     }
 }
 
-/// Starts the notifier for `door_id` over `outbox` with the sinks the config enables; commands received
-/// over MQTT (when enabled) go to `commands`.
+/// Starts the notifier for `door_id` over the real store with the sinks the config enables; commands
+/// received over MQTT (when enabled) go to `commands`. Needs a Tokio runtime; returns once every sink is
+/// registered in the outbox (connections are made in the background).
+pub async fn spawn(
+    store: facereko_store::Store,
+    door_id: &str,
+    config: &NotifyConfig,
+    commands: Option<mpsc::Sender<CommandRequest>>,
+) -> Result<NotifierHandle> {
+    spawn_with(Arc::new(store), door_id, config, commands).await
+}
+
+/// [`spawn`] over any [`Outbox`] (e.g. [`MemoryOutbox`]).
 pub async fn spawn_with(
     outbox: Arc<dyn Outbox>,
     door_id: &str,
@@ -322,7 +333,7 @@ pub async fn spawn_with(
 }
 
 fn check_door_id(door_id: &str) -> Result<()> {
-    if door_id.is_empty() || door_id.contains(['/', '+', '#', '\0']) {
+    if door_id.is_empty() || door_id.len() > 64 || door_id.contains(['/', '+', '#', '\0']) {
         return Err(Error::DoorId(door_id.to_string()));
     }
     Ok(())

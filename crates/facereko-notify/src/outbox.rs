@@ -229,6 +229,80 @@ impl Outbox for MemoryOutbox {
     }
 }
 
+fn store_error(e: facereko_store::Error) -> Error {
+    Error::Store(e.to_string())
+}
+
+/// The real outbox: the store's tables, written by `Store::record_attempt` in the attempt's transaction.
+#[async_trait]
+impl Outbox for facereko_store::Store {
+    async fn enqueue(&self, door_id: &str, event: &Event) -> Result<i64> {
+        self.enqueue_event(door_id, event)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn register_sink(&self, door_id: &str, sink: &str) -> Result<()> {
+        self.outbox_register_sink(door_id, sink)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn pending(&self, door_id: &str, sink: &str, limit: u32) -> Result<Vec<OutboxEntry>> {
+        let entries = self
+            .outbox_pending(door_id, sink, limit)
+            .await
+            .map_err(store_error)?;
+        Ok(entries
+            .into_iter()
+            .map(|e| OutboxEntry {
+                id: e.id,
+                time: e.time,
+                door_id: e.door_id,
+                event: e.event,
+            })
+            .collect())
+    }
+
+    async fn ack(&self, door_id: &str, sink: &str, up_to_id: i64) -> Result<()> {
+        self.outbox_ack(door_id, sink, up_to_id)
+            .await
+            .map_err(store_error)
+    }
+
+    async fn backlog(&self, door_id: &str) -> Result<Vec<SinkBacklog>> {
+        let stats = self.outbox_stats(door_id).await.map_err(store_error)?;
+        Ok(stats
+            .into_iter()
+            .map(|s| SinkBacklog {
+                sink: s.sink,
+                pending: s.pending,
+                oldest_pending: s.oldest_pending,
+            })
+            .collect())
+    }
+
+    async fn prune(&self, older_than: DateTime<Utc>) -> Result<u64> {
+        self.outbox_prune(older_than).await.map_err(store_error)
+    }
+
+    async fn armed(&self, door_id: &str) -> Result<Option<bool>> {
+        facereko_store::Store::armed(self, door_id)
+            .await
+            .map_err(store_error)
+    }
+
+    fn photo_path(&self, relative: &str) -> Result<PathBuf> {
+        facereko_store::Store::photo_path(self, relative).map_err(store_error)
+    }
+}
+
+/// The backlog per sink straight from the store, for `facereko status` in a process that does not run
+/// the notifier (the running daemon's [`crate::NotifierHandle::status`] also knows the last errors).
+pub async fn backlog(store: &facereko_store::Store, door_id: &str) -> Result<Vec<SinkBacklog>> {
+    Outbox::backlog(store, door_id).await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
