@@ -268,8 +268,14 @@ impl Camera for CommandCamera {
             Ok(Ok(out)) => out,
         };
         if !out.status.success() {
+            // 126/127 are the shell's (and some exec emulations') "cannot execute" / "not found".
+            let hint = match out.status.code() {
+                Some(127) => ": program not found",
+                Some(126) => ": program not executable",
+                _ => "",
+            };
             return Err(Error::Camera(format!(
-                "{name} failed ({}): {}",
+                "{name} failed ({}{hint}): {}",
                 out.status,
                 stderr_tail(&out.stderr)
             )));

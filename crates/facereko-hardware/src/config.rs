@@ -452,6 +452,17 @@ mod tests {
     }
 
     #[test]
+    fn example_toml_shows_exactly_the_defaults() {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            hardware: HardwareConfig,
+        }
+        let file: File = toml::from_str(include_str!("../example.toml")).unwrap();
+        assert_eq!(file.hardware, HardwareConfig::default());
+    }
+
+    #[test]
     fn round_trips_through_toml() {
         let cfg = HardwareConfig::default();
         let text = toml::to_string(&cfg).unwrap();

@@ -8,6 +8,13 @@
 //! `set(Output::Relay, true)` means "lock released" whatever the wiring's polarity; an implementation maps
 //! that to the pin. [`Outputs::lock_down`] is the fail-secure state (relay locked, buzzer and green off)
 //! that start-up, shutdown and a crashed controller all fall back to.
+//!
+//! Where things are: [`mfrc522`] is the RFID driver over any embedded-hal 1.0 `SpiDevice` and [`reader`]
+//! polls it on its own thread (re-initialising a reader that stops answering, with a [`reader::ReaderStatus`]
+//! for the home page); [`gpio`] maps outputs and inputs to line levels (polarity, debounce); [`camera`] runs
+//! `rpicam-vid` kept warm, `rpicam-still` or any command that prints a JPEG; [`config`] is the `[hardware]`
+//! section; [`pi`] detects a Raspberry Pi and opens the real devices (spidev, GPIO character device);
+//! [`safety`] locks the door down on panic, signal and exit; [`card_type`] names a card from ATQA/SAK.
 
 use std::fmt;
 
