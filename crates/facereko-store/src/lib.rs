@@ -21,6 +21,7 @@ mod accounts;
 mod backend;
 mod config;
 mod error;
+mod legacy;
 
 mod photos;
 mod spool;
@@ -43,6 +44,7 @@ pub use accounts::{
 };
 pub use config::{RetentionPolicy, StoreConfig};
 pub use error::{redact_url, Error, Result};
+pub use legacy::{decode_legacy_card_uid, import_legacy, ImportReport, LEGACY_DOOR_ID};
 
 pub use photos::PHOTOS_DIR;
 
@@ -222,6 +224,8 @@ pub struct OpenOptions {
     pub max_connections: u32,
     /// Spool attempts locally while a MySQL/PostgreSQL server is unreachable.
     pub spool: bool,
+    /// How often a background task tries to replay the spool.
+    pub spool_retry: std::time::Duration,
 }
 
 impl Default for OpenOptions {
@@ -229,6 +233,7 @@ impl Default for OpenOptions {
         Self {
             max_connections: 5,
             spool: true,
+            spool_retry: std::time::Duration::from_secs(15),
         }
     }
 }
@@ -238,6 +243,7 @@ impl From<&StoreConfig> for OpenOptions {
         Self {
             max_connections: c.max_connections,
             spool: c.spool,
+            ..OpenOptions::default()
         }
     }
 }
@@ -348,12 +354,21 @@ impl Store {
             }),
         };
         if store.inner.spool.is_some() {
-            // Attempts spooled during an earlier outage go to the server first.
-            match store.replay_spool().await {
-                Ok(n) if n > 0 => tracing::info!(replayed = n, "replayed spooled attempts"),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(error = %e, "could not replay the attempt spool yet"),
-            }
+            // Attempts spooled during an earlier outage go to the server first, then whenever it is back.
+            store.replay_spool_logged().await;
+            let weak = Arc::downgrade(&store.inner);
+            let every = options.spool_retry;
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tick.tick().await;
+                    // Ends with the last clone of the store.
+                    let Some(inner) = weak.upgrade() else { break };
+                    Store { inner }.replay_spool_logged().await;
+                }
+            });
         }
         Ok(store)
     }
@@ -535,7 +550,7 @@ impl Store {
             }
             None => None,
         };
-        let r = with_db!(self.db(), b => b.insert_attempt(a, rel.as_deref(), &uuid).await);
+        let r = with_db!(self.db(), b => b.insert_attempt(a, rel.as_deref(), &uuid, true).await);
         match r {
             Ok(attempt) => Ok(attempt),
             Err(e) if e.is_unavailable() && self.inner.spool.is_some() => {
@@ -553,12 +568,37 @@ impl Store {
         }
     }
 
+    /// Imports a historical attempt under a caller-chosen uuid, without an outbox event. Returns `false`
+    /// (and writes nothing) if an attempt with that uuid exists.
+    pub(crate) async fn import_attempt(
+        &self,
+        a: &NewAttempt,
+        photo: Option<&Photo>,
+        uuid: &[u8; 16],
+    ) -> Result<bool> {
+        check_door_id(&a.door_id)?;
+        if with_db!(self.db(), b => b.attempt_photo_by_uuid(uuid).await)?.is_some() {
+            return Ok(false);
+        }
+        let rel = match photo {
+            Some(p) => {
+                let rel = Photos::attempt_relative(uuid, a.time, p);
+                self.inner.photos.write(&rel, p).await?;
+                Some(rel)
+            }
+            None => None,
+        };
+        with_db!(self.db(), b => b.insert_attempt(a, rel.as_deref(), uuid, false).await)?;
+        Ok(true)
+    }
+
     /// Moves attempts spooled during an outage to the server, each exactly once. Returns how many moved.
     /// The daemon calls this periodically (e.g. every 30 s); a no-op for SQLite.
     pub async fn replay_spool(&self) -> Result<u64> {
         let Some(spool) = &self.inner.spool else {
             return Ok(0);
         };
+        let _one_replay_at_a_time = spool.replaying.lock().await;
         let mut moved = 0;
         loop {
             let batch = spool.peek(100).await?;
@@ -566,10 +606,33 @@ impl Store {
                 return Ok(moved);
             }
             for (spool_id, uuid, attempt, photo) in batch {
-                with_db!(self.db(), b => b.insert_attempt(&attempt, photo.as_deref(), &uuid).await)?;
+                // Insert by uuid first, delete from the spool second: a crash in between replays a row the
+                // server already has, which `insert_attempt` recognises by its uuid.
+                match with_db!(self.db(), b => b.insert_attempt(&attempt, photo.as_deref(), &uuid, true).await)
+                {
+                    Ok(_) => {}
+                    Err(e) if e.unique_violation() => {} // inserted concurrently by another replay
+                    Err(e) => return Err(e),
+                }
                 spool.remove(spool_id).await?;
                 moved += 1;
             }
+        }
+    }
+
+    async fn replay_spool_logged(&self) {
+        if self.spooled().await.unwrap_or(0) == 0 {
+            return;
+        }
+        match self.replay_spool().await {
+            Ok(n) => tracing::info!(
+                replayed = n,
+                "the database is back: replayed spooled attempts"
+            ),
+            Err(e) if e.is_unavailable() => {
+                tracing::debug!(error = %e, "the database is still unreachable")
+            }
+            Err(e) => tracing::warn!(error = %e, "could not replay the attempt spool"),
         }
     }
 
@@ -918,6 +981,53 @@ mod tests {
         assert_eq!(&b[4..8], &(-1.5f32).to_le_bytes());
         assert_eq!(decode_embedding(&b).unwrap(), v);
         assert!(decode_embedding(&b[..5]).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_replay_after_a_crash_does_not_store_twice() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = Store::default_url(dir.path());
+        let db = Db::Sqlite(backend::sqlite::connect(&url).await.unwrap());
+        with_db!(&db, b => b.migrate().await).unwrap();
+        let store = Store {
+            inner: Arc::new(Inner {
+                db,
+                backend: Backend::Sqlite,
+                url,
+                data_dir: dir.path().to_path_buf(),
+                photos: Photos::new(dir.path()).unwrap(),
+                spool: Some(spool::Spool::open(dir.path()).await.unwrap()),
+            }),
+        };
+        let spool = store.inner.spool.as_ref().unwrap();
+        let a = NewAttempt {
+            time: Utc::now(),
+            door_id: "front".into(),
+            card_uid: None,
+            person_id: None,
+            person_name: None,
+            outcome: Outcome::UnknownCard,
+            similarity: None,
+            distance: None,
+            confidence: None,
+            timings: Default::default(),
+            detail: None,
+        };
+        let first = random_16();
+        let provisional = spool.push(&a, None, &first).await.unwrap();
+        assert!(provisional.id < 0, "provisional ids are negative");
+        // The server got the row, then the process died before deleting it from the spool.
+        with_db!(store.db(), b => b.insert_attempt(&a, None, &first, true).await).unwrap();
+        spool.push(&a, None, &random_16()).await.unwrap();
+        assert_eq!(store.spooled().await.unwrap(), 2);
+        assert_eq!(store.replay_spool().await.unwrap(), 2);
+        assert_eq!(
+            store.count_attempts().await.unwrap(),
+            2,
+            "the first one is not stored twice"
+        );
+        assert_eq!(store.spooled().await.unwrap(), 0);
+        assert_eq!(store.replay_spool().await.unwrap(), 0);
     }
 
     #[test]

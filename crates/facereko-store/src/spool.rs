@@ -17,6 +17,8 @@ use crate::{Error, Result};
 #[derive(Debug)]
 pub(crate) struct Spool {
     pool: SqlitePool,
+    /// Held by a replay, so a timer-driven replay and a manual one do not race.
+    pub(crate) replaying: tokio::sync::Mutex<()>,
 }
 
 fn to_stored(a: &NewAttempt, photo: Option<&str>, id: i64) -> Attempt {
@@ -82,7 +84,10 @@ impl Spool {
         )
         .execute(&pool)
         .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            replaying: tokio::sync::Mutex::new(()),
+        })
     }
 
     /// Keeps an attempt; returns it with a provisional negative id (minus the spool row id).

@@ -505,13 +505,14 @@ impl Sql {
 
     // ------------------------------------------------------------------ attempts
 
-    /// Inserts the attempt and its outbox event in one transaction. `uuid` makes a replay idempotent:
+    /// Inserts the attempt and (unless importing history) its outbox event in one transaction. `uuid` makes a replay idempotent:
     /// if a row with that uuid exists, it is returned instead of a second one.
     pub(crate) async fn insert_attempt(
         &self,
         a: &NewAttempt,
         photo: Option<&str>,
         uuid: &[u8; 16],
+        emit_event: bool,
     ) -> Result<Attempt> {
         let mut tx = begin(&self.write).await?;
         let existing = sqlx::query(&sql(
@@ -569,7 +570,9 @@ impl Sql {
             door_id: a.door_id.clone(),
             attempt: attempt.clone(),
         };
-        Self::enqueue_in(&mut tx, &a.door_id, a.time, &event).await?;
+        if emit_event {
+            Self::enqueue_in(&mut tx, &a.door_id, a.time, &event).await?;
+        }
         tx.commit().await?;
         Ok(attempt)
     }
