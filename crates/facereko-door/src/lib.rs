@@ -360,7 +360,7 @@ impl Controller {
     ) {
         self.set(Output::Red, true, "red on");
         tracing::info!(
-            "door {} ready: mode {}, {}",
+            "door {:?} ready: mode {}, {}",
             self.door_id,
             self.config.mode,
             if self.armed {
@@ -412,7 +412,7 @@ impl Controller {
             tracing::error!("could not lock the door on shutdown: {e}");
         }
         self.set(Output::Red, false, "red off");
-        tracing::info!("door {} stopped: relay locked, buzzer off", self.door_id);
+        tracing::info!("door {:?} stopped: relay locked, buzzer off", self.door_id);
     }
 
     fn set(&self, output: Output, active: bool, label: &str) {
@@ -460,7 +460,7 @@ impl Controller {
                 if res.is_ok() && armed != self.armed {
                     self.armed = armed;
                     tracing::info!(
-                        "door {} {}",
+                        "door {:?} {}",
                         self.door_id,
                         if armed {
                             "armed (Active)"
@@ -517,7 +517,7 @@ impl Controller {
         }
         if self.held_open_at.is_some_and(|t| t <= now) {
             self.held_open_at = None;
-            tracing::warn!("door {} held open too long", self.door_id);
+            tracing::warn!("door {:?} held open too long", self.door_id);
             self.record_event(Event::Alarm {
                 door_id: self.door_id.clone(),
                 alarm: Alarm::HeldOpen,
@@ -651,7 +651,7 @@ impl Controller {
                 self.held_open_at = Some(now + Duration::from_secs(self.config.held_open_seconds));
                 let forced = self.cues.unlocked_until().is_none();
                 if forced {
-                    tracing::warn!("door {} forced open while locked", self.door_id);
+                    tracing::warn!("door {:?} forced open while locked", self.door_id);
                 }
                 (DoorState::Opened, forced.then_some(Alarm::ForcedOpen))
             }

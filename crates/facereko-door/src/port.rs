@@ -23,3 +23,34 @@ pub trait DoorStore: Send + Sync {
     /// Queues an event that is not an attempt (arm/disarm, door state, alarm) for the notifier.
     async fn enqueue_event(&self, door_id: &str, event: &Event) -> Result<(), PortError>;
 }
+#[async_trait]
+impl DoorStore for facereko_store::Store {
+    async fn lookup_card(&self, uid: &CardUid) -> Result<Option<(Card, Person)>, PortError> {
+        Ok(facereko_store::Store::lookup_card(self, uid).await?)
+    }
+
+    async fn person(&self, id: PersonId) -> Result<Option<Person>, PortError> {
+        Ok(facereko_store::Store::person(self, id).await?)
+    }
+
+    async fn record_attempt(
+        &self,
+        attempt: &NewAttempt,
+        photo: Option<&Photo>,
+    ) -> Result<Attempt, PortError> {
+        Ok(facereko_store::Store::record_attempt(self, attempt, photo).await?)
+    }
+
+    async fn armed(&self, door_id: &str) -> Result<Option<bool>, PortError> {
+        Ok(facereko_store::Store::armed(self, door_id).await?)
+    }
+
+    async fn set_armed(&self, door_id: &str, armed: bool) -> Result<(), PortError> {
+        Ok(facereko_store::Store::set_armed(self, door_id, armed).await?)
+    }
+
+    async fn enqueue_event(&self, door_id: &str, event: &Event) -> Result<(), PortError> {
+        facereko_store::Store::enqueue_event(self, door_id, event).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,189 @@
+//! The typed configuration: defaults, then `facereko.toml`, then `FACEREKO_*` environment variables
+//! (`__` separates nested keys: `FACEREKO_DOOR__UNLOCK_SECONDS=5`). Validated once, then passed down.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use facereko_door::DoorConfig;
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use serde::{Deserialize, Serialize};
+
+/// Top-level keys; environment variables whose first segment is not one of these (such as
+/// `FACEREKO_DATA_DIR`, which is a command-line option) are not configuration.
+const TOP_LEVEL_KEYS: &[&str] = &["door_id", "database_url", "door", "hardware", "web"];
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// This door's name in a fleet (attempts, events and topics carry it).
+    pub door_id: String,
+    /// `sqlite://…`, `mysql://…` or `postgres://…`; empty means SQLite in the data directory.
+    pub database_url: String,
+    pub door: DoorConfig,
+    pub hardware: HardwareConfig,
+    pub web: WebConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            door_id: "door".into(),
+            database_url: String::new(),
+            door: DoorConfig::default(),
+            hardware: HardwareConfig::default(),
+            web: WebConfig::default(),
+        }
+    }
+}
+
+/// Which devices to use.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HardwareConfig {
+    /// `auto` (real devices on a Raspberry Pi, simulated elsewhere), `always` or `never`.
+    pub simulate: Simulate,
+    /// What the simulated camera sees at start: an image file or a folder of them.
+    pub sim_camera: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Simulate {
+    #[default]
+    Auto,
+    Always,
+    Never,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Address and port of the web app.
+    pub bind: String,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        Self {
+            bind: "0.0.0.0:5000".into(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the configuration. `file` is the explicit `--config` (it must exist); without it,
+    /// `<data_dir>/facereko.toml` is read when present.
+    pub fn load(file: Option<&Path>, data_dir: &Path) -> Result<(Config, Option<PathBuf>)> {
+        let path = match file {
+            Some(f) => {
+                if !f.is_file() {
+                    bail!("config file {} does not exist", f.display());
+                }
+                Some(f.to_path_buf())
+            }
+            None => Some(data_dir.join("facereko.toml")).filter(|p| p.is_file()),
+        };
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(p) = &path {
+            fig = fig.merge(Toml::file_exact(p));
+        }
+        fig = fig.merge(
+            Env::prefixed("FACEREKO_")
+                .split("__")
+                .filter(|k| TOP_LEVEL_KEYS.contains(&k.as_str().split('.').next().unwrap_or(""))),
+        );
+        let config: Config = fig.extract().map_err(|e| {
+            let e = e.to_string();
+            match &path {
+                Some(p) if !e.contains(&p.display().to_string()) => {
+                    anyhow::anyhow!("{e} (config file {})", p.display())
+                }
+                _ => anyhow::anyhow!(e),
+            }
+        })?;
+        config.validate().with_context(|| match &path {
+            Some(p) => format!(
+                "invalid configuration in {} or FACEREKO_* environment",
+                p.display()
+            ),
+            None => "invalid configuration in FACEREKO_* environment".to_string(),
+        })?;
+        Ok((config, path))
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        if self.door_id.is_empty()
+            || self.door_id.len() > 64
+            || !self
+                .door_id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            bail!(
+                "door_id: use 1 to 64 letters, digits, '-' or '_' (it becomes part of MQTT topics)"
+            );
+        }
+        self.door.validate()?;
+        if self.web.bind.parse::<std::net::SocketAddr>().is_err() {
+            bail!("web.bind: {:?} is not an address:port", self.web.bind);
+        }
+        Ok(())
+    }
+
+    /// The database URL, with the embedded default filled in.
+    pub fn database_url(&self, data_dir: &Path) -> String {
+        if self.database_url.trim().is_empty() {
+            facereko_store::Store::default_url(data_dir)
+        } else {
+            self.database_url.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        Config::default().validate().unwrap();
+    }
+
+    #[test]
+    fn a_broken_file_names_the_key_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("facereko.toml");
+        std::fs::write(&f, "[door]\nunlock_seconds = \"ten\"\n").unwrap();
+        let err = format!("{:#}", Config::load(Some(&f), dir.path()).unwrap_err());
+        assert!(err.contains("unlock_seconds"), "{err}");
+        assert!(err.contains("facereko.toml"), "{err}");
+
+        std::fs::write(&f, "[door]\nunlock_seconds = -1\n").unwrap();
+        let err = format!("{:#}", Config::load(Some(&f), dir.path()).unwrap_err());
+        assert!(err.contains("door.unlock_seconds"), "{err}");
+        assert!(err.contains("facereko.toml"), "{err}");
+
+        std::fs::write(&f, "[door]\nunlok_seconds = 3\n").unwrap();
+        let err = format!("{:#}", Config::load(Some(&f), dir.path()).unwrap_err());
+        assert!(err.contains("unlok_seconds"), "{err}");
+
+        std::fs::write(&f, "door = [").unwrap();
+        let err = format!("{:#}", Config::load(Some(&f), dir.path()).unwrap_err());
+        assert!(err.contains("facereko.toml"), "{err}");
+    }
+
+    #[test]
+    fn the_data_dir_file_is_read_when_present() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("facereko.toml"),
+            "door_id = \"back\"\n[door]\nmode = \"card\"\n",
+        )
+        .unwrap();
+        let (c, path) = Config::load(None, dir.path()).unwrap();
+        assert_eq!(c.door_id, "back");
+        assert_eq!(c.door.mode, facereko_domain::Mode::Card);
+        assert!(path.is_some());
+    }
+}

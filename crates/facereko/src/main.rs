@@ -1,0 +1,126 @@
+//! `facereko`: the daemon and the installer's tools in one binary.
+//!
+//! This crate is wiring only: it parses the command line and the configuration once into typed values,
+//! builds the store, devices, face engine and door controller, and hands them to each other. Behaviour
+//! lives in the library crates; errors become `anyhow` with context here and nowhere else.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use facereko_domain::Mode;
+
+mod cli;
+mod config;
+mod control;
+mod serve;
+
+/// FaceReko: a door access controller with RFID cards and local face recognition.
+#[derive(Debug, Parser)]
+#[command(name = "facereko", version, about)]
+pub struct Args {
+    /// Where the database, photos, models and control socket live.
+    #[arg(
+        long,
+        global = true,
+        env = "FACEREKO_DATA_DIR",
+        default_value = "./data"
+    )]
+    data_dir: PathBuf,
+    /// Configuration file (default: facereko.toml in the data directory, when present).
+    #[arg(long, global = true, env = "FACEREKO_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the door: card reader, camera, decision, outputs, control socket.
+    Serve(serve::ServeArgs),
+    /// Drive a running daemon's simulated devices.
+    #[command(subcommand)]
+    Sim(cli::SimCommand),
+    /// People and their cards.
+    #[command(subcommand)]
+    People(cli::PeopleCommand),
+    /// The attempts log.
+    #[command(subcommand)]
+    Attempts(cli::AttemptsCommand),
+    /// Show the running daemon's state.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Switch the system on (Active): taps are decided.
+    Arm,
+    /// Switch the system off (Offline): taps are ignored and the door stays locked.
+    Disarm,
+    /// Create or upgrade the database schema, then exit.
+    Migrate,
+}
+
+/// Parses a mode for `--mode`.
+fn parse_mode(s: &str) -> Result<Mode, String> {
+    s.parse().map_err(|e: facereko_domain::Error| e.to_string())
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    init_logging();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("FACEREKO_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(args: Args) -> Result<()> {
+    let data_dir = prepare_data_dir(&args.data_dir)?;
+    let config_file = args.config.as_deref();
+    match args.command {
+        Command::Serve(a) => serve::run(&data_dir, config_file, a).await,
+        Command::Sim(c) => cli::sim(&data_dir, c).await,
+        Command::People(c) => cli::people(&data_dir, config_file, c).await,
+        Command::Attempts(c) => cli::attempts(&data_dir, config_file, c).await,
+        Command::Status { json } => cli::status(&data_dir, json).await,
+        Command::Arm => cli::arm(&data_dir, true).await,
+        Command::Disarm => cli::arm(&data_dir, false).await,
+        Command::Migrate => {
+            let store = cli::open_store(&data_dir, config_file).await?;
+            println!("database {} is migrated", store.backend());
+            Ok(())
+        }
+    }
+}
+
+/// Creates the data directory if needed and returns its absolute path.
+fn prepare_data_dir(dir: &Path) -> Result<PathBuf> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))?;
+    dir.canonicalize()
+        .with_context(|| format!("cannot resolve data directory {}", dir.display()))
+}

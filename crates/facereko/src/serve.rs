@@ -1,0 +1,176 @@
+//! `facereko serve`: builds the door from the configuration and runs it until SIGINT/SIGTERM.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use facereko_domain::Mode;
+use facereko_door::{DoorHandle, Parts};
+use facereko_hardware::sim::{self, CameraSource, SimCamera, SimOutputs};
+use facereko_hardware::{Camera, CardReader, Inputs, Outputs};
+use facereko_store::Store;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::config::{Config, Simulate};
+use crate::control;
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Use simulated card reader, camera, outputs and inputs even on a Raspberry Pi.
+    #[arg(long)]
+    simulate: bool,
+    /// Override the configured mode: card, card+face or face.
+    #[arg(long, value_parser = crate::parse_mode)]
+    mode: Option<Mode>,
+    /// Address and port of the web app (overrides `web.bind`).
+    #[arg(long)]
+    bind: Option<String>,
+}
+
+/// The devices the door runs with, and the handles the control socket may drive.
+struct Devices {
+    reader: Box<dyn CardReader>,
+    camera: Arc<dyn Camera>,
+    outputs: Arc<dyn Outputs>,
+    inputs: Option<Box<dyn Inputs>>,
+    targets_tapper: Option<sim::SimTapper>,
+    targets_camera: Option<SimCamera>,
+    _inputs_handle: Option<sim::SimInputsHandle>,
+}
+
+fn simulated(config: &Config) -> Result<Devices> {
+    let (reader, tapper) = sim::card_reader();
+    let (inputs, inputs_handle) = sim::inputs();
+    let source = match &config.hardware.sim_camera {
+        Some(p) => SimCamera::source_for(p)
+            .with_context(|| format!("hardware.sim_camera {}", p.display()))?,
+        None => CameraSource::Nothing,
+    };
+    let camera = SimCamera::new(source);
+    Ok(Devices {
+        reader: Box::new(reader),
+        camera: Arc::new(camera.clone()),
+        outputs: Arc::new(SimOutputs::new()),
+        inputs: Some(Box::new(inputs)),
+        targets_tapper: Some(tapper),
+        targets_camera: Some(camera),
+        _inputs_handle: Some(inputs_handle),
+    })
+}
+
+pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -> Result<()> {
+    let (mut config, config_path) = Config::load(config_file, data_dir)?;
+    if let Some(mode) = args.mode {
+        config.door.mode = mode;
+    }
+    if let Some(bind) = args.bind {
+        config.web.bind = bind;
+        config.validate()?;
+    }
+    let listener = control::bind(data_dir).await?;
+    let url = config.database_url(data_dir);
+    let store = Store::open(&url, data_dir)
+        .await
+        .with_context(|| format!("opening the database {}", crate::cli::redact_url(&url)))?;
+
+    let simulate = args.simulate || config.hardware.simulate == Simulate::Always;
+    if !simulate {
+        match config.hardware.simulate {
+            Simulate::Never => bail!(
+                "hardware.simulate = \"never\", but this build drives no real devices yet; use --simulate"
+            ),
+            _ => tracing::info!("no Raspberry Pi hardware found: using simulated devices"),
+        }
+    }
+    let devices = simulated(&config)?;
+
+    let engine: Option<Arc<dyn facereko_vision::FaceEngine>> = if config.door.mode.uses_camera() {
+        bail!(
+            "mode {} needs the local face engine, which this build does not have yet; run with --mode card",
+            config.door.mode
+        )
+    } else {
+        None
+    };
+
+    println!(
+        "FaceReko door {:?}, mode {}",
+        config.door_id, config.door.mode
+    );
+    println!("  data directory: {}", data_dir.display());
+    println!(
+        "  configuration:  {}",
+        config_path.map_or("built-in defaults (no facereko.toml)".to_string(), |p| p
+            .display()
+            .to_string())
+    );
+    println!("  database:       {}", crate::cli::redact_url(&url));
+    println!("  photos:         {}", data_dir.join("photos").display());
+    println!(
+        "  control socket: {}",
+        control::socket_path(data_dir).display()
+    );
+    println!(
+        "  devices:        simulated ({})",
+        devices.camera.describe()
+    );
+    println!(
+        "  tap a card:     facereko --data-dir {} sim tap 04:A2:2B:19",
+        data_dir.display()
+    );
+
+    install_panic_guard(devices.outputs.clone());
+    let parts = Parts {
+        store: Arc::new(store.clone()),
+        engine,
+        camera: devices.camera.clone(),
+        outputs: devices.outputs.clone(),
+    };
+    let (door, task) = facereko_door::start(
+        &config.door_id,
+        config.door.clone(),
+        parts,
+        devices.reader,
+        devices.inputs,
+    )
+    .await?;
+    let control_task = tokio::spawn(control::serve(
+        listener,
+        control::Targets {
+            door: door.clone(),
+            tapper: devices.targets_tapper,
+            camera: devices.targets_camera,
+        },
+    ));
+
+    let outcome = wait_for_signal(&door, task).await;
+    control_task.abort();
+    let _ = std::fs::remove_file(control::socket_path(data_dir));
+    outcome
+}
+
+/// A panic anywhere drives the outputs to the safe state before the process unwinds or aborts.
+fn install_panic_guard(outputs: Arc<dyn Outputs>) {
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = outputs.lock_down();
+        previous(info);
+    }));
+}
+
+async fn wait_for_signal(door: &DoorHandle, task: tokio::task::JoinHandle<()>) -> Result<()> {
+    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut task = task;
+    tokio::select! {
+        _ = term.recv() => tracing::info!("SIGTERM: locking the door and stopping"),
+        _ = int.recv() => tracing::info!("SIGINT: locking the door and stopping"),
+        res = &mut task => {
+            bail!("the door controller stopped unexpectedly: {res:?}");
+        }
+    }
+    door.shutdown().await;
+    let _ = task.await;
+    Ok(())
+}

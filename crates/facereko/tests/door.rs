@@ -1,0 +1,136 @@
+//! End to end: the real binary, simulated hardware, SQLite in a temporary data directory.
+
+mod common;
+
+use common::{facereko, ok, wait_attempts, Daemon};
+
+#[test]
+fn a_tapped_card_is_decided_cued_and_logged() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let added = ok(
+        data,
+        &["people", "add", "Ada Lovelace", "--card", "04:a2:2b:19"],
+    );
+    assert!(added.contains("04:A2:2B:19"), "{added}");
+    let listed = ok(data, &["people", "list"]);
+    assert!(
+        listed.contains("Ada Lovelace") && listed.contains("04:A2:2B:19"),
+        "{listed}"
+    );
+
+    let daemon = Daemon::start(data, &["--simulate", "--mode", "card"]);
+    let banner = daemon.log();
+    assert!(
+        banner.contains(&data.canonicalize().unwrap().display().to_string()),
+        "prints where its data is:\n{banner}"
+    );
+
+    ok(data, &["sim", "tap", "04:A2:2B:19"]);
+    let log = daemon.wait_log("relay unlocked 10 s");
+    assert!(log.contains("green on"), "{log}");
+    assert!(log.contains("buzzer on 2 s"), "{log}");
+
+    ok(data, &["sim", "tap", "DE:AD:BE:EF"]);
+    let attempts = wait_attempts(data, 2);
+    // Newest first.
+    assert_eq!(attempts[0]["outcome"], "unknown_card");
+    assert_eq!(attempts[0]["card_uid"], "DE:AD:BE:EF");
+    assert_eq!(attempts[1]["outcome"], "granted");
+    assert_eq!(attempts[1]["person"], "Ada Lovelace");
+    for a in &attempts {
+        for key in ["time", "card_uid", "person", "outcome", "similarity"] {
+            assert!(a.get(key).is_some(), "attempt lacks {key}: {a}");
+        }
+    }
+    let log = daemon.wait_log("buzzer on 500 ms");
+    assert!(log.contains("card DE:AD:BE:EF tapped"), "{log}");
+
+    let table = ok(data, &["attempts", "list"]);
+    assert!(
+        table.contains("unknown_card") && table.contains("granted"),
+        "{table}"
+    );
+
+    let status = daemon.stop();
+    assert!(status.success(), "clean exit on SIGTERM: {status:?}");
+}
+
+#[test]
+fn the_offline_state_survives_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    ok(
+        data,
+        &["people", "add", "Ada Lovelace", "--card", "04:A2:2B:19"],
+    );
+    let daemon = Daemon::start(data, &["--simulate", "--mode", "card"]);
+    ok(data, &["disarm"]);
+    let first = daemon.stop();
+    assert!(first.success());
+
+    let daemon = Daemon::start(data, &["--simulate", "--mode", "card"]);
+    let status: serde_json::Value = serde_json::from_str(&ok(data, &["status", "--json"])).unwrap();
+    assert_eq!(status["armed"], false, "{status}");
+    ok(data, &["sim", "tap", "04:A2:2B:19"]);
+    daemon.wait_log("ignored: system is Offline");
+    assert_eq!(ok(data, &["attempts", "list", "--json"]).trim(), "[]");
+    daemon.stop();
+}
+
+#[test]
+fn a_second_daemon_on_the_same_data_directory_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let daemon = Daemon::start(data, &["--simulate", "--mode", "card"]);
+    let out = facereko(data, &["serve", "--simulate", "--mode", "card"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("already running"), "{err}");
+    daemon.stop();
+}
+
+#[test]
+fn malformed_card_uids_are_refused_with_a_reason() {
+    let dir = tempfile::tempdir().unwrap();
+    for (uid, why) in [
+        ("04:A2:2B", "3 bytes"),
+        ("04:A2:2B:ZZ", "unexpected character 'Z'"),
+        ("1234567", "odd number"),
+    ] {
+        let out = facereko(dir.path(), &["people", "add", "Eve", "--card", uid]);
+        assert!(!out.status.success(), "{uid} accepted");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{uid}: {err}");
+        let out = facereko(dir.path(), &["sim", "tap", uid]);
+        assert!(!out.status.success());
+    }
+    // Nothing was added by the refused commands.
+    assert!(ok(dir.path(), &["people", "list", "--json"]).trim() == "[]");
+}
+
+#[test]
+fn sim_commands_without_a_daemon_say_how_to_start_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = facereko(dir.path(), &["sim", "tap", "04:A2:2B:19"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("serve --simulate"), "{err}");
+}
+
+#[test]
+fn a_broken_config_file_is_one_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("facereko.toml"),
+        "[door]\nmode = \"doorbell\"\n",
+    )
+    .unwrap();
+    let out = facereko(dir.path(), &["serve", "--simulate"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("mode") && err.contains("facereko.toml"),
+        "{err}"
+    );
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every FaceReko test, including those that need real services (MariaDB, PostgreSQL, Mosquitto),
+# real face-model weights and Debian's Chromium. Installs/starts what is missing first.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/system-deps.sh --test
+scripts/services.sh
+
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/facereko-target}"
+export FACEREKO_MODELS_DIR="${FACEREKO_MODELS_DIR:-$HOME/.cache/facereko-models}"
+export FACEREKO_FACES_DIR="${FACEREKO_FACES_DIR:-$(cd .. && pwd)/shared/faces}"
+export FACEREKO_TEST_MYSQL_URL="${FACEREKO_TEST_MYSQL_URL:-mysql://root@127.0.0.1:3306/test}"
+export FACEREKO_TEST_POSTGRES_URL="${FACEREKO_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"
+export FACEREKO_TEST_MQTT_URL="${FACEREKO_TEST_MQTT_URL:-mqtt://127.0.0.1:1883}"
+export FACEREKO_CHROMEDRIVER="${FACEREKO_CHROMEDRIVER:-/usr/bin/chromedriver}"
+# One BLAS thread per process: faster on a busy 2-core machine, and tests run in parallel anyway.
+export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
+
+# The face models (checksum-verified; kept between runs).
+cargo run -q -p facereko -- models install --dir "$FACEREKO_MODELS_DIR"
+
+cargo test --workspace -- --include-ignored "$@"
