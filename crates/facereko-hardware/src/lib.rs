@@ -26,6 +26,7 @@ pub mod card_type;
 pub mod config;
 pub mod gpio;
 pub mod mfrc522;
+pub mod mfrc522_sim;
 pub mod pi;
 pub mod reader;
 pub mod safety;

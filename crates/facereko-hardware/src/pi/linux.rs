@@ -14,7 +14,7 @@ use linux_embedded_hal::SpidevDevice;
 use super::{GpioReport, LineCheck};
 use crate::config::{Bias, GpioConfig, Line, ReaderConfig};
 use crate::gpio::{GpioInputs, GpioOutputs, InputLines, OutputLines};
-use crate::mfrc522::{ChipInfo, Mfrc522, ThreadSleep};
+use crate::mfrc522::{ChipInfo, Mfrc522, SelfTest, ThreadSleep};
 use crate::reader::PolledReader;
 use crate::{Error, Inputs, Outputs, Result};
 
@@ -313,6 +313,14 @@ pub(super) fn probe_reader(reader: &ReaderConfig, gpio: &GpioConfig) -> Result<C
     // Leave the antenna off: the daemon (or the next command) initialises the chip again anyway.
     let _ = chip.antenna_off();
     Ok(info)
+}
+
+pub(super) fn self_test_reader(reader: &ReaderConfig, gpio: &GpioConfig) -> Result<SelfTest> {
+    let mut chip = open_mfrc522(reader, gpio)?;
+    chip.init()?;
+    let outcome = chip.self_test()?;
+    let _ = chip.antenna_off();
+    Ok(outcome)
 }
 
 pub(super) fn check_gpio(gpio: &GpioConfig, reader: &ReaderConfig) -> Result<GpioReport> {

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use crate::camera::open_camera;
 use crate::config::{GpioConfig, HardwareConfig, HardwareMode, ReaderConfig};
-use crate::mfrc522::ChipInfo;
+use crate::mfrc522::{ChipInfo, SelfTest};
 use crate::reader::{PolledReader, ReaderStatusHandle};
 use crate::{Camera, Inputs, Outputs, Result};
 
@@ -185,6 +185,21 @@ pub fn probe_reader(reader: &ReaderConfig, gpio: &GpioConfig) -> Result<ChipInfo
     #[cfg(target_os = "linux")]
     {
         linux::probe_reader(reader, gpio)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (reader, gpio);
+        Err(not_linux())
+    }
+}
+
+/// For `doctor --deep`/commissioning: the datasheet's digital self-test of the MFRC522 (about 100 ms; the
+/// chip is re-initialised afterwards). Clones without a published reference report
+/// [`SelfTest::NoReference`].
+pub fn self_test_reader(reader: &ReaderConfig, gpio: &GpioConfig) -> Result<SelfTest> {
+    #[cfg(target_os = "linux")]
+    {
+        linux::self_test_reader(reader, gpio)
     }
     #[cfg(not(target_os = "linux"))]
     {
