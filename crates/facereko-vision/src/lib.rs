@@ -5,11 +5,30 @@
 //! that works on embeddings locally and one that asks a remote service (AWS Rekognition) fit the same
 //! door. An engine that finds no usable face says so with `face: None`; errors are for engines that could
 //! not work at all (missing model, unreadable image).
+//!
+//! The default engine is [`LocalEngine`]: dlib's HOG detector, 5-point landmarks and ResNet encoder, run
+//! offline on the door's own CPU. Its embeddings are L2-normalised 128-d vectors; a [`Gallery`] holds the
+//! enrolled ones in one contiguous matrix so 1:N is a single pass over memory. Scores are cosine
+//! similarities shown as 0–100 % ([`similarity_percent`]); the default threshold was calibrated on the
+//! development photos (see [`config::DEFAULT_THRESHOLD`] and the [`eval`] module, which is how anyone
+//! re-calibrates it on their own people).
 
 use async_trait::async_trait;
 use facereko_domain::{PersonId, Photo};
 
+pub mod config;
+pub mod decode;
+pub mod eval;
+pub mod gallery;
+pub mod local;
+pub mod models;
 pub mod testing;
+
+pub use config::VisionConfig;
+pub use gallery::{
+    distance_from_cosine, similarity_percent, Embedding, Gallery, Match, EMBEDDING_DIM,
+};
+pub use local::{Enrolment, LocalEngine, Probe};
 
 /// Errors of the vision crate.
 #[derive(Debug, thiserror::Error)]
@@ -18,6 +37,43 @@ pub enum Error {
     Image(String),
     #[error("face engine: {0}")]
     Engine(String),
+    /// Enrolment needs exactly one usable face and the photo has none.
+    #[error(
+        "no usable face in the photo (a face must be frontal, at least {min_face_px} pixels wide)"
+    )]
+    NoFace { min_face_px: u32 },
+    /// Enrolment needs exactly one usable face and the photo has several.
+    #[error("{0} faces in the photo; enrolment needs a photo of exactly one person")]
+    ManyFaces(usize),
+    /// A model file is missing or damaged; the message names the command that fixes it.
+    #[error("face model {file} is {problem} in {dir}: run `{command}`")]
+    ModelMissing {
+        file: String,
+        dir: String,
+        problem: String,
+        command: String,
+    },
+    #[error("installing the face models: {0}")]
+    Install(String),
+    #[error("vision config: `{key}` {reason}")]
+    Config { key: String, reason: String },
+    #[error("embedding: {0}")]
+    Embedding(String),
+    #[error("eval: {0}")]
+    Eval(String),
+    #[error("{context}: {source}")]
+    Io {
+        context: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+        let context = context.into();
+        move |source| Error::Io { context, source }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -25,8 +81,13 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// The face an engine found and used.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FaceFound {
-    /// Detector confidence that this is a face, 0–100.
+    /// Detector confidence that this is a face, 0–100, for engines that report one (dlib's HOG detector
+    /// as wrapped here does not: the local engine leaves it `None` and relies on its quality gate).
     pub confidence: Option<f32>,
+    /// Width of the face's box in pixels of the photo, where the engine knows it.
+    pub width_px: Option<u32>,
+    /// How many faces the detector saw in the photo (the engine used the best one).
+    pub faces_in_photo: Option<u32>,
 }
 
 /// What an engine concluded about one photo.
@@ -46,6 +107,8 @@ pub struct Verdict {
     pub match_ms: Option<u32>,
     /// Which engine decided (`local`, `rekognition`, …).
     pub engine: String,
+    /// The best-scoring person even when below the threshold (`identify` only), for logs and the UI.
+    pub best_candidate: Option<PersonId>,
 }
 
 /// A face engine.

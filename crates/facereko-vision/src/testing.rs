@@ -64,6 +64,8 @@ impl ScriptedEngine {
             .ok_or_else(|| Error::Engine("scripted engine: no verdict queued".into()))?;
         let face = Some(FaceFound {
             confidence: Some(99.0),
+            width_px: None,
+            faces_in_photo: Some(1),
         });
         let base = Verdict {
             engine: "scripted".into(),

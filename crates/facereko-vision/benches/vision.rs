@@ -1,0 +1,103 @@
+//! Speed of the local engine: `cargo bench -p facereko-vision --bench vision`.
+//!
+//! - `frame/*`: detect + landmarks + embed on a 640×480 camera-sized frame (an LFW face on a plain
+//!   background), with and without the mirrored embedding, and with JPEG decoding included.
+//! - `match/*`: 1:1 (one person's 3 faces) and 1:N over 1 000 and 100 000 enrolled faces.
+//!
+//! The frame benches need `FACEREKO_MODELS_DIR` and `FACEREKO_FACES_DIR`; without them only the
+//! matching benches run.
+
+use std::hint::black_box;
+use std::path::PathBuf;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use facereko_domain::PersonId;
+use facereko_vision::{Embedding, Gallery, LocalEngine, VisionConfig, EMBEDDING_DIM};
+use image::{ImageEncoder, RgbImage};
+
+fn frame() -> Option<(RgbImage, Vec<u8>)> {
+    let faces = PathBuf::from(std::env::var_os("FACEREKO_FACES_DIR")?);
+    let bytes = std::fs::read(faces.join("lfw-dev/Al_Gore/01.jpg")).ok()?;
+    let face = image::load_from_memory(&bytes).ok()?.to_rgb8();
+    let mut frame = RgbImage::from_pixel(640, 480, image::Rgb([96, 104, 110]));
+    image::imageops::replace(&mut frame, &face, 195, 115);
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+        .write_image(frame.as_raw(), 640, 480, image::ExtendedColorType::Rgb8)
+        .ok()?;
+    Some((frame, jpeg))
+}
+
+fn frames(c: &mut Criterion) {
+    let (Some(models), Some((frame, jpeg))) = (std::env::var_os("FACEREKO_MODELS_DIR"), frame())
+    else {
+        eprintln!("FACEREKO_MODELS_DIR / FACEREKO_FACES_DIR not set: skipping the frame benches");
+        return;
+    };
+    let mut g = c.benchmark_group("frame");
+    g.sample_size(20);
+    for (mirror, side) in [(false, 640), (false, 480), (true, 640), (true, 480)] {
+        let config = VisionConfig {
+            mirror,
+            detect_max_side: side,
+            ..VisionConfig::default()
+        };
+        let engine = LocalEngine::load(&config, models.as_ref()).expect("loading the models");
+        assert!(
+            engine.describe_image(&frame).unwrap().is_some(),
+            "no face in the bench frame"
+        );
+        let name = format!("{}_detect{side}", if mirror { "mirror" } else { "single" });
+        g.bench_function(format!("detect_align_embed_640x480_{name}"), |b| {
+            b.iter(|| engine.describe_image(black_box(&frame)).unwrap())
+        });
+        if side == VisionConfig::default().detect_max_side
+            && mirror == VisionConfig::default().mirror
+        {
+            g.bench_function(
+                format!("decode_jpeg_detect_align_embed_640x480_{name}"),
+                |b| b.iter(|| engine.describe_blocking(black_box(&jpeg)).unwrap()),
+            );
+        }
+    }
+    g.finish();
+}
+
+fn random_rows(n: usize, people: usize) -> Vec<(PersonId, Vec<f32>)> {
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        (seed >> 40) as f32 / (1u64 << 24) as f32 - 0.5
+    };
+    (0..n)
+        .map(|i| {
+            let v = (0..EMBEDDING_DIM).map(|_| next()).collect();
+            (PersonId((i % people) as i64), v)
+        })
+        .collect()
+}
+
+fn matching(c: &mut Criterion) {
+    let mut g = c.benchmark_group("match");
+    for n in [1_000usize, 100_000] {
+        let rows = random_rows(n, n / 3);
+        let probe = Embedding::new(rows[n / 2].1.clone()).unwrap();
+        let gallery = Gallery::new(rows).unwrap();
+        g.bench_function(format!("one_to_one_{n}"), |b| {
+            b.iter(|| {
+                gallery
+                    .best_of(black_box(PersonId(7)), black_box(&probe))
+                    .unwrap()
+            })
+        });
+        g.bench_function(format!("one_to_n_{n}"), |b| {
+            b.iter(|| gallery.best_person(black_box(&probe)).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, matching, frames);
+criterion_main!(benches);
