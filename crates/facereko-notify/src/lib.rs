@@ -672,7 +672,7 @@ mod tests {
         let started = std::time::Instant::now();
         let a = handle.publish(&event(1)).await.unwrap();
         assert!(
-            started.elapsed() < Duration::from_millis(100),
+            started.elapsed() < Duration::from_millis(500),
             "publishing is just an insert"
         );
         until("delivered to the healthy sink", || {

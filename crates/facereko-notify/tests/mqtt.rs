@@ -338,6 +338,8 @@ async fn broker_outage_queues_events_and_delivers_all_in_order_after_restart() {
         .await
         .unwrap();
     assert_eq!(sub.next_on(&topic, WAIT).await.json()["event_id"], first);
+    // The subscriber may see the message a moment before the notifier sees the PUBACK.
+    wait_pending(&handle, 0).await;
 
     broker.kill();
     wait_connected(&handle, false).await;
