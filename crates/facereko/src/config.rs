@@ -5,13 +5,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use facereko_door::DoorConfig;
+use facereko_hardware::config::HardwareConfig;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// Top-level keys; environment variables whose first segment is not one of these (such as
 /// `FACEREKO_DATA_DIR`, which is a command-line option) are not configuration.
-const TOP_LEVEL_KEYS: &[&str] = &["door_id", "database_url", "door", "hardware", "web"];
+const TOP_LEVEL_KEYS: &[&str] = &["door_id", "database_url", "door", "hardware", "sim", "web"];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -22,6 +23,7 @@ pub struct Config {
     pub database_url: String,
     pub door: DoorConfig,
     pub hardware: HardwareConfig,
+    pub sim: SimConfig,
     pub web: WebConfig,
 }
 
@@ -32,28 +34,18 @@ impl Default for Config {
             database_url: String::new(),
             door: DoorConfig::default(),
             hardware: HardwareConfig::default(),
+            sim: SimConfig::default(),
             web: WebConfig::default(),
         }
     }
 }
 
-/// Which devices to use.
+/// The simulated devices (used with `serve --simulate`, or where no Raspberry Pi is found).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct HardwareConfig {
-    /// `auto` (real devices on a Raspberry Pi, simulated elsewhere), `always` or `never`.
-    pub simulate: Simulate,
+pub struct SimConfig {
     /// What the simulated camera sees at start: an image file or a folder of them.
-    pub sim_camera: Option<PathBuf>,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Simulate {
-    #[default]
-    Auto,
-    Always,
-    Never,
+    pub camera: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -125,6 +117,7 @@ impl Config {
             );
         }
         self.door.validate()?;
+        self.hardware.validate()?;
         if self.web.bind.parse::<std::net::SocketAddr>().is_err() {
             bail!("web.bind: {:?} is not an address:port", self.web.bind);
         }
