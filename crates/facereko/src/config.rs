@@ -6,13 +6,25 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use facereko_door::DoorConfig;
 use facereko_hardware::config::HardwareConfig;
+use facereko_notify::{EmailConfig, MqttConfig, NotifyConfig, OutboxConfig, WebhookConfig};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// Top-level keys; environment variables whose first segment is not one of these (such as
 /// `FACEREKO_DATA_DIR`, which is a command-line option) are not configuration.
-const TOP_LEVEL_KEYS: &[&str] = &["door_id", "database_url", "door", "hardware", "sim", "web"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "door_id",
+    "database_url",
+    "door",
+    "hardware",
+    "sim",
+    "web",
+    "outbox",
+    "mqtt",
+    "email",
+    "webhook",
+];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -25,6 +37,14 @@ pub struct Config {
     pub hardware: HardwareConfig,
     pub sim: SimConfig,
     pub web: WebConfig,
+    /// Notification delivery: retries and pruning of the outbox.
+    pub outbox: OutboxConfig,
+    /// MQTT (off unless `mqtt.url` is set).
+    pub mqtt: MqttConfig,
+    /// E-mail over SMTP (off unless configured).
+    pub email: EmailConfig,
+    /// Webhooks (`[[webhook]]`, any number).
+    pub webhook: Vec<WebhookConfig>,
 }
 
 impl Default for Config {
@@ -36,6 +56,10 @@ impl Default for Config {
             hardware: HardwareConfig::default(),
             sim: SimConfig::default(),
             web: WebConfig::default(),
+            outbox: OutboxConfig::default(),
+            mqtt: MqttConfig::default(),
+            email: EmailConfig::default(),
+            webhook: Vec::new(),
         }
     }
 }
@@ -118,10 +142,21 @@ impl Config {
         }
         self.door.validate()?;
         self.hardware.validate()?;
+        self.notify().validate()?;
         if self.web.bind.parse::<std::net::SocketAddr>().is_err() {
             bail!("web.bind: {:?} is not an address:port", self.web.bind);
         }
         Ok(())
+    }
+
+    /// The notifier's view of the configuration.
+    pub fn notify(&self) -> NotifyConfig {
+        NotifyConfig {
+            outbox: self.outbox.clone(),
+            mqtt: self.mqtt.clone(),
+            email: self.email.clone(),
+            webhook: self.webhook.clone(),
+        }
     }
 
     /// The database URL, with the embedded default filled in.

@@ -156,19 +156,66 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
         devices.inputs,
     )
     .await?;
+    let notifier = start_notifier(&store, &config, &door).await?;
     let control_task = tokio::spawn(control::serve(
         listener,
         control::Targets {
             door: door.clone(),
             tapper: devices.targets_tapper,
             camera: devices.targets_camera,
+            notifier: Some(notifier.clone()),
         },
     ));
 
     let outcome = wait_for_signal(&door, task).await;
+    notifier.shutdown().await;
     control_task.abort();
     let _ = std::fs::remove_file(control::socket_path(data_dir));
     outcome
+}
+
+/// Starts the notifier over the store's outbox, wakes it on every door event, and hands MQTT commands
+/// (when enabled) to the door.
+async fn start_notifier(
+    store: &Store,
+    config: &Config,
+    door: &DoorHandle,
+) -> Result<facereko_notify::NotifierHandle> {
+    let (cmd_tx, mut cmd_rx) = tokio::sync::mpsc::channel(16);
+    let notifier = facereko_notify::spawn(
+        store.clone(),
+        &config.door_id,
+        &config.notify(),
+        Some(cmd_tx),
+    )
+    .await
+    .context("starting notifications")?;
+    let d = door.clone();
+    tokio::spawn(async move {
+        use facereko_notify::DoorCommand;
+        while let Some(req) = cmd_rx.recv().await {
+            tracing::info!("command {:?} from {}", req.command, req.origin);
+            let res = match req.command {
+                DoorCommand::Arm => d.arm(true).await,
+                DoorCommand::Disarm => d.arm(false).await,
+                DoorCommand::Unlock => d.unlock(&req.origin).await,
+            };
+            if let Err(e) = res {
+                tracing::warn!("command {:?} from {} failed: {e}", req.command, req.origin);
+            }
+        }
+    });
+    let mut events = door.subscribe();
+    let n = notifier.clone();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => n.wake(),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    Ok(notifier)
 }
 
 /// A panic anywhere drives the outputs to the safe state before the process unwinds or aborts.
