@@ -300,6 +300,23 @@ pub async fn status(data_dir: &Path, json: bool) -> Result<()> {
         }
     );
     println!("reader:   {}", d["reader"].as_str().unwrap_or("?"));
+    if let Some(sinks) = d["notify"]["sinks"].as_array() {
+        if sinks.is_empty() {
+            println!("notify:   no sinks configured");
+        }
+        for s in sinks {
+            println!(
+                "notify:   {} pending {}{}",
+                s["name"].as_str().unwrap_or("?"),
+                s["pending"]
+                    .as_u64()
+                    .map_or("?".to_string(), |p| p.to_string()),
+                s["last_error"]
+                    .as_str()
+                    .map_or(String::new(), |e| format!(", last error: {e}"))
+            );
+        }
+    }
     if let Some(a) = d.get("last_attempt").filter(|a| !a.is_null()) {
         println!(
             "last:     {} {} {}",

@@ -5,13 +5,26 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use facereko_door::DoorConfig;
+use facereko_hardware::config::HardwareConfig;
+use facereko_notify::{EmailConfig, MqttConfig, NotifyConfig, OutboxConfig, WebhookConfig};
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
 
 /// Top-level keys; environment variables whose first segment is not one of these (such as
 /// `FACEREKO_DATA_DIR`, which is a command-line option) are not configuration.
-const TOP_LEVEL_KEYS: &[&str] = &["door_id", "database_url", "door", "hardware", "web"];
+const TOP_LEVEL_KEYS: &[&str] = &[
+    "door_id",
+    "database_url",
+    "door",
+    "hardware",
+    "sim",
+    "web",
+    "outbox",
+    "mqtt",
+    "email",
+    "webhook",
+];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -22,7 +35,16 @@ pub struct Config {
     pub database_url: String,
     pub door: DoorConfig,
     pub hardware: HardwareConfig,
+    pub sim: SimConfig,
     pub web: WebConfig,
+    /// Notification delivery: retries and pruning of the outbox.
+    pub outbox: OutboxConfig,
+    /// MQTT (off unless `mqtt.url` is set).
+    pub mqtt: MqttConfig,
+    /// E-mail over SMTP (off unless configured).
+    pub email: EmailConfig,
+    /// Webhooks (`[[webhook]]`, any number).
+    pub webhook: Vec<WebhookConfig>,
 }
 
 impl Default for Config {
@@ -32,28 +54,22 @@ impl Default for Config {
             database_url: String::new(),
             door: DoorConfig::default(),
             hardware: HardwareConfig::default(),
+            sim: SimConfig::default(),
             web: WebConfig::default(),
+            outbox: OutboxConfig::default(),
+            mqtt: MqttConfig::default(),
+            email: EmailConfig::default(),
+            webhook: Vec::new(),
         }
     }
 }
 
-/// Which devices to use.
+/// The simulated devices (used with `serve --simulate`, or where no Raspberry Pi is found).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
-pub struct HardwareConfig {
-    /// `auto` (real devices on a Raspberry Pi, simulated elsewhere), `always` or `never`.
-    pub simulate: Simulate,
+pub struct SimConfig {
     /// What the simulated camera sees at start: an image file or a folder of them.
-    pub sim_camera: Option<PathBuf>,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Simulate {
-    #[default]
-    Auto,
-    Always,
-    Never,
+    pub camera: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -125,10 +141,22 @@ impl Config {
             );
         }
         self.door.validate()?;
+        self.hardware.validate()?;
+        self.notify().validate()?;
         if self.web.bind.parse::<std::net::SocketAddr>().is_err() {
             bail!("web.bind: {:?} is not an address:port", self.web.bind);
         }
         Ok(())
+    }
+
+    /// The notifier's view of the configuration.
+    pub fn notify(&self) -> NotifyConfig {
+        NotifyConfig {
+            outbox: self.outbox.clone(),
+            mqtt: self.mqtt.clone(),
+            email: self.email.clone(),
+            webhook: self.webhook.clone(),
+        }
     }
 
     /// The database URL, with the embedded default filled in.

@@ -66,6 +66,7 @@ pub struct Targets {
     pub tapper: Option<SimTapper>,
     /// Present when the camera is simulated.
     pub camera: Option<SimCamera>,
+    pub notifier: Option<facereko_notify::NotifierHandle>,
 }
 
 pub fn socket_path(data_dir: &Path) -> PathBuf {
@@ -163,11 +164,11 @@ async fn answer(req: Request, t: &Targets) -> Reply {
             },
         },
         Request::Status => {
-            let status = t.door.status();
-            Reply::ok(
-                "",
-                serde_json::to_value(status).unwrap_or(serde_json::Value::Null),
-            )
+            let mut data = serde_json::to_value(t.door.status()).unwrap_or_default();
+            if let Some(n) = &t.notifier {
+                data["notify"] = serde_json::to_value(n.status().await).unwrap_or_default();
+            }
+            Reply::ok("", data)
         }
         Request::Arm { armed } => match t.door.arm(armed).await {
             Ok(()) => Reply::ok(

@@ -12,7 +12,7 @@ use facereko_hardware::{Camera, CardReader, Inputs, Outputs};
 use facereko_store::Store;
 use tokio::signal::unix::{signal, SignalKind};
 
-use crate::config::{Config, Simulate};
+use crate::config::Config;
 use crate::control;
 
 #[derive(Debug, Args)]
@@ -37,14 +37,16 @@ struct Devices {
     targets_tapper: Option<sim::SimTapper>,
     targets_camera: Option<SimCamera>,
     _inputs_handle: Option<sim::SimInputsHandle>,
+    summary: String,
 }
 
 fn simulated(config: &Config) -> Result<Devices> {
     let (reader, tapper) = sim::card_reader();
     let (inputs, inputs_handle) = sim::inputs();
-    let source = match &config.hardware.sim_camera {
-        Some(p) => SimCamera::source_for(p)
-            .with_context(|| format!("hardware.sim_camera {}", p.display()))?,
+    let source = match &config.sim.camera {
+        Some(p) => {
+            SimCamera::source_for(p).with_context(|| format!("sim.camera {}", p.display()))?
+        }
         None => CameraSource::Nothing,
     };
     let camera = SimCamera::new(source);
@@ -56,6 +58,22 @@ fn simulated(config: &Config) -> Result<Devices> {
         targets_tapper: Some(tapper),
         targets_camera: Some(camera),
         _inputs_handle: Some(inputs_handle),
+        summary: "simulated".into(),
+    })
+}
+
+fn real(config: &Config) -> Result<Devices> {
+    let pi = facereko_hardware::pi::open(&config.hardware)
+        .context("opening the Raspberry Pi devices (use --simulate to run without them)")?;
+    Ok(Devices {
+        reader: Box::new(pi.reader),
+        camera: Arc::from(pi.camera),
+        outputs: pi.outputs,
+        inputs: Some(pi.inputs),
+        targets_tapper: None,
+        targets_camera: None,
+        _inputs_handle: None,
+        summary: "Raspberry Pi".into(),
     })
 }
 
@@ -74,16 +92,18 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
         .await
         .with_context(|| format!("opening the database {}", crate::cli::redact_url(&url)))?;
 
-    let simulate = args.simulate || config.hardware.simulate == Simulate::Always;
-    if !simulate {
-        match config.hardware.simulate {
-            Simulate::Never => bail!(
-                "hardware.simulate = \"never\", but this build drives no real devices yet; use --simulate"
-            ),
-            _ => tracing::info!("no Raspberry Pi hardware found: using simulated devices"),
+    let devices = if args.simulate {
+        tracing::info!("simulated devices (--simulate)");
+        simulated(&config)?
+    } else {
+        let detection = facereko_hardware::pi::detect(&config.hardware);
+        tracing::info!("{}", detection.summary);
+        if detection.real {
+            real(&config)?
+        } else {
+            simulated(&config)?
         }
-    }
-    let devices = simulated(&config)?;
+    };
 
     let engine: Option<Arc<dyn facereko_vision::FaceEngine>> = if config.door.mode.uses_camera() {
         bail!(
@@ -112,7 +132,8 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
         control::socket_path(data_dir).display()
     );
     println!(
-        "  devices:        simulated ({})",
+        "  devices:        {} ({})",
+        devices.summary,
         devices.camera.describe()
     );
     println!(
@@ -135,19 +156,66 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
         devices.inputs,
     )
     .await?;
+    let notifier = start_notifier(&store, &config, &door).await?;
     let control_task = tokio::spawn(control::serve(
         listener,
         control::Targets {
             door: door.clone(),
             tapper: devices.targets_tapper,
             camera: devices.targets_camera,
+            notifier: Some(notifier.clone()),
         },
     ));
 
     let outcome = wait_for_signal(&door, task).await;
+    notifier.shutdown().await;
     control_task.abort();
     let _ = std::fs::remove_file(control::socket_path(data_dir));
     outcome
+}
+
+/// Starts the notifier over the store's outbox, wakes it on every door event, and hands MQTT commands
+/// (when enabled) to the door.
+async fn start_notifier(
+    store: &Store,
+    config: &Config,
+    door: &DoorHandle,
+) -> Result<facereko_notify::NotifierHandle> {
+    let (cmd_tx, mut cmd_rx) = tokio::sync::mpsc::channel(16);
+    let notifier = facereko_notify::spawn(
+        store.clone(),
+        &config.door_id,
+        &config.notify(),
+        Some(cmd_tx),
+    )
+    .await
+    .context("starting notifications")?;
+    let d = door.clone();
+    tokio::spawn(async move {
+        use facereko_notify::DoorCommand;
+        while let Some(req) = cmd_rx.recv().await {
+            tracing::info!("command {:?} from {}", req.command, req.origin);
+            let res = match req.command {
+                DoorCommand::Arm => d.arm(true).await,
+                DoorCommand::Disarm => d.arm(false).await,
+                DoorCommand::Unlock => d.unlock(&req.origin).await,
+            };
+            if let Err(e) = res {
+                tracing::warn!("command {:?} from {} failed: {e}", req.command, req.origin);
+            }
+        }
+    });
+    let mut events = door.subscribe();
+    let n = notifier.clone();
+    tokio::spawn(async move {
+        loop {
+            match events.recv().await {
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => n.wake(),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+    Ok(notifier)
 }
 
 /// A panic anywhere drives the outputs to the safe state before the process unwinds or aborts.
