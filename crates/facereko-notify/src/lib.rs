@@ -18,7 +18,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use facereko_domain::Event;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -96,7 +96,7 @@ pub trait Notifier: Send + Sync + fmt::Debug {
 }
 
 /// Status of one sink for `facereko status` and the web page.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct SinkStatus {
     pub name: String,
     /// Events not yet delivered (from the outbox); `None` when the store could not be asked.
@@ -118,12 +118,28 @@ pub struct SinkStatus {
     pub retry_at: Option<DateTime<Utc>>,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct NotifyStatus {
     pub door_id: String,
     pub sinks: Vec<SinkStatus>,
     /// Set when the outbox itself could not be read.
     pub store_error: Option<String>,
+    /// When a status file was written (see [`NotifierHandle::persist_status_to`]).
+    #[serde(default)]
+    pub written_at: Option<DateTime<Utc>>,
+}
+
+async fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("json.tmp");
+    tokio::fs::write(&tmp, bytes).await?;
+    tokio::fs::rename(&tmp, path).await
+}
+
+/// Reads a status file written by a running daemon's [`NotifierHandle::persist_status_to`].
+pub fn read_status_file(path: &std::path::Path) -> std::io::Result<NotifyStatus> {
+    let bytes = std::fs::read(path)?;
+    serde_json::from_slice(&bytes)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 impl NotifyStatus {
@@ -232,7 +248,47 @@ impl NotifierHandle {
             door_id: self.inner.door_id.clone(),
             sinks,
             store_error,
+            written_at: None,
         }
+    }
+
+    /// Keeps `path` (e.g. `<data_dir>/notify-status-<door_id>.json`) up to date with [`Self::status`]
+    /// every few seconds, so `facereko status` in another process can show last errors too (see
+    /// [`read_status_file`]). Written atomically (temporary file, then rename).
+    pub fn persist_status_to(&self, path: PathBuf) {
+        let handle = self.clone();
+        let mut stop = self.inner.stop.subscribe();
+        let task = tokio::spawn(async move {
+            let mut last = String::new();
+            loop {
+                let mut status = handle.status().await;
+                status.written_at = Some(Utc::now());
+                let mut compare = status.clone();
+                compare.written_at = None;
+                let key = serde_json::to_string(&compare).unwrap_or_default();
+                if key != last {
+                    match write_atomically(
+                        &path,
+                        &serde_json::to_vec_pretty(&status).unwrap_or_default(),
+                    )
+                    .await
+                    {
+                        Ok(()) => last = key,
+                        Err(e) => tracing::warn!(path = %path.display(), error = %e,
+                            "cannot write the notifier status file"),
+                    }
+                }
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+                    _ = stop.changed() => return,
+                }
+            }
+        });
+        self.inner
+            .tasks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(task);
     }
 
     /// Stops delivery (an entry being delivered is finished or abandoned within a few seconds; it stays in
@@ -695,6 +751,37 @@ mod tests {
             std::task::Poll::Ready(v) => Some(v),
             std::task::Poll::Pending => None,
         }
+    }
+
+    #[tokio::test]
+    async fn the_status_file_shows_the_last_error_to_another_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let outbox = Arc::new(MemoryOutbox::new(dir.path()));
+        let sink = Arc::new(RecordingNotifier::new("rec"));
+        sink.set_failing(true);
+        let handle = spawn_sinks(outbox, "front", &fast(), vec![sink.clone()]).await;
+        handle.publish(&event(1)).await.unwrap();
+        until("a failure", || sink.attempts() > 0).await;
+        let path = dir.path().join("notify-status-front.json");
+        handle.persist_status_to(path.clone());
+        let mut read = None;
+        for _ in 0..100 {
+            if let Ok(st) = read_status_file(&path) {
+                read = Some(st);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let st = read.expect("status file written");
+        assert_eq!(st.door_id, "front");
+        assert_eq!(st.sinks[0].pending, Some(1));
+        assert!(st.sinks[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("simulated"));
+        assert!(st.written_at.is_some());
+        handle.shutdown().await;
     }
 
     #[test]
