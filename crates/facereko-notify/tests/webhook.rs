@@ -12,7 +12,7 @@ use facereko_notify::{
     spawn_with, EventKind, MemoryOutbox, NotifierHandle, NotifyConfig, OutboxConfig, Secret,
     WebhookConfig,
 };
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
 const SECRET: &str = "webhook-signing-secret";
@@ -72,52 +72,71 @@ impl Receiver {
 }
 
 async fn receiver(r: Arc<Receiver>) -> u16 {
+    receiver_with(r, None).await
+}
+
+/// The receiver, over TLS when `tls` is given.
+async fn receiver_with(r: Arc<Receiver>, tls: Option<Arc<rustls::ServerConfig>>) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
     tokio::spawn(async move {
         loop {
             let (stream, _) = listener.accept().await.unwrap();
             let r = r.clone();
+            let tls = tls.clone();
             tokio::spawn(async move {
-                let mut io = BufReader::new(stream);
-                loop {
-                    let mut line = String::new();
-                    if io.read_line(&mut line).await.unwrap_or(0) == 0 {
-                        return;
-                    }
-                    let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-                    let mut headers = Vec::new();
-                    loop {
-                        let mut h = String::new();
-                        io.read_line(&mut h).await.unwrap();
-                        let h = h.trim_end();
-                        if h.is_empty() {
-                            break;
+                match tls {
+                    Some(config) => {
+                        let acceptor = tokio_rustls::TlsAcceptor::from(config);
+                        if let Ok(stream) = acceptor.accept(stream).await {
+                            serve(stream, &r).await;
                         }
-                        let (k, v) = h.split_once(':').unwrap();
-                        headers.push((k.trim().to_string(), v.trim().to_string()));
                     }
-                    let len: usize = headers
-                        .iter()
-                        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-                        .map(|(_, v)| v.parse().unwrap())
-                        .unwrap_or(0);
-                    let mut body = vec![0; len];
-                    io.read_exact(&mut body).await.unwrap();
-                    let answered = r.answers.lock().unwrap().pop_front().unwrap_or(200);
-                    r.requests.lock().unwrap().push(Request {
-                        path,
-                        headers,
-                        body,
-                        answered,
-                    });
-                    let reply = format!("HTTP/1.1 {answered} X\r\ncontent-length: 0\r\n\r\n");
-                    io.get_mut().write_all(reply.as_bytes()).await.unwrap();
+                    None => serve(stream, &r).await,
                 }
             });
         }
     });
     port
+}
+
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(stream: S, r: &Receiver) {
+    let mut io = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        if io.read_line(&mut line).await.unwrap_or(0) == 0 {
+            return;
+        }
+        let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            io.read_line(&mut h).await.unwrap();
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            let (k, v) = h.split_once(':').unwrap();
+            headers.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        let len: usize = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+            .map(|(_, v)| v.parse().unwrap())
+            .unwrap_or(0);
+        let mut body = vec![0; len];
+        io.read_exact(&mut body).await.unwrap();
+        let answered = r.answers.lock().unwrap().pop_front().unwrap_or(200);
+        r.requests.lock().unwrap().push(Request {
+            path,
+            headers,
+            body,
+            answered,
+        });
+        let reply = format!("HTTP/1.1 {answered} X\r\ncontent-length: 0\r\n\r\n");
+        io.get_mut().write_all(reply.as_bytes()).await.unwrap();
+        io.get_mut().flush().await.unwrap();
+    }
 }
 
 fn config(port: u16, events: Vec<EventKind>) -> NotifyConfig {
@@ -277,5 +296,47 @@ async fn a_rejected_payload_is_skipped_and_only_chosen_events_are_sent() {
         st.sinks[0].delivered, 2,
         "the attempt counts as done for this hook"
     );
+    handle.shutdown().await;
+}
+
+#[tokio::test]
+async fn https_receivers_are_checked_against_the_configured_ca() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = make_pki(dir.path());
+    let r = Arc::new(Receiver::default());
+    let port = receiver_with(r.clone(), Some(server_tls(&pki))).await;
+    let mut c = config(port, EventKind::ALL.to_vec());
+    c.webhook[0].url = format!("https://localhost:{port}/hooks/facereko");
+    c.webhook[0].ca_file = Some(pki.ca.clone());
+    let handle = spawn_with(Arc::new(MemoryOutbox::new(dir.path())), "front", &c, None)
+        .await
+        .unwrap();
+    let id = handle
+        .publish(&attempt("front", Outcome::Granted, Some("Ada")))
+        .await
+        .unwrap();
+    until_settled(&handle).await;
+    assert_eq!(r.accepted(), vec![id]);
+    assert!(r.requests()[0].signature_ok());
+    handle.shutdown().await;
+
+    // Without the private CA the system roots do not know the receiver: nothing is sent.
+    let r2 = Arc::new(Receiver::default());
+    let port = receiver_with(r2.clone(), Some(server_tls(&pki))).await;
+    let mut c = config(port, EventKind::ALL.to_vec());
+    c.webhook[0].url = format!("https://localhost:{port}/hooks/facereko");
+    let Ok(handle) = spawn_with(Arc::new(MemoryOutbox::new(dir.path())), "front", &c, None).await
+    else {
+        return; // no system CA store on this machine: refusing to start is just as safe
+    };
+    handle
+        .publish(&attempt("front", Outcome::Granted, Some("Ada")))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(r2.requests().is_empty());
+    let st = handle.status().await;
+    assert_eq!(st.sinks[0].pending, Some(1));
+    assert!(st.sinks[0].last_error.is_some());
     handle.shutdown().await;
 }
