@@ -1,0 +1,457 @@
+//! Sessions, CSRF tokens, sign-in rate limits and API bearer tokens.
+//!
+//! Sessions live in the store (only the SHA-256 of the cookie value is kept there); the cookie is
+//! HttpOnly, SameSite=Strict, `Secure` (with the `__Host-` prefix) behind TLS. The store keeps the
+//! absolute expiry; the idle expiry is tracked here, in memory, per session (after a restart a session
+//! counts as active from its first request).
+//!
+//! CSRF: a signed-in form carries a token derived from the session secret (SHA-256 with a fixed label), so
+//! no extra state is needed and a token is useless without the cookie. Forms shown before sign-in (setup,
+//! sign-in, card-based account creation) use a double-submit cookie instead. Tokens are compared in
+//! constant time.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Utc;
+use facereko_store::{Account, Role};
+use sha2::{Digest, Sha256};
+
+use crate::error::{ApiError, AppError};
+use crate::AppState;
+
+/// Name of the session cookie; `__Host-` (which browsers only accept over HTTPS) when cookies are secure.
+pub(crate) fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-facereko_session"
+    } else {
+        "facereko_session"
+    }
+}
+
+pub(crate) fn csrf_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        "__Host-facereko_csrf"
+    } else {
+        "facereko_csrf"
+    }
+}
+
+/// A `Set-Cookie` value with the flags every FaceReko cookie has.
+pub(crate) fn cookie(name: &str, value: &str, secure: bool, max_age: Option<i64>) -> HeaderValue {
+    let mut s = format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict");
+    if secure {
+        s.push_str("; Secure");
+    }
+    if let Some(age) = max_age {
+        s.push_str(&format!("; Max-Age={age}"));
+    }
+    HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("invalid=1"))
+}
+
+/// The value of cookie `name` from the request headers.
+pub(crate) fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The CSRF token of a session.
+pub(crate) fn csrf_for_session(session_token: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(b"facereko-csrf\0");
+    h.update(session_token.as_bytes());
+    hex(&h.finalize())
+}
+
+/// Constant-time equality for secrets of equal length.
+pub(crate) fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && !a.is_empty()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// Checks a signed-in form's token.
+pub(crate) fn check_csrf(user: &CurrentUser, given: &str) -> Result<(), AppError> {
+    if same_secret(&user.csrf, given) {
+        Ok(())
+    } else {
+        Err(AppError::Csrf)
+    }
+}
+
+/// The client address: the TCP peer, or the last `X-Forwarded-For` entry when configured to trust it.
+pub(crate) fn client_ip(
+    parts_headers: &HeaderMap,
+    connect: Option<&ConnectInfo<SocketAddr>>,
+    trust_forwarded: bool,
+) -> Option<IpAddr> {
+    if trust_forwarded {
+        if let Some(ip) = parts_headers
+            .get("x-forwarded-for")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|v| v.trim().parse().ok())
+        {
+            return Some(ip);
+        }
+    }
+    connect.map(|c| c.0.ip())
+}
+
+/// Mutable, in-memory state of the web app: idle tracking, sign-in limits, the API token cache.
+#[derive(Debug, Default)]
+pub(crate) struct Runtime {
+    last_seen: Mutex<HashMap<String, Instant>>,
+    failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
+    tokens: Mutex<HashMap<String, (Account, Instant)>>,
+    /// Held while a request waits for a card on the reader: one waiter at a time.
+    pub(crate) card_wait: tokio::sync::Mutex<()>,
+    /// Thumbnails made so far, by photo path (bounded; dropped wholesale when full).
+    pub(crate) thumbs: Mutex<HashMap<String, std::sync::Arc<Vec<u8>>>>,
+    /// One thumbnail decode at a time: a Pi has few cores and the door comes first.
+    pub(crate) thumb_decode: tokio::sync::Mutex<()>,
+    /// Serialises first-run set-up, so two browsers cannot both create "the first" admin.
+    pub(crate) setup: tokio::sync::Mutex<()>,
+    /// Set once an account is known to exist (accounts are never all removed through the app).
+    pub(crate) has_accounts: std::sync::atomic::AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Runtime {
+    /// Records activity; `false` when the session was idle too long.
+    fn touch(&self, token: &str, idle: Duration) -> bool {
+        let key = hex(&facereko_store::token_hash(token));
+        let now = Instant::now();
+        let mut map = lock(&self.last_seen);
+        if map.len() > 10_000 {
+            map.retain(|_, t| now.duration_since(*t) < idle);
+        }
+        match map.insert(key, now) {
+            Some(prev) => now.duration_since(prev) < idle,
+            None => true,
+        }
+    }
+
+    pub(crate) fn forget_session(&self, token: &str) {
+        lock(&self.last_seen).remove(&hex(&facereko_store::token_hash(token)));
+    }
+
+    /// Failed sign-ins from `ip` within `window`.
+    pub(crate) fn failures_from(&self, ip: IpAddr, window: Duration) -> usize {
+        let now = Instant::now();
+        let mut map = lock(&self.failures);
+        let Some(q) = map.get_mut(&ip) else { return 0 };
+        while q.front().is_some_and(|t| now.duration_since(*t) >= window) {
+            q.pop_front();
+        }
+        q.len()
+    }
+
+    /// When the oldest failure counted for `ip` stops counting.
+    pub(crate) fn address_free_in(&self, ip: IpAddr, window: Duration) -> Duration {
+        let now = Instant::now();
+        lock(&self.failures)
+            .get(&ip)
+            .and_then(|q| q.front().copied())
+            .map(|t| window.saturating_sub(now.duration_since(t)))
+            .unwrap_or_default()
+    }
+
+    pub(crate) fn record_failure(&self, ip: IpAddr, cap: usize) {
+        let mut map = lock(&self.failures);
+        if map.len() > 50_000 {
+            map.clear();
+        }
+        let q = map.entry(ip).or_default();
+        q.push_back(Instant::now());
+        while q.len() > cap.max(1) * 2 {
+            q.pop_front();
+        }
+    }
+
+    fn cached_token(&self, key: &str, ttl: Duration) -> Option<Account> {
+        let map = lock(&self.tokens);
+        map.get(key)
+            .filter(|(_, at)| at.elapsed() < ttl)
+            .map(|(a, _)| a.clone())
+    }
+
+    fn cache_token(&self, key: String, account: Account) {
+        let mut map = lock(&self.tokens);
+        if map.len() > 1000 {
+            map.clear();
+        }
+        map.insert(key, (account, Instant::now()));
+    }
+
+    /// Forgets every cached token (after a revocation or an account change).
+    pub(crate) fn clear_token_cache(&self) {
+        lock(&self.tokens).clear();
+    }
+}
+
+/// The signed-in account of a page request.
+#[derive(Clone, Debug)]
+pub struct CurrentUser {
+    pub account: Account,
+    pub(crate) token: String,
+    pub(crate) csrf: String,
+}
+
+impl CurrentUser {
+    pub fn is_admin(&self) -> bool {
+        self.account.role == Role::Admin
+    }
+}
+
+/// Why a page request has no user: where the browser goes instead.
+#[derive(Debug)]
+pub enum AuthRejection {
+    /// No account exists yet.
+    Setup,
+    SignIn {
+        next: String,
+        expired: bool,
+    },
+    Error(AppError),
+}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        match self {
+            AuthRejection::Setup => Redirect::to("/setup").into_response(),
+            AuthRejection::SignIn { next, expired } => {
+                let mut to = format!("/login?next={}", crate::views::url_encode(&next));
+                if expired {
+                    to.push_str("&expired=1");
+                }
+                Redirect::to(&to).into_response()
+            }
+            AuthRejection::Error(e) => e.into_response(),
+        }
+    }
+}
+
+/// Whether any account exists (cached once true).
+pub(crate) async fn has_accounts(state: &AppState) -> Result<bool, AppError> {
+    use std::sync::atomic::Ordering;
+    if state.runtime.has_accounts.load(Ordering::Relaxed) {
+        return Ok(true);
+    }
+    let any = !state.store.list_accounts().await?.is_empty();
+    if any {
+        state.runtime.has_accounts.store(true, Ordering::Relaxed);
+    }
+    Ok(any)
+}
+
+/// The session of a request, if it has a live one (no redirects; for pages that work either way).
+pub(crate) async fn session_user(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<Option<CurrentUser>, AuthRejection> {
+    let name = session_cookie_name(state.config.secure_cookies);
+    let Some(token) = read_cookie(&parts.headers, name) else {
+        return Ok(None);
+    };
+    let found = state
+        .store
+        .session(&token)
+        .await
+        .map_err(|e| AuthRejection::Error(e.into()))?;
+    let Some((_session, account)) = found else {
+        return Ok(None);
+    };
+    if account.is_locked(Utc::now()) {
+        return Ok(None);
+    }
+    let idle = Duration::from_secs(u64::from(state.config.session_idle_minutes) * 60);
+    if !state.runtime.touch(&token, idle) {
+        state.runtime.forget_session(&token);
+        let _ = state.store.delete_session(&token).await;
+        return Err(AuthRejection::SignIn {
+            next: next_of(parts),
+            expired: true,
+        });
+    }
+    let csrf = csrf_for_session(&token);
+    Ok(Some(CurrentUser {
+        account,
+        token,
+        csrf,
+    }))
+}
+
+fn next_of(parts: &Parts) -> String {
+    if parts.method == axum::http::Method::GET {
+        parts
+            .uri
+            .path_and_query()
+            .map(|p| p.as_str().to_string())
+            .unwrap_or_else(|| "/".into())
+    } else {
+        "/".into()
+    }
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        if !has_accounts(state).await.map_err(AuthRejection::Error)? {
+            return Err(AuthRejection::Setup);
+        }
+        match session_user(parts, state).await? {
+            Some(u) => Ok(u),
+            None => Err(AuthRejection::SignIn {
+                next: next_of(parts),
+                expired: false,
+            }),
+        }
+    }
+}
+
+/// A signed-in admin; a viewer gets a "not allowed" page.
+#[derive(Clone, Debug)]
+pub struct Admin(pub CurrentUser);
+
+impl FromRequestParts<AppState> for Admin {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let user = CurrentUser::from_request_parts(parts, state).await?;
+        if user.is_admin() {
+            Ok(Admin(user))
+        } else {
+            Err(AuthRejection::Error(AppError::Forbidden(
+                "Only an administrator can do this. Your account can view status and history."
+                    .into(),
+            )))
+        }
+    }
+}
+
+/// The account behind an API request's `Authorization: Bearer <token>`.
+#[derive(Clone, Debug)]
+pub struct ApiUser(pub Account);
+
+impl ApiUser {
+    pub(crate) fn require_admin(&self) -> Result<(), ApiError> {
+        if self.0.role == Role::Admin {
+            Ok(())
+        } else {
+            Err(ApiError(AppError::Forbidden(
+                "this token's account is a viewer: read-only".into(),
+            )))
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for ApiUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| {
+                !t.is_empty() && t.len() <= 128 && t.bytes().all(|b| b.is_ascii_alphanumeric())
+            })
+            .ok_or(ApiError(AppError::Unauthorized))?;
+        let key = hex(&facereko_store::token_hash(token));
+        let ttl = Duration::from_secs(u64::from(state.config.api_token_cache_seconds));
+        if let Some(account) = state.runtime.cached_token(&key, ttl) {
+            return Ok(ApiUser(account));
+        }
+        let (_meta, account) = state
+            .store
+            .api_token(token)
+            .await?
+            .ok_or(ApiError(AppError::Unauthorized))?;
+        if account.is_locked(Utc::now()) {
+            return Err(ApiError(AppError::Unauthorized));
+        }
+        if !ttl.is_zero() {
+            state.runtime.cache_token(key, account.clone());
+        }
+        Ok(ApiUser(account))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cookies_are_parsed_strictly() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; facereko_session=abc123; b=2"),
+        );
+        assert_eq!(
+            read_cookie(&h, "facereko_session").as_deref(),
+            Some("abc123")
+        );
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("facereko_session=../etc"),
+        );
+        assert_eq!(read_cookie(&h, "facereko_session"), None);
+    }
+
+    #[test]
+    fn csrf_tokens_depend_on_the_session_and_compare_exactly() {
+        let a = csrf_for_session("aaaa");
+        assert_ne!(a, csrf_for_session("aaab"));
+        assert!(same_secret(&a, &a.clone()));
+        assert!(!same_secret(&a, &a[1..]));
+        assert!(!same_secret("", ""));
+    }
+
+    #[test]
+    fn address_failures_expire_with_the_window() {
+        let rt = Runtime::default();
+        let ip: IpAddr = "10.0.0.1".parse().unwrap();
+        for _ in 0..3 {
+            rt.record_failure(ip, 5);
+        }
+        assert_eq!(rt.failures_from(ip, Duration::from_secs(60)), 3);
+        assert_eq!(rt.failures_from(ip, Duration::ZERO), 0);
+    }
+}

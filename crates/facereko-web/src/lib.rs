@@ -1,0 +1,116 @@
+//! FaceReko's web app: first-run set-up, sign-in, Active/Offline, the door's live state, the history of
+//! attempts with their photos, people with their cards, faces and schedules, accounts, and a small JSON
+//! API under `/api/v1` — one axum [`Router`] built by [`router`].
+//!
+//! The one design decision a newcomer must know: every page is server-rendered HTML that works without
+//! JavaScript, and every state change is a `POST` carrying a CSRF token checked in the handler (see
+//! [`auth`]); the only script (`/assets/live.js`) adds live updates over server-sent events. A strict
+//! Content-Security-Policy (`default-src 'none'`, scripts and styles from this site only, no inline code)
+//! is set on every response, and every failure becomes a friendly page with the details in the log only.
+//!
+//! The app talks to the door in-process through [`facereko_door::DoorHandle`], to the database through
+//! [`facereko_store::Store`], and enrols faces through the [`FaceEnroller`] trait the binary implements
+//! with its face engine, so this crate never links a face engine itself.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::extract::DefaultBodyLimit;
+use axum::Router;
+use facereko_domain::{PersonId, Photo};
+
+pub mod auth;
+pub mod config;
+pub mod error;
+mod extract;
+pub mod images;
+mod routes;
+pub mod schedule;
+mod security;
+pub mod views;
+
+pub use auth::{Admin, ApiUser, CurrentUser};
+pub use config::{TimeZone, WebConfig};
+pub use error::{ApiError, AppError, Error, Result};
+
+/// Why a face could not be enrolled from a photo.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum EnrolError {
+    #[error("no usable face in the photo: use a sharp, frontal photo with the face well lit")]
+    NoFace,
+    #[error("{0} faces in the photo: enrolment needs a photo of exactly one person")]
+    ManyFaces(usize),
+    #[error("the image could not be used: {0}")]
+    BadImage(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+/// Enrols and forgets faces. The binary implements it with its face engine and the store (embedding the
+/// photo, `Store::add_face`, `Store::delete_face`); tests use a small fake.
+#[async_trait]
+pub trait FaceEnroller: Send + Sync {
+    /// Finds exactly one face in `photo`, stores its embedding (and the photo) for `person`, and returns
+    /// the new face id.
+    async fn enrol(&self, person: PersonId, photo: Photo) -> std::result::Result<i64, EnrolError>;
+    /// Deletes an enrolled face.
+    async fn delete(&self, face_id: i64) -> std::result::Result<(), EnrolError>;
+}
+
+/// Everything a request handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: facereko_store::Store,
+    pub door: facereko_door::DoorHandle,
+    /// The door camera, for "take a photo now" when enrolling a face.
+    pub camera: Arc<dyn facereko_hardware::Camera>,
+    pub faces: Arc<dyn FaceEnroller>,
+    pub config: Arc<WebConfig>,
+    pub(crate) tz: TimeZone,
+    pub(crate) runtime: Arc<auth::Runtime>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("store", &self.store)
+            .field("camera", &self.camera.describe())
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Checks the config and bundles the handles.
+    pub fn new(
+        store: facereko_store::Store,
+        door: facereko_door::DoorHandle,
+        camera: Arc<dyn facereko_hardware::Camera>,
+        faces: Arc<dyn FaceEnroller>,
+        config: WebConfig,
+    ) -> Result<Self> {
+        config.validate()?;
+        Ok(Self {
+            store,
+            door,
+            camera,
+            faces,
+            tz: config.tz(),
+            config: Arc::new(config),
+            runtime: Arc::new(auth::Runtime::default()),
+        })
+    }
+}
+
+/// The whole app. Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so sign-in limits
+/// see the client's address.
+pub fn router(state: AppState) -> Router {
+    let limit = state.config.upload_limit_bytes;
+    routes::routes()
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            security::headers,
+        ))
+        .with_state(state)
+}

@@ -1,0 +1,391 @@
+//! Accounts (admin only): list, add, reset password, change role, disable; API tokens for integrations.
+//!
+//! Disabling locks the account for a century and ends its sessions; resetting the password re-enables
+//! it. The last enabled admin cannot be disabled or demoted, so the app can never lock everyone out.
+
+use askama::Template;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Utc;
+use facereko_store::{validate_username, Account, AccountUpdate, NewAccount, Role};
+use serde::Deserialize;
+
+use crate::auth::{check_csrf, Admin, CurrentUser};
+use crate::error::AppError;
+use crate::extract::{Form, Path, Query};
+use crate::routes::home::Done;
+use crate::routes::session::{check_password, hash_blocking};
+use crate::views::{render, render_with_status, Page};
+use crate::AppState;
+
+/// How long "disabled" lasts.
+const DISABLED_FOR: chrono::Duration = chrono::Duration::days(365 * 100);
+
+pub(crate) struct AccountRow {
+    pub id: i64,
+    pub username: String,
+    pub admin: bool,
+    pub person: String,
+    pub last_login: String,
+    pub status: String,
+    pub is_self: bool,
+}
+
+pub(crate) struct TokenRow {
+    pub id: i64,
+    pub name: String,
+    pub account: String,
+    pub created: String,
+    pub last_used: String,
+    pub expires: String,
+}
+
+#[derive(Template)]
+#[template(path = "accounts.html")]
+struct AccountsTpl {
+    page: Page,
+    accounts: Vec<AccountRow>,
+    tokens: Vec<TokenRow>,
+    new_token: Option<String>,
+    username: String,
+}
+
+fn status_of(a: &Account, state: &AppState) -> String {
+    let now = Utc::now();
+    match a.locked_until {
+        Some(t) if t > now + chrono::Duration::days(365) => "disabled".into(),
+        Some(t) if t > now => format!("locked until {}", state.tz.format(t, "%Y-%m-%d %H:%M")),
+        _ => "active".into(),
+    }
+}
+
+fn is_disabled(a: &Account) -> bool {
+    a.locked_until
+        .is_some_and(|t| t > Utc::now() + chrono::Duration::days(365))
+}
+
+async fn page(
+    state: &AppState,
+    user: &CurrentUser,
+    notice: Option<String>,
+    error: Option<String>,
+    new_token: Option<String>,
+    username: String,
+) -> Result<AccountsTpl, AppError> {
+    let accounts = state.store.list_accounts().await?;
+    let people = state.store.list_people().await?;
+    let name_of = |id: i64| {
+        accounts
+            .iter()
+            .find(|a| a.id == id)
+            .map(|a| a.username.clone())
+            .unwrap_or_else(|| format!("#{id}"))
+    };
+    let tokens = state
+        .store
+        .api_tokens(None)
+        .await?
+        .into_iter()
+        .map(|t| TokenRow {
+            id: t.id,
+            name: t.name,
+            account: name_of(t.account_id),
+            created: state.tz.format(t.created, "%Y-%m-%d"),
+            last_used: t
+                .last_used
+                .map(|x| state.tz.format(x, "%Y-%m-%d %H:%M"))
+                .unwrap_or_else(|| "never".into()),
+            expires: t
+                .expires
+                .map(|x| state.tz.format(x, "%Y-%m-%d"))
+                .unwrap_or_else(|| "never".into()),
+        })
+        .collect();
+    let rows = accounts
+        .iter()
+        .map(|a| AccountRow {
+            id: a.id,
+            username: a.username.clone(),
+            admin: a.role == Role::Admin,
+            person: a
+                .person_id
+                .and_then(|p| people.iter().find(|x| x.id == p))
+                .map(|p| p.name.clone())
+                .unwrap_or_default(),
+            last_login: a
+                .last_login
+                .map(|t| state.tz.format(t, "%Y-%m-%d %H:%M"))
+                .unwrap_or_else(|| "never".into()),
+            status: status_of(a, state),
+            is_self: a.id == user.account.id,
+        })
+        .collect();
+    Ok(AccountsTpl {
+        page: Page::new("Accounts", "accounts", Some(user))
+            .with_notice(notice)
+            .with_error(error),
+        accounts: rows,
+        tokens,
+        new_token,
+        username,
+    })
+}
+
+pub(crate) async fn list(
+    State(state): State<AppState>,
+    Admin(user): Admin,
+    Query(q): Query<Done>,
+) -> Result<Response, AppError> {
+    let notice = q
+        .done()
+        .and_then(|d| {
+            Some(match d {
+                "added" => "Account added.",
+                "password" => "Password set; the account's sessions were ended and it is enabled.",
+                "role" => "Role changed.",
+                "disabled" => "Account disabled and signed out everywhere.",
+                "revoked" => "Token revoked.",
+                _ => return None,
+            })
+        })
+        .map(str::to_string);
+    Ok(render(
+        &page(&state, &user, notice, None, None, String::new()).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct AddForm {
+    csrf: String,
+    username: String,
+    password: String,
+    password2: String,
+    role: String,
+}
+
+pub(crate) async fn add(
+    State(state): State<AppState>,
+    Admin(user): Admin,
+    Form(f): Form<AddForm>,
+) -> Result<Response, AppError> {
+    check_csrf(&user, &f.csrf)?;
+    let username = f.username.trim().to_string();
+    let role: Role = f
+        .role
+        .parse()
+        .map_err(|_| AppError::BadRequest("Choose admin or viewer.".into()))?;
+    let problem = if validate_username(&username).is_err() {
+        Some("The username must be 1–30 letters or digits (also . _ -).".to_string())
+    } else if let Err(p) = check_password(&f.password, &f.password2) {
+        Some(p)
+    } else if state.store.account_by_username(&username).await?.is_some() {
+        Some("That username is taken.".to_string())
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        let t = page(&state, &user, None, Some(problem), None, username).await?;
+        return Ok(render_with_status(StatusCode::BAD_REQUEST, &t));
+    }
+    let hash = hash_blocking(f.password).await?;
+    state
+        .store
+        .add_account(&NewAccount {
+            username: username.clone(),
+            password_hash: hash,
+            role,
+            person_id: None,
+            card_uid: None,
+            must_change_password: false,
+        })
+        .await?;
+    tracing::info!(by = %user.account.username, %username, %role, "account added");
+    Ok(Redirect::to("/accounts?done=added").into_response())
+}
+
+async fn target(state: &AppState, id: i64) -> Result<Account, AppError> {
+    state.store.account(id).await?.ok_or(AppError::NotFound)
+}
+
+/// Refuses a change that would leave no enabled admin.
+async fn keep_an_admin(state: &AppState, losing: &Account) -> Result<(), AppError> {
+    if losing.role != Role::Admin {
+        return Ok(());
+    }
+    let others = state
+        .store
+        .list_accounts()
+        .await?
+        .into_iter()
+        .filter(|a| a.id != losing.id && a.role == Role::Admin && !is_disabled(a))
+        .count();
+    if others == 0 {
+        return Err(AppError::BadRequest(
+            "This is the last enabled administrator; add another admin first.".into(),
+        ));
+    }
+    Ok(())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PasswordForm {
+    csrf: String,
+    password: String,
+    password2: String,
+}
+
+pub(crate) async fn reset_password(
+    State(state): State<AppState>,
+    Admin(user): Admin,
+    Path(id): Path<i64>,
+    Form(f): Form<PasswordForm>,
+) -> Result<Response, AppError> {
+    check_csrf(&user, &f.csrf)?;
+    let a = target(&state, id).await?;
+    check_password(&f.password, &f.password2).map_err(AppError::BadRequest)?;
+    let hash = hash_blocking(f.password).await?;
+    state
+        .store
+        .update_account(
+            a.id,
+            &AccountUpdate {
+                password_hash: Some(hash),
+                must_change_password: Some(false),
+                ..AccountUpdate::default()
+            },
+        )
+        .await?;
+    // Clears a lock-out or a disablement.
+    state.store.record_login_success(a.id).await?;
+    if a.id != user.account.id {
+        state.store.delete_sessions_of(a.id).await?;
+    }
+    state.runtime.clear_token_cache();
+    tracing::info!(by = %user.account.username, username = %a.username, "password reset");
+    Ok(Redirect::to("/accounts?done=password").into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct RoleForm {
+    csrf: String,
+    role: String,
+}
+
+pub(crate) async fn set_role(
+    State(state): State<AppState>,
+    Admin(user): Admin,
+    Path(id): Path<i64>,
+    Form(f): Form<RoleForm>,
+) -> Result<Response, AppError> {
+    check_csrf(&user, &f.csrf)?;
+    let a = target(&state, id).await?;
+    let role: Role = f
+        .role
+        .parse()
+        .map_err(|_| AppError::BadRequest("Choose admin or viewer.".into()))?;
+    if role != Role::Admin {
+        keep_an_admin(&state, &a).await?;
+    }
+    state
+        .store
+        .update_account(
+            a.id,
+            &AccountUpdate {
+                role: Some(role),
+                ..AccountUpdate::default()
+            },
+        )
+        .await?;
+    state.runtime.clear_token_cache();
+    tracing::info!(by = %user.account.username, username = %a.username, %role, "role changed");
+    Ok(Redirect::to("/accounts?done=role").into_response())
+}
+
+pub(crate) async fn disable(
+    State(state): State<AppState>,
+    Admin(user): Admin,
+    Path(id): Path<i64>,
+    Form(f): Form<crate::routes::session::CsrfOnly>,
+) -> Result<Response, AppError> {
+    check_csrf(&user, &f.csrf)?;
+    let a = target(&state, id).await?;
+    if a.id == user.account.id {
+        return Err(AppError::BadRequest(
+            "You cannot disable your own account.".into(),
+        ));
+    }
+    keep_an_admin(&state, &a).await?;
+    state
+        .store
+        .record_login_failure(a.id, 1, Utc::now() + DISABLED_FOR)
+        .await?;
+    state.store.delete_sessions_of(a.id).await?;
+    state.runtime.clear_token_cache();
+    tracing::info!(by = %user.account.username, username = %a.username, "account disabled");
+    Ok(Redirect::to("/accounts?done=disabled").into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct TokenForm {
+    csrf: String,
+    name: String,
+    account: i64,
+    /// Days until it expires; empty for never.
+    expires_days: Option<String>,
+}
+
+pub(crate) async fn create_token(
+    State(state): State<AppState>,
+    Admin(user): Admin,
+    Form(f): Form<TokenForm>,
+) -> Result<Response, AppError> {
+    check_csrf(&user, &f.csrf)?;
+    let a = target(&state, f.account).await?;
+    let expires = match f
+        .expires_days
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        None => None,
+        Some(d) => {
+            let days: i64 = d
+                .parse()
+                .ok()
+                .filter(|d| (1..=3650).contains(d))
+                .ok_or_else(|| {
+                    AppError::BadRequest("Expiry: 1–3650 days, or empty for never.".into())
+                })?;
+            Some(Utc::now() + chrono::Duration::days(days))
+        }
+    };
+    let (_id, token) = state
+        .store
+        .create_api_token(a.id, f.name.trim(), expires)
+        .await?;
+    tracing::info!(by = %user.account.username, account = %a.username, name = %f.name.trim(), "API token created");
+    let t = page(
+        &state,
+        &user,
+        Some("Token created. Copy it now: it is shown only once.".into()),
+        None,
+        Some(token),
+        String::new(),
+    )
+    .await?;
+    Ok(render(&t))
+}
+
+pub(crate) async fn revoke_token(
+    State(state): State<AppState>,
+    Admin(user): Admin,
+    Path(id): Path<i64>,
+    Form(f): Form<crate::routes::session::CsrfOnly>,
+) -> Result<Response, AppError> {
+    check_csrf(&user, &f.csrf)?;
+    state.store.revoke_api_token(id).await?;
+    state.runtime.clear_token_cache();
+    tracing::info!(by = %user.account.username, token = id, "API token revoked");
+    Ok(Redirect::to("/accounts?done=revoked").into_response())
+}

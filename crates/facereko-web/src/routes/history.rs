@@ -1,0 +1,490 @@
+//! History: every attempt newest first, keyset-paged and filtered; CSV export of the same filter; one
+//! attempt with its photo, "add this photo to <person>" and "this was not <person>".
+
+use askama::Template;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderValue};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{NaiveDate, Utc};
+use facereko_domain::{Attempt, Outcome, PersonId};
+use facereko_store::AttemptQuery;
+use serde::Deserialize;
+
+use crate::auth::{check_csrf, Admin, CurrentUser};
+use crate::error::AppError;
+use crate::extract::{Form, Path, Query};
+use crate::views::{outcome_label, photo_url, render, AttemptRow, Page};
+use crate::AppState;
+
+/// Rows per history page.
+pub const PAGE_SIZE: u32 = 50;
+
+/// The filter as it arrives in the address (every value optional, empty means "any").
+#[derive(Clone, Debug, Default, Deserialize)]
+pub(crate) struct Filter {
+    person: Option<String>,
+    outcome: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
+    before: Option<String>,
+}
+
+/// The filter, parsed.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Parsed {
+    person: Option<PersonId>,
+    outcome: Option<Outcome>,
+    from: Option<NaiveDate>,
+    to: Option<NaiveDate>,
+    before: Option<i64>,
+}
+
+fn non_empty(s: &Option<String>) -> Option<&str> {
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty())
+}
+
+impl Filter {
+    pub(crate) fn parse(&self) -> Result<Parsed, AppError> {
+        let bad = |what: &str| AppError::BadRequest(format!("The {what} filter is not valid."));
+        let date = |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| bad("date"));
+        Ok(Parsed {
+            person: non_empty(&self.person)
+                .map(|s| s.parse::<i64>().map(PersonId).map_err(|_| bad("person")))
+                .transpose()?,
+            outcome: non_empty(&self.outcome)
+                .map(|s| s.parse::<Outcome>().map_err(|_| bad("outcome")))
+                .transpose()?,
+            from: non_empty(&self.from).map(date).transpose()?,
+            to: non_empty(&self.to).map(date).transpose()?,
+            before: non_empty(&self.before)
+                .map(|s| {
+                    s.parse::<i64>()
+                        .ok()
+                        .filter(|v| *v > 0)
+                        .ok_or_else(|| bad("page"))
+                })
+                .transpose()?,
+        })
+    }
+}
+
+impl Parsed {
+    fn query(&self, state: &AppState, limit: u32) -> AttemptQuery {
+        AttemptQuery {
+            before_id: self.before,
+            limit,
+            person: self.person,
+            outcome: self.outcome,
+            from: self.from.and_then(|d| state.tz.start_of_day(d)),
+            until: self
+                .to
+                .and_then(|d| d.succ_opt())
+                .and_then(|d| state.tz.start_of_day(d)),
+            door_id: None,
+        }
+    }
+
+    /// The filter as query parameters (without the page), for links.
+    fn params(&self) -> String {
+        let mut p = Vec::new();
+        if let Some(v) = self.person {
+            p.push(format!("person={v}"));
+        }
+        if let Some(v) = self.outcome {
+            p.push(format!("outcome={v}"));
+        }
+        if let Some(v) = self.from {
+            p.push(format!("from={v}"));
+        }
+        if let Some(v) = self.to {
+            p.push(format!("to={v}"));
+        }
+        p.join("&")
+    }
+}
+
+pub(crate) struct Choice {
+    pub value: String,
+    pub label: String,
+    pub selected: bool,
+}
+
+#[derive(Template)]
+#[template(path = "history.html")]
+struct HistoryTpl {
+    page: Page,
+    rows: Vec<AttemptRow>,
+    people: Vec<Choice>,
+    outcomes: Vec<Choice>,
+    from: String,
+    to: String,
+    next: Option<String>,
+    first: Option<String>,
+    csv: String,
+    tz: String,
+}
+
+pub(crate) async fn history(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Query(f): Query<Filter>,
+) -> Result<Response, AppError> {
+    let p = f.parse()?;
+    let mut attempts = state
+        .store
+        .attempts(&p.query(&state, PAGE_SIZE + 1))
+        .await?;
+    let more = attempts.len() > PAGE_SIZE as usize;
+    attempts.truncate(PAGE_SIZE as usize);
+    let params = p.params();
+    let join = |extra: String| {
+        let all: Vec<&str> = [params.as_str(), extra.as_str()]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect();
+        if all.is_empty() {
+            "/history".to_string()
+        } else {
+            format!("/history?{}", all.join("&"))
+        }
+    };
+    let next = more
+        .then(|| attempts.last().map(|a| join(format!("before={}", a.id))))
+        .flatten();
+    let first = p.before.is_some().then(|| join(String::new()));
+    let people = state
+        .store
+        .list_people()
+        .await?
+        .into_iter()
+        .map(|x| Choice {
+            selected: p.person == Some(x.id),
+            value: x.id.to_string(),
+            label: x.name,
+        })
+        .collect();
+    let outcomes = Outcome::ALL
+        .into_iter()
+        .filter(|o| *o != Outcome::SystemOff)
+        .map(|o| Choice {
+            selected: p.outcome == Some(o),
+            value: o.as_str().into(),
+            label: outcome_label(o).into(),
+        })
+        .collect();
+    let csv = if params.is_empty() {
+        "/history.csv".to_string()
+    } else {
+        format!("/history.csv?{params}")
+    };
+    Ok(render(&HistoryTpl {
+        page: Page::new("History", "history", Some(&user)),
+        rows: attempts
+            .iter()
+            .map(|a| AttemptRow::new(a, &state.tz))
+            .collect(),
+        people,
+        outcomes,
+        from: p.from.map(|d| d.to_string()).unwrap_or_default(),
+        to: p.to.map(|d| d.to_string()).unwrap_or_default(),
+        next,
+        first,
+        csv,
+        tz: state.tz.name(),
+    }))
+}
+
+/// One CSV field: quoted when needed; a leading `= + - @` is defused so spreadsheets show text, not a
+/// formula.
+fn csv_field(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+fn csv_row(a: &Attempt, tz: &crate::config::TimeZone) -> String {
+    let num = |v: Option<f32>| {
+        v.filter(|v| v.is_finite())
+            .map(|v| format!("{v:.2}"))
+            .unwrap_or_default()
+    };
+    let fields = [
+        a.id.to_string(),
+        tz.format(a.time, "%Y-%m-%d %H:%M:%S"),
+        a.time.to_rfc3339(),
+        a.door_id.clone(),
+        a.person.clone().unwrap_or_default(),
+        a.card_uid
+            .as_ref()
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+        a.outcome.as_str().to_string(),
+        num(a.similarity),
+        num(a.confidence),
+        a.timings
+            .total_ms
+            .map(|v| v.to_string())
+            .unwrap_or_default(),
+        if a.photo.is_some() {
+            "yes".into()
+        } else {
+            "no".into()
+        },
+    ];
+    let mut line = fields
+        .iter()
+        .map(|f| csv_field(f))
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push_str("\r\n");
+    line
+}
+
+/// The whole filtered history as CSV, streamed page by page (no size limit, constant memory).
+pub(crate) async fn csv(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+    Query(f): Query<Filter>,
+) -> Result<Response, AppError> {
+    let p = f.parse()?;
+    let header_line = "id,local_time,utc_time,door,person,card,outcome,similarity_percent,\
+                       detector_confidence_percent,total_ms,photo\r\n"
+        .to_string();
+    let first_query = p.query(&state, facereko_store::MAX_PAGE);
+    let stream = futures_util::stream::unfold(
+        (Some(first_query), Some(header_line), state),
+        |(query, header_line, state)| async move {
+            if let Some(h) = header_line {
+                return Some((Ok::<_, std::io::Error>(h), (query, None, state)));
+            }
+            let q = query?;
+            match state.store.attempts(&q).await {
+                Ok(rows) if rows.is_empty() => None,
+                Ok(rows) => {
+                    let body: String = rows.iter().map(|a| csv_row(a, &state.tz)).collect();
+                    let next = (rows.len() as u32 == q.limit).then(|| AttemptQuery {
+                        before_id: rows.last().map(|a| a.id),
+                        ..q
+                    });
+                    Some((Ok(body), (next, None, state)))
+                }
+                Err(e) => {
+                    tracing::error!("CSV export stopped: {e}");
+                    Some((
+                        Err(std::io::Error::other("export failed")),
+                        (None, None, state),
+                    ))
+                }
+            }
+        },
+    );
+    let name = format!(
+        "facereko-history-{}.csv",
+        Utc::now().format("%Y%m%d-%H%M%S")
+    );
+    Ok((
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            ),
+            (
+                header::CONTENT_DISPOSITION,
+                HeaderValue::from_str(&format!("attachment; filename=\"{name}\""))
+                    .unwrap_or_else(|_| HeaderValue::from_static("attachment")),
+            ),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("private, no-store"),
+            ),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+#[derive(Template)]
+#[template(path = "attempt.html")]
+struct AttemptTpl {
+    page: Page,
+    row: AttemptRow,
+    detail: String,
+    timings: String,
+    distance: String,
+    people: Vec<Choice>,
+    person_id: Option<i64>,
+    person_name: String,
+}
+
+async fn load_attempt(state: &AppState, id: i64) -> Result<Attempt, AppError> {
+    state.store.attempt(id).await?.ok_or(AppError::NotFound)
+}
+
+pub(crate) async fn attempt(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(id): Path<i64>,
+    Query(q): Query<crate::routes::home::Done>,
+) -> Result<Response, AppError> {
+    let a = load_attempt(&state, id).await?;
+    let people = state
+        .store
+        .list_people()
+        .await?
+        .into_iter()
+        .map(|x| Choice {
+            selected: a.person_id == Some(x.id),
+            value: x.id.to_string(),
+            label: x.name,
+        })
+        .collect();
+    let t = a.timings;
+    let ms = |label: &str, v: Option<u32>| v.map(|v| format!("{label} {v} ms"));
+    let timings = [
+        ms("lookup", t.lookup_ms),
+        ms("capture", t.capture_ms),
+        ms("face", t.detect_ms),
+        ms("match", t.match_ms),
+        ms("total", t.total_ms),
+    ]
+    .into_iter()
+    .flatten()
+    .collect::<Vec<_>>()
+    .join(" · ");
+    let notice = match q.done() {
+        Some("not_enrolled") => Some("The photo was not added.".to_string()),
+        _ => None,
+    };
+    Ok(render(&AttemptTpl {
+        page: Page::new(format!("Attempt {id}"), "history", Some(&user)).with_notice(notice),
+        row: AttemptRow::new(&a, &state.tz),
+        detail: a.detail.clone().unwrap_or_default(),
+        timings,
+        distance: a
+            .distance
+            .map(|d| format!("{d:.3}"))
+            .unwrap_or_else(|| "–".into()),
+        people,
+        person_id: a.person_id.map(|p| p.0),
+        person_name: a.person.clone().unwrap_or_default(),
+    }))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct EnrolForm {
+    csrf: String,
+    person: i64,
+}
+
+/// "Add this photo to <person>": the attempt's photo becomes an enrolled face.
+pub(crate) async fn enrol_from_attempt(
+    State(state): State<AppState>,
+    Admin(user): Admin,
+    Path(id): Path<i64>,
+    Form(f): Form<EnrolForm>,
+) -> Result<Response, AppError> {
+    check_csrf(&user, &f.csrf)?;
+    let a = load_attempt(&state, id).await?;
+    let person = state
+        .store
+        .person(PersonId(f.person))
+        .await?
+        .ok_or_else(|| AppError::BadRequest("That person does not exist.".into()))?;
+    let rel = a.photo.ok_or_else(|| {
+        AppError::BadRequest("This attempt has no photo (or it was purged).".into())
+    })?;
+    let path = state.store.photo_path(&rel)?;
+    let bytes = tokio::fs::read(&path).await.map_err(|_| {
+        AppError::BadRequest("The photo file is gone (purged by retention?).".into())
+    })?;
+    let photo = crate::routes::people::checked(&state, bytes).await?;
+    let face = crate::routes::people::enrol(&state, person.id, photo).await?;
+    tracing::info!(user = %user.account.username, attempt = id, person = %person.name, face, "face added from an attempt");
+    Ok(Redirect::to(&format!("/people/{}?done=face_added", person.id)).into_response())
+}
+
+pub(crate) struct FaceView {
+    pub id: i64,
+    pub thumb: Option<String>,
+    pub photo: Option<String>,
+    pub created: String,
+}
+
+pub(crate) struct CardView {
+    pub uid: String,
+    pub key: String,
+    pub label: String,
+    pub active: bool,
+}
+
+#[derive(Template)]
+#[template(path = "review.html")]
+struct ReviewTpl {
+    page: Page,
+    row: AttemptRow,
+    person_id: i64,
+    person: String,
+    faces: Vec<FaceView>,
+    cards: Vec<CardView>,
+}
+
+/// "This was not <person>": the attempt's photo beside that person's enrolled faces and cards, to delete a
+/// wrong face or disable a card that someone else used.
+pub(crate) async fn review(
+    State(state): State<AppState>,
+    Admin(user): Admin,
+    Path(id): Path<i64>,
+) -> Result<Response, AppError> {
+    let a = load_attempt(&state, id).await?;
+    let pid = a
+        .person_id
+        .ok_or_else(|| AppError::BadRequest("This attempt is not linked to a person.".into()))?;
+    let person = state.store.person(pid).await?.ok_or(AppError::NotFound)?;
+    let faces = state
+        .store
+        .faces(Some(pid))
+        .await?
+        .into_iter()
+        .map(|f| face_view(&f, &state))
+        .collect();
+    Ok(render(&ReviewTpl {
+        page: Page::new(format!("Review attempt {id}"), "history", Some(&user)),
+        row: AttemptRow::new(&a, &state.tz),
+        person_id: pid.0,
+        person: person.name.clone(),
+        faces,
+        cards: person.cards.iter().map(card_view).collect(),
+    }))
+}
+
+pub(crate) fn face_view(f: &facereko_store::FaceRecord, state: &AppState) -> FaceView {
+    let photo = f.photo.as_deref().and_then(photo_url);
+    FaceView {
+        id: f.id,
+        thumb: photo.as_ref().map(|u| format!("{u}?thumb=1")),
+        photo,
+        created: state.tz.format(f.created, "%Y-%m-%d %H:%M"),
+    }
+}
+
+pub(crate) fn card_view(c: &facereko_domain::Card) -> CardView {
+    CardView {
+        uid: c.uid.to_string(),
+        key: c
+            .uid
+            .as_bytes()
+            .iter()
+            .map(|b| format!("{b:02X}"))
+            .collect(),
+        label: c.label.clone().unwrap_or_default(),
+        active: c.active,
+    }
+}

@@ -1,0 +1,230 @@
+//! Home: the door's state with Activate/Deactivate, the latest attempts, and the live event stream.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use askama::Template;
+use axum::extract::State;
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Redirect, Response};
+use facereko_domain::Event;
+use facereko_door::DoorStatus;
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::auth::{check_csrf, Admin, CurrentUser};
+use crate::config::TimeZone;
+use crate::error::AppError;
+use crate::extract::{Form, Query};
+use crate::views::{render, AttemptRow, Page, RowTpl};
+use crate::AppState;
+
+/// The door's state as the page and the stream show it.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub(crate) struct StatusView {
+    pub door_id: String,
+    pub mode: String,
+    pub armed: bool,
+    pub system: &'static str,
+    pub lock: &'static str,
+    pub door: &'static str,
+    pub busy: bool,
+    pub reader: String,
+    pub reader_ok: bool,
+    pub last: String,
+}
+
+impl StatusView {
+    pub(crate) fn new(s: &DoorStatus, tz: &TimeZone) -> Self {
+        Self {
+            door_id: s.door_id.clone(),
+            mode: s.mode.to_string(),
+            armed: s.armed,
+            system: if s.armed { "Active" } else { "Offline" },
+            lock: if s.unlocked { "Unlocked" } else { "Locked" },
+            door: match s.door_open {
+                Some(true) => "Open",
+                Some(false) => "Closed",
+                None => "No door contact",
+            },
+            busy: s.busy,
+            reader_ok: s.reader == "ok",
+            reader: if s.reader == "ok" {
+                "OK".into()
+            } else {
+                s.reader.clone()
+            },
+            last: s
+                .last_attempt
+                .as_ref()
+                .map(|a| {
+                    format!(
+                        "{} · {} · {}",
+                        tz.format(a.time, "%H:%M:%S"),
+                        a.person.as_deref().unwrap_or("Unknown"),
+                        crate::views::outcome_label(a.outcome)
+                    )
+                })
+                .unwrap_or_else(|| "none yet".into()),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomeTpl {
+    page: Page,
+    status: StatusView,
+    rows: Vec<AttemptRow>,
+}
+
+/// `?done=<code>`: which fixed notice to show after a redirect (never free text from the address).
+#[derive(Deserialize)]
+pub(crate) struct Done {
+    done: Option<String>,
+}
+
+impl Done {
+    pub(crate) fn done(&self) -> Option<&str> {
+        self.done.as_deref()
+    }
+}
+
+fn notice(done: Option<&str>) -> Option<String> {
+    Some(
+        match done? {
+            "armed" => "The system is Active: cards and faces are checked.",
+            "disarmed" => "The system is Offline: taps are ignored and the door stays locked.",
+            "unlocked" => "The door is unlocked for a few seconds.",
+            _ => return None,
+        }
+        .to_string(),
+    )
+}
+
+pub(crate) async fn home(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Query(q): Query<Done>,
+) -> Result<Response, AppError> {
+    let status = StatusView::new(&state.door.status(), &state.tz);
+    let attempts = state
+        .store
+        .attempts(&facereko_store::AttemptQuery {
+            limit: 10,
+            ..Default::default()
+        })
+        .await?;
+    let rows = attempts
+        .iter()
+        .map(|a| AttemptRow::new(a, &state.tz))
+        .collect();
+    Ok(render(&HomeTpl {
+        page: Page::new("Door", "home", Some(&user)).with_notice(notice(q.done.as_deref())),
+        status,
+        rows,
+    }))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct ArmForm {
+    csrf: String,
+    /// `on` (Activate) or `off` (Deactivate).
+    armed: String,
+}
+
+pub(crate) async fn arm(
+    State(state): State<AppState>,
+    Admin(user): Admin,
+    Form(f): Form<ArmForm>,
+) -> Result<Response, AppError> {
+    check_csrf(&user, &f.csrf)?;
+    let armed = match f.armed.as_str() {
+        "on" => true,
+        "off" => false,
+        _ => {
+            return Err(AppError::BadRequest(
+                "Choose Activate or Deactivate.".into(),
+            ))
+        }
+    };
+    state.door.arm(armed).await?;
+    tracing::info!(user = %user.account.username, armed, "system state changed from the web app");
+    Ok(Redirect::to(if armed {
+        "/?done=armed"
+    } else {
+        "/?done=disarmed"
+    })
+    .into_response())
+}
+
+pub(crate) async fn unlock(
+    State(state): State<AppState>,
+    Admin(user): Admin,
+    Form(f): Form<crate::routes::session::CsrfOnly>,
+) -> Result<Response, AppError> {
+    check_csrf(&user, &f.csrf)?;
+    state
+        .door
+        .unlock(&format!("web: {}", user.account.username))
+        .await?;
+    Ok(Redirect::to("/?done=unlocked").into_response())
+}
+
+fn status_event(s: &DoorStatus, tz: &TimeZone) -> SseEvent {
+    let json = serde_json::to_string(&StatusView::new(s, tz)).unwrap_or_else(|_| "{}".into());
+    SseEvent::default().event("status").data(json)
+}
+
+pub(crate) fn attempt_event(a: &facereko_domain::Attempt, tz: &TimeZone) -> Option<SseEvent> {
+    let row = AttemptRow::new(a, tz);
+    let html = RowTpl { row: &row }.render().ok()?;
+    Some(
+        SseEvent::default()
+            .event("attempt")
+            .id(a.id.to_string())
+            .data(html.replace(['\n', '\r'], " ")),
+    )
+}
+
+/// Server-sent events: `status` (JSON, on connect and on every change) and `attempt` (a rendered table
+/// row, newest attempt).
+pub(crate) async fn events(
+    State(state): State<AppState>,
+    _user: CurrentUser,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let status = state.door.watch_status();
+    let events = state.door.subscribe();
+    let tz = state.tz;
+    let stream = futures_util::stream::unfold(
+        (status, events, true, tz),
+        |(mut status, mut events, first, tz)| async move {
+            if first {
+                let ev = status_event(&status.borrow_and_update(), &tz);
+                return Some((Ok(ev), (status, events, false, tz)));
+            }
+            loop {
+                tokio::select! {
+                    changed = status.changed() => {
+                        if changed.is_err() {
+                            return None;
+                        }
+                        let ev = status_event(&status.borrow_and_update(), &tz);
+                        return Some((Ok(ev), (status, events, false, tz)));
+                    }
+                    got = events.recv() => match got {
+                        Ok(Event::Attempt { attempt, .. }) => {
+                            if let Some(ev) = attempt_event(&attempt, &tz) {
+                                return Some((Ok(ev), (status, events, false, tz)));
+                            }
+                        }
+                        Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                        Err(RecvError::Closed) => return None,
+                    }
+                }
+            }
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}

@@ -1,0 +1,103 @@
+//! The routes, one module per area.
+
+use axum::http::{header, HeaderValue};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+use axum::Router;
+
+use crate::error::AppError;
+use crate::AppState;
+
+pub(crate) mod accounts;
+pub(crate) mod api;
+pub(crate) mod history;
+pub(crate) mod home;
+pub(crate) mod people;
+pub(crate) mod photos;
+pub(crate) mod session;
+
+pub(crate) fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home::home))
+        .route("/arm", post(home::arm))
+        .route("/unlock", post(home::unlock))
+        .route("/events", get(home::events))
+        .route("/setup", get(session::setup_page).post(session::setup))
+        .route("/login", get(session::login_page).post(session::login))
+        .route("/logout", post(session::logout))
+        .route(
+            "/create-account",
+            get(session::create_account_page).post(session::create_account),
+        )
+        .route("/history", get(history::history))
+        .route("/history.csv", get(history::csv))
+        .route("/history/{id}", get(history::attempt))
+        .route("/history/{id}/enrol", post(history::enrol_from_attempt))
+        .route("/history/{id}/review", get(history::review))
+        .route("/photos/{*path}", get(photos::photo))
+        .route("/people", get(people::list).post(people::add))
+        .route("/people/{id}", get(people::show).post(people::update))
+        .route("/people/{id}/cards", post(people::add_card))
+        .route("/people/{id}/cards/tap", post(people::tap_card))
+        .route("/people/{id}/cards/{uid}/active", post(people::card_active))
+        .route("/people/{id}/cards/{uid}/remove", post(people::remove_card))
+        .route("/people/{id}/faces", post(people::upload_face))
+        .route("/people/{id}/faces/capture", post(people::capture_face))
+        .route(
+            "/people/{id}/faces/{face}/delete",
+            post(people::delete_face),
+        )
+        .route("/accounts", get(accounts::list).post(accounts::add))
+        .route("/accounts/{id}/password", post(accounts::reset_password))
+        .route("/accounts/{id}/role", post(accounts::set_role))
+        .route("/accounts/{id}/disable", post(accounts::disable))
+        .route("/accounts/tokens", post(accounts::create_token))
+        .route("/accounts/tokens/{id}/revoke", post(accounts::revoke_token))
+        .route("/assets/style.css", get(style))
+        .route("/assets/live.js", get(script))
+        .route("/assets/icon.svg", get(icon))
+        .route("/api/v1/status", get(api::status))
+        .route("/api/v1/arm", post(api::arm))
+        .route("/api/v1/attempts", get(api::attempts))
+        .route("/api/v1/people", get(api::people))
+        .fallback(not_found)
+}
+
+async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
+    if uri.path().starts_with("/api/") {
+        crate::error::ApiError(AppError::NotFound).into_response()
+    } else {
+        AppError::NotFound.into_response()
+    }
+}
+
+fn asset(content_type: &'static str, body: &'static [u8]) -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+            (
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=3600"),
+            ),
+        ],
+        body,
+    )
+}
+
+async fn style() -> impl IntoResponse {
+    asset(
+        "text/css; charset=utf-8",
+        include_bytes!("../../assets/style.css"),
+    )
+}
+
+async fn script() -> impl IntoResponse {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/live.js"),
+    )
+}
+
+async fn icon() -> impl IntoResponse {
+    asset("image/svg+xml", include_bytes!("../../assets/icon.svg"))
+}

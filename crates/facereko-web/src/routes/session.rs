@@ -1,0 +1,531 @@
+//! First-run set-up, sign-in with lock-out, sign-out, and account creation with a physical card.
+
+use std::net::SocketAddr;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use askama::Template;
+use axum::extract::{ConnectInfo, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::Utc;
+use facereko_store::{hash_password, validate_username, verify_password, NewAccount, Role};
+use serde::Deserialize;
+
+use crate::auth::{self, cookie, csrf_cookie_name, read_cookie, same_secret, session_cookie_name};
+use crate::error::AppError;
+use crate::extract::{Form, Peer, Query};
+use crate::views::{render, render_with_status, safe_next, Page};
+use crate::AppState;
+
+pub(crate) const MIN_PASSWORD: usize = 8;
+pub(crate) const MAX_PASSWORD: usize = 200;
+
+/// The double-submit token of a signed-out form, and the cookie to set when the browser has none yet.
+fn pre_csrf(state: &AppState, headers: &HeaderMap) -> (String, Option<header::HeaderValue>) {
+    let name = csrf_cookie_name(state.config.secure_cookies);
+    match read_cookie(headers, name) {
+        Some(t) if t.len() == 64 => (t, None),
+        _ => {
+            let t = facereko_store::new_token();
+            let c = cookie(name, &t, state.config.secure_cookies, None);
+            (t, Some(c))
+        }
+    }
+}
+
+fn check_pre_csrf(state: &AppState, headers: &HeaderMap, given: &str) -> Result<(), AppError> {
+    let name = csrf_cookie_name(state.config.secure_cookies);
+    match read_cookie(headers, name) {
+        Some(t) if same_secret(&t, given) => Ok(()),
+        _ => Err(AppError::Csrf),
+    }
+}
+
+fn with_cookie(mut resp: Response, c: Option<header::HeaderValue>) -> Response {
+    if let Some(c) = c {
+        resp.headers_mut().append(header::SET_COOKIE, c);
+    }
+    resp
+}
+
+pub(crate) fn check_password(password: &str, again: &str) -> Result<(), String> {
+    let n = password.chars().count();
+    if n < MIN_PASSWORD {
+        return Err(format!(
+            "The password needs at least {MIN_PASSWORD} characters."
+        ));
+    }
+    if n > MAX_PASSWORD {
+        return Err(format!(
+            "The password can have at most {MAX_PASSWORD} characters."
+        ));
+    }
+    if password != again {
+        return Err("The two passwords differ.".into());
+    }
+    Ok(())
+}
+
+/// Starts a session for `account_id` and sends the browser to `to` with the cookie.
+async fn sign_in(state: &AppState, account_id: i64, to: &str) -> Result<Response, AppError> {
+    let ttl = chrono::Duration::hours(i64::from(state.config.session_absolute_hours));
+    let token = state.store.create_session(account_id, ttl).await?;
+    let c = cookie(
+        session_cookie_name(state.config.secure_cookies),
+        &token,
+        state.config.secure_cookies,
+        Some(ttl.num_seconds()),
+    );
+    let mut resp = Redirect::to(to).into_response();
+    resp.headers_mut().append(header::SET_COOKIE, c);
+    Ok(resp)
+}
+
+fn client(
+    state: &AppState,
+    headers: &HeaderMap,
+    ci: Option<&ConnectInfo<SocketAddr>>,
+) -> std::net::IpAddr {
+    auth::client_ip(headers, ci, state.config.trust_forwarded_for)
+        .unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]))
+}
+
+// ---------------------------------------------------------------- set-up
+
+#[derive(Template)]
+#[template(path = "setup.html")]
+struct SetupTpl {
+    page: Page,
+    csrf: String,
+    username: String,
+}
+
+pub(crate) async fn setup_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    if auth::has_accounts(&state).await? {
+        return Err(AppError::NotFound);
+    }
+    let (csrf, c) = pre_csrf(&state, &headers);
+    Ok(with_cookie(
+        render(&SetupTpl {
+            page: Page::new("Set up FaceReko", "", None),
+            csrf,
+            username: String::new(),
+        }),
+        c,
+    ))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct SetupForm {
+    csrf: String,
+    username: String,
+    password: String,
+    password2: String,
+}
+
+pub(crate) async fn setup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Form(f): Form<SetupForm>,
+) -> Result<Response, AppError> {
+    check_pre_csrf(&state, &headers, &f.csrf)?;
+    let _one_at_a_time = state.runtime.setup.lock().await;
+    if auth::has_accounts(&state).await? {
+        return Err(AppError::NotFound);
+    }
+    let username = f.username.trim().to_string();
+    let problem = validate_username(&username)
+        .err()
+        .map(|_| "The username must be 1–30 letters or digits (also . _ -).".to_string())
+        .or_else(|| check_password(&f.password, &f.password2).err());
+    if let Some(problem) = problem {
+        let (csrf, _) = pre_csrf(&state, &headers);
+        return Ok(render_with_status(
+            StatusCode::BAD_REQUEST,
+            &SetupTpl {
+                page: Page::new("Set up FaceReko", "", None).with_error(Some(problem)),
+                csrf,
+                username,
+            },
+        ));
+    }
+    let hash = hash_blocking(f.password).await?;
+    let id = state
+        .store
+        .add_account(&NewAccount {
+            username: username.clone(),
+            password_hash: hash,
+            role: Role::Admin,
+            person_id: None,
+            card_uid: None,
+            must_change_password: false,
+        })
+        .await?;
+    tracing::info!(%username, "first administrator created");
+    sign_in(&state, id, "/").await
+}
+
+pub(crate) async fn hash_blocking(password: String) -> Result<String, AppError> {
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| AppError::Internal(format!("hashing task: {e}")))
+}
+
+// ---------------------------------------------------------------- sign-in
+
+#[derive(Template)]
+#[template(path = "login.html")]
+struct LoginTpl {
+    page: Page,
+    csrf: String,
+    username: String,
+    next: String,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginQuery {
+    next: Option<String>,
+    expired: Option<String>,
+    done: Option<String>,
+}
+
+pub(crate) async fn login_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<LoginQuery>,
+) -> Result<Response, AppError> {
+    if !auth::has_accounts(&state).await? {
+        return Ok(Redirect::to("/setup").into_response());
+    }
+    let parts = parts_of(&headers);
+    if let Ok(Some(_)) = auth::session_user(&parts, &state).await {
+        return Ok(Redirect::to(&safe_next(q.next.as_deref())).into_response());
+    }
+    let (csrf, c) = pre_csrf(&state, &headers);
+    let notice = if q.expired.is_some() {
+        Some("Your session ended after a period of inactivity. Please sign in again.".to_string())
+    } else if q.done.as_deref() == Some("signed_out") {
+        Some("You are signed out.".to_string())
+    } else {
+        None
+    };
+    Ok(with_cookie(
+        render(&LoginTpl {
+            page: Page::new("Sign in", "login", None).with_notice(notice),
+            csrf,
+            username: String::new(),
+            next: safe_next(q.next.as_deref()),
+        }),
+        c,
+    ))
+}
+
+/// Request parts carrying only these headers (for session lookups outside an extractor).
+fn parts_of(headers: &HeaderMap) -> Parts {
+    let (mut parts, ()) = axum::http::Request::new(()).into_parts();
+    parts.headers = headers.clone();
+    parts
+}
+
+#[derive(Deserialize)]
+pub(crate) struct LoginForm {
+    csrf: String,
+    username: String,
+    password: String,
+    next: Option<String>,
+}
+
+fn dummy_hash() -> &'static str {
+    static H: OnceLock<String> = OnceLock::new();
+    H.get_or_init(|| hash_password("not a real password, only for equal timing"))
+}
+
+pub(crate) async fn login(
+    State(state): State<AppState>,
+    Peer(ci): Peer,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Result<Response, AppError> {
+    check_pre_csrf(&state, &headers, &f.csrf)?;
+    let ip = client(&state, &headers, ci.as_ref());
+    let window = Duration::from_secs(u64::from(state.config.login_lockout_minutes) * 60);
+    let cap = state.config.address_max_failures as usize;
+    let next = safe_next(f.next.as_deref());
+    let username = f.username.trim().to_string();
+    let page = |status: StatusCode, error: String| {
+        let (csrf, _) = pre_csrf(&state, &headers);
+        render_with_status(
+            status,
+            &LoginTpl {
+                page: Page::new("Sign in", "login", None).with_error(Some(error)),
+                csrf,
+                username: username.clone(),
+                next: next.clone(),
+            },
+        )
+    };
+    if state.runtime.failures_from(ip, window) >= cap {
+        let minutes = state
+            .runtime
+            .address_free_in(ip, window)
+            .as_secs()
+            .div_ceil(60)
+            .max(1);
+        tracing::warn!(%ip, "sign-in refused: too many failures from this address");
+        return Ok(page(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!(
+                "Too many failed sign-ins from your network address. Try again in {minutes} minute{}.",
+                if minutes == 1 { "" } else { "s" }
+            ),
+        ));
+    }
+    let account = if validate_username(&username).is_ok() {
+        state.store.account_by_username(&username).await?
+    } else {
+        None
+    };
+    let now = Utc::now();
+    if let Some(a) = &account {
+        if a.is_locked(now) {
+            let until = a.locked_until.unwrap_or(now);
+            let msg = if until - now > chrono::Duration::days(365) {
+                "This account is disabled. Ask an administrator to enable it.".to_string()
+            } else {
+                format!(
+                    "This account is locked after too many failed sign-ins, until {} ({}). \
+                     Wait, or ask an administrator to reset the password.",
+                    state.tz.format(until, "%H:%M"),
+                    state.tz.name()
+                )
+            };
+            state.runtime.record_failure(ip, cap);
+            return Ok(page(StatusCode::TOO_MANY_REQUESTS, msg));
+        }
+    }
+    let hash = account
+        .as_ref()
+        .map(|a| a.password_hash.clone())
+        .unwrap_or_else(|| dummy_hash().to_string());
+    let password = f.password;
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
+        .await
+        .map_err(|e| AppError::Internal(format!("verify task: {e}")))?;
+    match account {
+        Some(a) if ok => {
+            state.store.record_login_success(a.id).await?;
+            tracing::info!(username = %a.username, %ip, "signed in");
+            sign_in(&state, a.id, &next).await
+        }
+        other => {
+            state.runtime.record_failure(ip, cap);
+            if let Some(a) = other {
+                let lock_until =
+                    now + chrono::Duration::minutes(i64::from(state.config.login_lockout_minutes));
+                let failures = state
+                    .store
+                    .record_login_failure(a.id, state.config.login_max_failures, lock_until)
+                    .await?;
+                tracing::warn!(username = %a.username, %ip, failures, "failed sign-in");
+                if failures >= i64::from(state.config.login_max_failures) {
+                    return Ok(page(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        format!(
+                            "Wrong password. After {} failed sign-ins this account is locked until {} ({}).",
+                            state.config.login_max_failures,
+                            state.tz.format(lock_until, "%H:%M"),
+                            state.tz.name()
+                        ),
+                    ));
+                }
+            } else {
+                tracing::warn!(%ip, "failed sign-in for an unknown username");
+            }
+            Ok(page(
+                StatusCode::UNAUTHORIZED,
+                "Wrong username or password.".into(),
+            ))
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CsrfOnly {
+    pub(crate) csrf: String,
+}
+
+pub(crate) async fn logout(
+    State(state): State<AppState>,
+    user: crate::auth::CurrentUser,
+    Form(f): Form<CsrfOnly>,
+) -> Result<Response, AppError> {
+    auth::check_csrf(&user, &f.csrf)?;
+    state.store.delete_session(&user.token).await?;
+    state.runtime.forget_session(&user.token);
+    let mut resp = Redirect::to("/login?done=signed_out").into_response();
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        cookie(
+            session_cookie_name(state.config.secure_cookies),
+            "",
+            state.config.secure_cookies,
+            Some(0),
+        ),
+    );
+    Ok(resp)
+}
+
+// ---------------------------------------------------------------- account creation with a card
+
+#[derive(Template)]
+#[template(path = "create_account.html")]
+struct CreateTpl {
+    page: Page,
+    csrf: String,
+    username: String,
+    wait_seconds: u32,
+}
+
+pub(crate) async fn create_account_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    if !auth::has_accounts(&state).await? {
+        return Ok(Redirect::to("/setup").into_response());
+    }
+    let parts = parts_of(&headers);
+    if let Ok(Some(u)) = auth::session_user(&parts, &state).await {
+        if u.is_admin() {
+            return Ok(Redirect::to("/accounts#new").into_response());
+        }
+    }
+    let (csrf, c) = pre_csrf(&state, &headers);
+    Ok(with_cookie(
+        render(&CreateTpl {
+            page: Page::new("Create account", "login", None),
+            csrf,
+            username: String::new(),
+            wait_seconds: state.config.card_wait_seconds,
+        }),
+        c,
+    ))
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CreateForm {
+    csrf: String,
+    username: String,
+    password: String,
+    password2: String,
+}
+
+pub(crate) async fn create_account(
+    State(state): State<AppState>,
+    Peer(ci): Peer,
+    headers: HeaderMap,
+    Form(f): Form<CreateForm>,
+) -> Result<Response, AppError> {
+    check_pre_csrf(&state, &headers, &f.csrf)?;
+    let ip = client(&state, &headers, ci.as_ref());
+    let window = Duration::from_secs(u64::from(state.config.login_lockout_minutes) * 60);
+    let cap = state.config.address_max_failures as usize;
+    let username = f.username.trim().to_string();
+    let page = |status: StatusCode, error: String| {
+        let (csrf, _) = pre_csrf(&state, &headers);
+        render_with_status(
+            status,
+            &CreateTpl {
+                page: Page::new("Create account", "login", None).with_error(Some(error)),
+                csrf,
+                username: username.clone(),
+                wait_seconds: state.config.card_wait_seconds,
+            },
+        )
+    };
+    if state.runtime.failures_from(ip, window) >= cap {
+        return Ok(page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed attempts from your network address. Try again later.".into(),
+        ));
+    }
+    if validate_username(&username).is_err() {
+        return Ok(page(
+            StatusCode::BAD_REQUEST,
+            "The username must be 1–30 letters or digits (also . _ -).".into(),
+        ));
+    }
+    if let Err(p) = check_password(&f.password, &f.password2) {
+        return Ok(page(StatusCode::BAD_REQUEST, p));
+    }
+    if state.store.account_by_username(&username).await?.is_some() {
+        return Ok(page(
+            StatusCode::CONFLICT,
+            "That username is taken; choose another.".into(),
+        ));
+    }
+    let Ok(_reader) = state.runtime.card_wait.try_lock() else {
+        return Ok(page(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The card reader is in use by someone else right now; try again in a moment.".into(),
+        ));
+    };
+    let wait = Duration::from_secs(u64::from(state.config.card_wait_seconds));
+    let tap = match state.door.next_card(wait).await {
+        Ok(tap) => tap,
+        Err(facereko_door::Error::NoCard(_)) => {
+            return Ok(page(
+                StatusCode::BAD_REQUEST,
+                format!(
+                "No card was presented within {} seconds. Hold your card on the reader and press \
+                     Create account again.",
+                state.config.card_wait_seconds
+            ),
+            ))
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let found = state.store.lookup_card(&tap.uid).await?;
+    let Some((card, person)) = found.filter(|(c, p)| c.active && p.active) else {
+        state.runtime.record_failure(ip, cap);
+        tracing::warn!(uid = %tap.uid, %ip, "account creation refused: card not enrolled");
+        return Ok(page(
+            StatusCode::FORBIDDEN,
+            format!(
+                "Card {} does not belong to an enrolled, active person. Ask an administrator to \
+                 register your card first.",
+                tap.uid
+            ),
+        ));
+    };
+    if let Some(other) = state
+        .store
+        .list_accounts()
+        .await?
+        .into_iter()
+        .find(|a| a.card_uid.as_ref() == Some(&card.uid))
+    {
+        return Ok(page(
+            StatusCode::CONFLICT,
+            format!("This card already has an account ({}).", other.username),
+        ));
+    }
+    let hash = hash_blocking(f.password).await?;
+    let id = state
+        .store
+        .add_account(&NewAccount {
+            username: username.clone(),
+            password_hash: hash,
+            role: Role::Viewer,
+            person_id: Some(person.id),
+            card_uid: Some(card.uid.clone()),
+            must_change_password: false,
+        })
+        .await?;
+    tracing::info!(%username, person = %person.name, uid = %card.uid, "viewer account created with a card");
+    sign_in(&state, id, "/").await
+}

@@ -1,0 +1,220 @@
+//! Templates (compiled into the binary by askama, escaped by default) and the small view models they show.
+
+use askama::Template;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Response};
+use facereko_domain::{Attempt, Outcome};
+
+use crate::auth::CurrentUser;
+use crate::config::TimeZone;
+
+/// What the layout needs on every page.
+#[derive(Clone, Debug, Default)]
+pub struct Page {
+    pub title: String,
+    /// Signed-in user's name; empty when signed out.
+    pub user: String,
+    pub admin: bool,
+    pub csrf: String,
+    /// Which menu entry is current.
+    pub nav: &'static str,
+    pub notice: Option<String>,
+    pub error: Option<String>,
+}
+
+impl Page {
+    pub fn new(title: impl Into<String>, nav: &'static str, user: Option<&CurrentUser>) -> Self {
+        Self {
+            title: title.into(),
+            user: user.map(|u| u.account.username.clone()).unwrap_or_default(),
+            admin: user.is_some_and(|u| u.is_admin()),
+            csrf: user.map(|u| u.csrf.clone()).unwrap_or_default(),
+            nav,
+            notice: None,
+            error: None,
+        }
+    }
+
+    pub fn with_notice(mut self, notice: Option<String>) -> Self {
+        self.notice = notice;
+        self
+    }
+
+    pub fn with_error(mut self, error: Option<String>) -> Self {
+        self.error = error;
+        self
+    }
+}
+
+/// Renders a template as an HTML page (a template error is logged and becomes a plain 500).
+pub fn render<T: Template>(t: &T) -> Response {
+    render_with_status(StatusCode::OK, t)
+}
+
+pub fn render_with_status<T: Template>(status: StatusCode, t: &T) -> Response {
+    match t.render() {
+        Ok(body) => (status, Html(body)).into_response(),
+        Err(e) => {
+            tracing::error!("template failed: {e}");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                )],
+                "Something went wrong on the server. The problem was logged.",
+            )
+                .into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorTpl<'a> {
+    page: Page,
+    status: u16,
+    reason: &'a str,
+    message: &'a str,
+    reference: Option<&'a str>,
+}
+
+/// A friendly error page.
+pub fn error_page(status: StatusCode, message: &str, reference: Option<&str>) -> Response {
+    let reason = status.canonical_reason().unwrap_or("Error");
+    render_with_status(
+        status,
+        &ErrorTpl {
+            page: Page::new(reason, "", None),
+            status: status.as_u16(),
+            reason,
+            message,
+            reference,
+        },
+    )
+}
+
+/// Human words for an outcome.
+pub fn outcome_label(o: Outcome) -> &'static str {
+    match o {
+        Outcome::Granted => "Granted",
+        Outcome::UnknownCard => "Unknown card",
+        Outcome::CardDisabled => "Card disabled",
+        Outcome::OutsideSchedule => "Outside schedule",
+        Outcome::NoFace => "No face seen",
+        Outcome::FaceMismatch => "Face mismatch",
+        Outcome::SpoofSuspected => "Spoof suspected",
+        Outcome::CameraError => "Camera error",
+        Outcome::EngineError => "Face engine error",
+        Outcome::SystemOff => "System off",
+    }
+}
+
+/// One row of the attempts table.
+#[derive(Clone, Debug)]
+pub struct AttemptRow {
+    pub id: i64,
+    pub time: String,
+    pub person: String,
+    pub card: String,
+    pub door: String,
+    pub outcome: &'static str,
+    pub outcome_label: &'static str,
+    pub granted: bool,
+    pub similarity: String,
+    pub confidence: String,
+    /// `/photos/...` when the attempt has a photo.
+    pub photo_url: Option<String>,
+    pub thumb_url: Option<String>,
+}
+
+pub fn percent(v: Option<f32>) -> String {
+    v.filter(|v| v.is_finite())
+        .map(|v| format!("{v:.1} %"))
+        .unwrap_or_else(|| "–".into())
+}
+
+impl AttemptRow {
+    pub fn new(a: &Attempt, tz: &TimeZone) -> Self {
+        let photo_url = a.photo.as_deref().and_then(photo_url);
+        Self {
+            id: a.id,
+            time: tz.format(a.time, "%Y-%m-%d %H:%M:%S"),
+            person: a.person.clone().unwrap_or_else(|| "Unknown".into()),
+            card: a
+                .card_uid
+                .as_ref()
+                .map(|c| c.to_string())
+                .unwrap_or_default(),
+            door: a.door_id.clone(),
+            outcome: a.outcome.as_str(),
+            outcome_label: outcome_label(a.outcome),
+            granted: a.outcome.is_granted(),
+            similarity: percent(a.similarity),
+            confidence: percent(a.confidence),
+            thumb_url: photo_url.as_ref().map(|u| format!("{u}?thumb=1")),
+            photo_url,
+        }
+    }
+}
+
+/// `/photos/<rest>` for a stored relative path `photos/<rest>`; `None` for anything else.
+pub fn photo_url(relative: &str) -> Option<String> {
+    let rest = relative.strip_prefix(&format!("{}/", facereko_store::PHOTOS_DIR))?;
+    crate::routes::photos::valid_photo_path(rest).then(|| format!("/photos/{rest}"))
+}
+
+#[derive(Debug, Template)]
+#[template(path = "attempt_row.html")]
+pub struct RowTpl<'a> {
+    pub row: &'a AttemptRow,
+}
+
+/// Percent-encodes a query value.
+pub fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A local redirect target from a `next` parameter: only paths on this site (`/x`, never `//host`).
+pub fn safe_next(next: Option<&str>) -> String {
+    match next {
+        Some(n)
+            if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && n.len() < 512 =>
+        {
+            n.to_string()
+        }
+        _ => "/".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirects_stay_on_this_site() {
+        assert_eq!(safe_next(Some("/history?x=1")), "/history?x=1");
+        assert_eq!(safe_next(Some("//evil.example/")), "/");
+        assert_eq!(safe_next(Some("https://evil.example/")), "/");
+        assert_eq!(safe_next(Some("/\\evil")), "/");
+        assert_eq!(safe_next(None), "/");
+    }
+
+    #[test]
+    fn photo_urls_only_for_photo_paths() {
+        assert_eq!(
+            photo_url("photos/attempts/2026-11/0123abcd.jpg").as_deref(),
+            Some("/photos/attempts/2026-11/0123abcd.jpg")
+        );
+        assert_eq!(photo_url("etc/passwd"), None);
+        assert_eq!(photo_url("photos/../facereko.db"), None);
+    }
+}

@@ -1,0 +1,1302 @@
+//! Every route and every refusal, through the router with `oneshot` (no network).
+
+mod common;
+
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::http::{header, Request, StatusCode};
+use common::{jpeg, Browser, Fixture, DOOR};
+use facereko_domain::{Mode, Outcome, PersonId};
+use facereko_store::Role;
+use facereko_web::WebConfig;
+
+#[tokio::test]
+async fn first_run_goes_to_setup_which_creates_the_admin_and_then_is_gone() {
+    let f = Fixture::new().await;
+    let mut b = Browser::default();
+    for path in ["/", "/history", "/login", "/people"] {
+        let r = f.get(path, &b).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(r.location(), "/setup", "{path}");
+    }
+    let page = f.get("/setup", &b).await;
+    assert_eq!(page.status, StatusCode::OK);
+    b.absorb(&page);
+    let csrf = page.csrf();
+    // Wrong CSRF token: refused.
+    let r = f
+        .post(
+            "/setup",
+            &b,
+            &[
+                ("csrf", "x"),
+                ("username", "boss"),
+                ("password", "longpassword"),
+                ("password2", "longpassword"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Mismatched passwords: the page explains.
+    let r = f
+        .post(
+            "/setup",
+            &b,
+            &[
+                ("csrf", &csrf),
+                ("username", "boss"),
+                ("password", "longpassword"),
+                ("password2", "other"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("differ"));
+    let r = f
+        .post(
+            "/setup",
+            &b,
+            &[
+                ("csrf", &csrf),
+                ("username", "boss"),
+                ("password", "longpassword"),
+                ("password2", "longpassword"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), "/");
+    b.absorb(&r);
+    assert!(r.header("set-cookie").contains("HttpOnly"));
+    assert!(r.header("set-cookie").contains("SameSite=Strict"));
+    let home = f.get("/", &b).await;
+    assert_eq!(home.status, StatusCode::OK);
+    assert!(home.text().contains("Sign out boss"));
+    let acc = f.store.account_by_username("boss").await.unwrap().unwrap();
+    assert_eq!(acc.role, Role::Admin);
+    assert!(acc.password_hash.starts_with("$argon2id$"));
+    // Set-up is gone for everyone now.
+    assert_eq!(
+        f.get("/setup", &Browser::default()).await.status,
+        StatusCode::NOT_FOUND
+    );
+    let r = f
+        .post(
+            "/setup",
+            &b,
+            &[
+                ("csrf", &csrf),
+                ("username", "evil"),
+                ("password", "longpassword"),
+                ("password2", "longpassword"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn nothing_is_reachable_without_a_session_or_token() {
+    let f = Fixture::new().await;
+    let _admin = f.admin().await;
+    let a = f.attempt(None, Outcome::UnknownCard, true).await;
+    let photo = format!("/{}", a.photo.unwrap());
+    let nobody = Browser::default();
+    for path in [
+        "/",
+        "/history",
+        "/history.csv",
+        "/history/1",
+        "/history/1/review",
+        "/people",
+        "/people/1",
+        "/accounts",
+        "/events",
+        photo.as_str(),
+    ] {
+        let r = f.get(path, &nobody).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{path}");
+        assert!(
+            r.location().starts_with("/login?next="),
+            "{path}: {}",
+            r.location()
+        );
+    }
+    for path in [
+        "/arm",
+        "/unlock",
+        "/people",
+        "/accounts",
+        "/logout",
+        "/people/1/faces",
+    ] {
+        let r = f.post(path, &nobody, &[("csrf", "x")]).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{path}");
+    }
+    for path in ["/api/v1/status", "/api/v1/attempts", "/api/v1/people"] {
+        let r = f.get(path, &nobody).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert!(r.header("content-type").starts_with("application/json"));
+        assert_eq!(r.header("www-authenticate"), "Bearer");
+    }
+    let r = f
+        .send(
+            Request::get("/api/v1/status")
+                .header(header::AUTHORIZATION, "Bearer 0123456789abcdef")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn sign_in_locks_the_account_after_repeated_failures_and_says_until_when() {
+    let f = Fixture::with(
+        WebConfig {
+            login_max_failures: 3,
+            ..WebConfig::default()
+        },
+        Mode::CardFace,
+    )
+    .await;
+    let _ = f.admin().await;
+    let mut b = Browser::default();
+    let page = f.get("/login", &b).await;
+    b.absorb(&page);
+    let csrf = page.csrf();
+    for _ in 0..2 {
+        let r = f
+            .post(
+                "/login",
+                &b,
+                &[
+                    ("csrf", &csrf),
+                    ("username", "admin"),
+                    ("password", "wrong-one"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+        assert!(r.text().contains("Wrong username or password"));
+    }
+    let r = f
+        .post(
+            "/login",
+            &b,
+            &[
+                ("csrf", &csrf),
+                ("username", "admin"),
+                ("password", "wrong-one"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.text().contains("locked until"), "{}", r.text());
+    // Even the right password is refused while locked.
+    let r = f
+        .post(
+            "/login",
+            &b,
+            &[
+                ("csrf", &csrf),
+                ("username", "admin"),
+                ("password", "password123"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.text().contains("locked"));
+    // A stale or foreign form is refused before anything is checked.
+    let r = f
+        .post(
+            "/login",
+            &b,
+            &[
+                ("csrf", "nope"),
+                ("username", "admin"),
+                ("password", "password123"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Unknown users get the same answer as wrong passwords.
+    let r = f
+        .post(
+            "/login",
+            &b,
+            &[
+                ("csrf", &csrf),
+                ("username", "ghost"),
+                ("password", "whatever1"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn sign_in_refuses_an_address_with_too_many_failures() {
+    let f = Fixture::with(
+        WebConfig {
+            address_max_failures: 2,
+            ..WebConfig::default()
+        },
+        Mode::CardFace,
+    )
+    .await;
+    let _ = f.admin().await;
+    let mut b = Browser::default();
+    let page = f.get("/login", &b).await;
+    b.absorb(&page);
+    let csrf = page.csrf();
+    let attempt = |user: &'static str, password: &'static str| {
+        let mut req = Request::post("/login")
+            .header(header::COOKIE, b.cookie_header())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(common::form(&[
+                ("csrf", &csrf),
+                ("username", user),
+                ("password", password),
+            ])))
+            .unwrap();
+        req.extensions_mut()
+            .insert(axum::extract::ConnectInfo(std::net::SocketAddr::from((
+                [192, 0, 2, 7],
+                4000,
+            ))));
+        req
+    };
+    assert_eq!(
+        f.send(attempt("a1", "x")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        f.send(attempt("a2", "x")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let r = f.send(attempt("admin", "password123")).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.text().contains("network address"), "{}", r.text());
+}
+
+#[tokio::test]
+async fn activate_and_deactivate_need_an_admin_a_post_and_the_csrf_token() {
+    let f = Fixture::new().await;
+    let admin = f.admin().await;
+    assert!(f.door.status().armed);
+    // No state change on GET.
+    assert_eq!(
+        f.get("/arm?armed=off", &admin).await.status,
+        StatusCode::METHOD_NOT_ALLOWED
+    );
+    // Wrong token.
+    let r = f
+        .post("/arm", &admin, &[("csrf", "bad"), ("armed", "off")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.text().contains("expired"));
+    // Another site posting with the user's cookies.
+    let r = f
+        .send(
+            Request::post("/arm")
+                .header(header::COOKIE, admin.cookie_header())
+                .header(header::ORIGIN, "http://evil.example")
+                .header(header::HOST, "door.local:5000")
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .body(Body::from(common::form(&[
+                    ("csrf", &admin.csrf),
+                    ("armed", "off"),
+                ])))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(f.door.status().armed);
+    let r = f
+        .post("/arm", &admin, &[("csrf", &admin.csrf), ("armed", "off")])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert_eq!(f.store.armed(DOOR).await.unwrap(), Some(false));
+    let home = f.get(&r.location(), &admin).await;
+    assert!(home.text().contains("Offline"));
+    assert!(home.text().contains("id=\"activate\""));
+    let r = f
+        .post("/arm", &admin, &[("csrf", &admin.csrf), ("armed", "on")])
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(f.store.armed(DOOR).await.unwrap(), Some(true));
+    // A viewer sees the state but cannot change it.
+    let viewer = f.account("watcher", Role::Viewer).await;
+    let home = f.get("/", &viewer).await;
+    assert!(home.text().contains("Active"));
+    assert!(!home.text().contains("id=\"deactivate\""));
+    let r = f
+        .post("/arm", &viewer, &[("csrf", &viewer.csrf), ("armed", "off")])
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(f.door.status().armed);
+    assert_eq!(
+        f.get("/accounts", &viewer).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let r = f.post("/unlock", &viewer, &[("csrf", &viewer.csrf)]).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = f.post("/unlock", &admin, &[("csrf", &admin.csrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn pages_carry_a_strict_csp_and_are_not_cached() {
+    let f = Fixture::new().await;
+    let admin = f.admin().await;
+    let r = f.get("/", &admin).await;
+    let csp = r.header("content-security-policy");
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        "{csp}"
+    );
+    assert!(!csp.contains("unsafe-inline"));
+    assert_eq!(r.header("x-frame-options"), "DENY");
+    assert_eq!(r.header("x-content-type-options"), "nosniff");
+    assert_eq!(r.header("cache-control"), "no-store");
+    assert!(!r.text().contains("<script>"), "no inline script");
+    for asset in ["/assets/style.css", "/assets/live.js", "/assets/icon.svg"] {
+        let r = f.get(asset, &Browser::default()).await;
+        assert_eq!(r.status, StatusCode::OK, "{asset}");
+        assert!(!r.bytes.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn unknown_pages_and_bad_input_get_friendly_pages() {
+    let f = Fixture::new().await;
+    let admin = f.admin().await;
+    let r = f.get("/no/such/page", &admin).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.header("content-type").starts_with("text/html"));
+    assert!(r.text().contains("There is no such page"));
+    let r = f.get("/history/abc", &admin).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("not valid"));
+    let r = f.get("/history/999999", &admin).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = f.get("/api/v1/nothing", &admin).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(r.header("content-type").starts_with("application/json"));
+    // SQL injection attempts are plain bad requests.
+    for q in [
+        "person=1%20OR%201%3D1",
+        "outcome=granted'--",
+        "from=2026-01-01'%3B",
+        "before=-1",
+    ] {
+        let r = f.get(&format!("/history?{q}"), &admin).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{q}");
+    }
+    // Missing form fields.
+    let r = f.post("/arm", &admin, &[("csrf", &admin.csrf)]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("form was incomplete"));
+}
+
+#[tokio::test]
+async fn history_pages_by_keyset_filters_and_exports_csv() {
+    let f = Fixture::new().await;
+    let admin = f.admin().await;
+    let ada = f.person_with_card("Ada", "04:A2:2B:19").await;
+    for i in 0..60 {
+        let outcome = if i % 3 == 0 {
+            Outcome::Granted
+        } else {
+            Outcome::FaceMismatch
+        };
+        f.attempt(Some((ada, "Ada")), outcome, i % 2 == 0).await;
+    }
+    f.attempt(None, Outcome::UnknownCard, false).await;
+    let r = f.get("/history", &admin).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let t = r.text();
+    assert_eq!(t.matches("<tr id=\"attempt-").count(), 50);
+    assert!(t.contains("attempt-61") && !t.contains("attempt-11\""));
+    assert!(t.contains("Similarity") && t.contains("Face confidence"));
+    assert!(t.contains("91.2 %") && t.contains("99.5 %"));
+    let next = t.split("rel=\"next\"").next().unwrap();
+    let href = &next[next.rfind("href=\"").unwrap() + 6..];
+    let href = href[..href.find('"').unwrap()].replace("&amp;", "&");
+    assert_eq!(href, "/history?before=12");
+    let r = f.get(&href, &admin).await;
+    assert_eq!(r.text().matches("<tr id=\"attempt-").count(), 11);
+    assert!(!r.text().contains("rel=\"next\""));
+    assert!(r.text().contains("Newest"));
+    // Filter: outcome and person.
+    let r = f
+        .get(
+            &format!("/history?person={}&outcome=granted", ada.0),
+            &admin,
+        )
+        .await;
+    assert_eq!(r.text().matches("<tr id=\"attempt-").count(), 20);
+    let r = f.get("/history?outcome=unknown_card", &admin).await;
+    assert_eq!(r.text().matches("<tr id=\"attempt-").count(), 1);
+    // Dates: today has everything, yesterday nothing.
+    let today = chrono::Local::now().date_naive();
+    let r = f
+        .get(&format!("/history?from={today}&to={today}"), &admin)
+        .await;
+    assert_eq!(r.text().matches("<tr id=\"attempt-").count(), 50);
+    let y = today.pred_opt().unwrap();
+    let r = f.get(&format!("/history?to={y}"), &admin).await;
+    assert_eq!(r.text().matches("<tr id=\"attempt-").count(), 0);
+    // CSV of the current filter.
+    let r = f.get("/history.csv?outcome=granted", &admin).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(r.header("content-type").starts_with("text/csv"));
+    assert!(r.header("content-disposition").contains("attachment"));
+    let csv = r.text();
+    assert!(csv.starts_with("id,local_time,utc_time,door,person"));
+    assert_eq!(csv.lines().count(), 1 + 20);
+    assert!(csv
+        .lines()
+        .nth(1)
+        .unwrap()
+        .contains(",Ada,04:A2:2B:19,granted,91.25,99.50,"));
+    let all = f.get("/history.csv", &admin).await.text();
+    assert_eq!(all.lines().count(), 1 + 61);
+}
+
+#[tokio::test]
+async fn csv_cells_cannot_become_spreadsheet_formulas() {
+    let f = Fixture::new().await;
+    let admin = f.admin().await;
+    let p = f.store.add_person("=HYPERLINK(\"x\")").await.unwrap();
+    f.attempt(Some((p, "=HYPERLINK(\"x\")")), Outcome::Granted, false)
+        .await;
+    let csv = f.get("/history.csv", &admin).await.text();
+    assert!(csv.contains("\"'=HYPERLINK(\"\"x\"\")\""), "{csv}");
+}
+
+#[tokio::test]
+async fn photos_go_only_to_signed_in_users_privately_and_paths_cannot_escape() {
+    let f = Fixture::new().await;
+    let admin = f.admin().await;
+    let a = f.attempt(None, Outcome::UnknownCard, true).await;
+    let rel = a.photo.clone().unwrap();
+    assert!(rel.starts_with("photos/attempts/"));
+    let r = f.get(&format!("/{rel}"), &admin).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("content-type"), "image/jpeg");
+    assert!(r.header("cache-control").starts_with("private"));
+    assert_eq!(r.bytes, std::fs::read(f.dir.path().join(&rel)).unwrap());
+    let t = f.get(&format!("/{rel}?thumb=1"), &admin).await;
+    assert_eq!(t.status, StatusCode::OK);
+    assert!(t.header("cache-control").starts_with("private"));
+    image::load_from_memory(&t.bytes).unwrap();
+    // The attempt page shows it with both figures labelled.
+    let page = f.get(&format!("/history/{}", a.id), &admin).await;
+    assert!(page.text().contains(&format!("src=\"/{rel}\"")));
+    for path in [
+        "/photos/../facereko.db",
+        "/photos/attempts/..%2f..%2ffacereko.db",
+        "/photos/%2e%2e/facereko.db",
+        "/photos/attempts/x.db",
+        "/photos/.hidden.jpg",
+    ] {
+        let r = f.get(path, &admin).await;
+        assert!(
+            r.status == StatusCode::BAD_REQUEST || r.status == StatusCode::NOT_FOUND,
+            "{path}: {}",
+            r.status
+        );
+        assert!(!r.text().contains("SQLite"), "{path}");
+    }
+    let r = f
+        .get(
+            "/photos/attempts/2026-11/00000000000000000000000000000000.jpg",
+            &admin,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+fn multipart(csrf: &str, file: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "----facerekoBoundary7MA4YWxk";
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n")
+            .as_bytes(),
+    );
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"me.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(file);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn upload(f: &Fixture, b: &Browser, person: PersonId, file: &[u8]) -> common::Resp {
+    let (ct, body) = multipart(&b.csrf, file);
+    f.send(
+        Request::post(format!("/people/{}/faces", person.0))
+            .header(header::COOKIE, b.cookie_header())
+            .header(header::CONTENT_TYPE, ct)
+            .body(Body::from(body))
+            .unwrap(),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn faces_are_enrolled_from_uploads_and_bad_images_are_refused() {
+    let f = Fixture::with(
+        WebConfig {
+            upload_limit_bytes: 256 * 1024,
+            max_image_side: 1000,
+            ..WebConfig::default()
+        },
+        Mode::CardFace,
+    )
+    .await;
+    let admin = f.admin().await;
+    let ada = f.person_with_card("Ada", "04:A2:2B:19").await;
+    let r = upload(&f, &admin, ada, &jpeg(200, 150)).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert_eq!(r.location(), format!("/people/{}?done=face_added", ada.0));
+    let faces = f.store.faces(Some(ada)).await.unwrap();
+    assert_eq!(faces.len(), 1);
+    let page = f.get(&r.location(), &admin).await;
+    assert!(page.text().contains("Face enrolled"));
+    assert!(page.text().contains("?thumb=1"));
+    // Corrupt image.
+    let mut broken = jpeg(200, 150);
+    broken.truncate(broken.len() / 2);
+    let r = upload(&f, &admin, ada, &broken).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("damaged"), "{}", r.text());
+    // Not an image.
+    let r = upload(&f, &admin, ada, b"#!/bin/sh\nrm -rf /\n").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("not a JPEG or PNG"));
+    // Too many pixels (refused from the header).
+    let r = upload(&f, &admin, ada, &jpeg(1200, 10)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("1200×10"), "{}", r.text());
+    // Bigger than the upload limit.
+    let big = vec![0xFFu8; 300 * 1024];
+    let r = upload(&f, &admin, ada, &big).await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text());
+    assert!(r.header("content-type").starts_with("text/html"));
+    // The enroller found no face.
+    let r = upload(&f, &admin, ada, &jpeg(20, 20)).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("no usable face"));
+    // Wrong CSRF, and a viewer.
+    let mut forged = admin.clone();
+    forged.csrf = "forged".into();
+    assert_eq!(
+        upload(&f, &forged, ada, &jpeg(200, 150)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    let viewer = f.account("viewer", Role::Viewer).await;
+    assert_eq!(
+        upload(&f, &viewer, ada, &jpeg(200, 150)).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(f.store.faces(Some(ada)).await.unwrap().len(), 1);
+    // Take one with the door camera, then delete it.
+    let r = f
+        .post(
+            &format!("/people/{}/faces/capture", ada.0),
+            &admin,
+            &[("csrf", &admin.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let faces = f.store.faces(Some(ada)).await.unwrap();
+    assert_eq!(faces.len(), 2);
+    let r = f
+        .post(
+            &format!("/people/{}/faces/{}/delete", ada.0, faces[0].id),
+            &admin,
+            &[("csrf", &admin.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(f.store.faces(Some(ada)).await.unwrap().len(), 1);
+    // A face of someone else cannot be deleted through this person's address.
+    let bob = f.store.add_person("Bob").await.unwrap();
+    let left = f.store.faces(Some(ada)).await.unwrap()[0].id;
+    let r = f
+        .post(
+            &format!("/people/{}/faces/{left}/delete", bob.0),
+            &admin,
+            &[("csrf", &admin.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn people_cards_validity_and_schedules_are_edited() {
+    let f = Fixture::new().await;
+    let admin = f.admin().await;
+    let r = f
+        .post(
+            "/people",
+            &admin,
+            &[("csrf", &admin.csrf), ("name", "Grace Hopper")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let grace = f
+        .store
+        .person_by_name("Grace Hopper")
+        .await
+        .unwrap()
+        .unwrap();
+    let base = format!("/people/{}", grace.id);
+    let r = f
+        .post(
+            &base,
+            &admin,
+            &[
+                ("csrf", &admin.csrf),
+                ("name", "Grace Hopper"),
+                ("active", "on"),
+                ("valid_from", "2026-01-01"),
+                ("valid_until", "2026-12-31"),
+                ("schedule", "Mon-Fri 08:00-18:00\r\nSat 10:00-12:00"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let g = f.store.person(grace.id).await.unwrap().unwrap();
+    let s = g.schedule.unwrap();
+    assert_eq!(s.windows.len(), 2);
+    assert_eq!(s.windows[0].days, vec![1, 2, 3, 4, 5]);
+    assert!(g.valid_from.is_some() && g.valid_until.is_some());
+    let page = f.get(&base, &admin).await.text();
+    assert!(
+        page.contains("Mon-Fri 08:00-18:00") && page.contains("2026-12-31"),
+        "{page}"
+    );
+    // A bad schedule is explained.
+    let r = f
+        .post(
+            &base,
+            &admin,
+            &[
+                ("csrf", &admin.csrf),
+                ("name", "Grace Hopper"),
+                ("schedule", "Funday 25:00"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("schedule line 1"));
+    // Disable (checkbox absent).
+    let r = f
+        .post(
+            &base,
+            &admin,
+            &[("csrf", &admin.csrf), ("name", "Grace Hopper")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(!f.store.person(grace.id).await.unwrap().unwrap().active);
+    // Cards typed in.
+    let r = f
+        .post(
+            &format!("{base}/cards"),
+            &admin,
+            &[
+                ("csrf", &admin.csrf),
+                ("uid", "04 a2 2b 19"),
+                ("label", "blue fob"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let r = f
+        .post(
+            &format!("{base}/cards"),
+            &admin,
+            &[("csrf", &admin.csrf), ("uid", "04:A2:2B")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("4, 7 or 10"));
+    let other = f.store.add_person("Other").await.unwrap();
+    let r = f
+        .post(
+            &format!("/people/{}/cards", other.0),
+            &admin,
+            &[("csrf", &admin.csrf), ("uid", "04A22B19")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.text().contains("already belongs to Grace Hopper"));
+    // Disable, then remove; another person's address cannot touch it.
+    let r = f
+        .post(
+            &format!("/people/{}/cards/04A22B19/remove", other.0),
+            &admin,
+            &[("csrf", &admin.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    let r = f
+        .post(
+            &format!("{base}/cards/04A22B19/active"),
+            &admin,
+            &[("csrf", &admin.csrf), ("active", "off")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let uid = "04:A2:2B:19".parse().unwrap();
+    assert!(!f.store.lookup_card(&uid).await.unwrap().unwrap().0.active);
+    let r = f
+        .post(
+            &format!("{base}/cards/04A22B19/remove"),
+            &admin,
+            &[("csrf", &admin.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(f.store.lookup_card(&uid).await.unwrap().is_none());
+    // Tap now: the next card on the reader.
+    let tapper = f.tapper.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tapper
+            .tap(facereko_hardware::CardTap::new(
+                "04:11:22:33:44:55:66".parse().unwrap(),
+            ))
+            .unwrap();
+    });
+    let r = f
+        .post(
+            &format!("{base}/cards/tap"),
+            &admin,
+            &[("csrf", &admin.csrf), ("label", "")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let p = f.store.person(grace.id).await.unwrap().unwrap();
+    assert_eq!(p.cards[0].uid.to_string(), "04:11:22:33:44:55:66");
+    // Viewers read but do not write.
+    let viewer = f.account("viewer", Role::Viewer).await;
+    let page = f.get(&base, &viewer).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.text().contains("Tap now"));
+    let r = f
+        .post(
+            "/people",
+            &viewer,
+            &[("csrf", &viewer.csrf), ("name", "Mallory")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(f.get("/people", &viewer).await.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn tap_now_explains_when_no_card_comes() {
+    let f = Fixture::with(
+        WebConfig {
+            card_wait_seconds: 1,
+            ..WebConfig::default()
+        },
+        Mode::CardFace,
+    )
+    .await;
+    let admin = f.admin().await;
+    let p = f.store.add_person("Ada").await.unwrap();
+    let r = f
+        .post(
+            &format!("/people/{}/cards/tap", p.0),
+            &admin,
+            &[("csrf", &admin.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("No card was presented"));
+}
+
+#[tokio::test]
+async fn an_attempt_photo_can_be_enrolled_and_reviewed() {
+    let f = Fixture::new().await;
+    let admin = f.admin().await;
+    let ada = f.person_with_card("Ada", "04:A2:2B:19").await;
+    let a = f.attempt(Some((ada, "Ada")), Outcome::Granted, true).await;
+    let page = f.get(&format!("/history/{}", a.id), &admin).await.text();
+    assert!(page.contains("Add this photo to") && page.contains("This was not Ada"));
+    let r = f
+        .post(
+            &format!("/history/{}/enrol", a.id),
+            &admin,
+            &[("csrf", &admin.csrf), ("person", &ada.0.to_string())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert_eq!(f.store.faces(Some(ada)).await.unwrap().len(), 1);
+    let review = f.get(&format!("/history/{}/review", a.id), &admin).await;
+    assert_eq!(review.status, StatusCode::OK);
+    assert!(review.text().contains("Delete face") && review.text().contains("Disable card"));
+    let viewer = f.account("viewer", Role::Viewer).await;
+    assert_eq!(
+        f.get(&format!("/history/{}/review", a.id), &viewer)
+            .await
+            .status,
+        StatusCode::FORBIDDEN
+    );
+    let r = f
+        .post(
+            &format!("/history/{}/enrol", a.id),
+            &viewer,
+            &[("csrf", &viewer.csrf), ("person", &ada.0.to_string())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn accounts_are_added_reset_and_disabled_and_the_last_admin_stays() {
+    let f = Fixture::new().await;
+    let admin = f.admin().await;
+    let page = f.get("/accounts", &admin).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let r = f
+        .post(
+            "/accounts",
+            &admin,
+            &[
+                ("csrf", &admin.csrf),
+                ("username", "clerk"),
+                ("password", "clerkpass1"),
+                ("password2", "clerkpass1"),
+                ("role", "viewer"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let r = f
+        .post(
+            "/accounts",
+            &admin,
+            &[
+                ("csrf", &admin.csrf),
+                ("username", "bad name!"),
+                ("password", "clerkpass1"),
+                ("password2", "clerkpass1"),
+                ("role", "viewer"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let clerk = f.store.account_by_username("clerk").await.unwrap().unwrap();
+    assert_eq!(clerk.role, Role::Viewer);
+    let clerk_browser = f.sign_in("clerk", "clerkpass1").await;
+    // Disable: the clerk's session ends and sign-in is refused with an explanation.
+    let r = f
+        .post(
+            &format!("/accounts/{}/disable", clerk.id),
+            &admin,
+            &[("csrf", &admin.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        f.get("/", &clerk_browser).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let mut b = Browser::default();
+    let p = f.get("/login", &b).await;
+    b.absorb(&p);
+    let r = f
+        .post(
+            "/login",
+            &b,
+            &[
+                ("csrf", &p.csrf()),
+                ("username", "clerk"),
+                ("password", "clerkpass1"),
+            ],
+        )
+        .await;
+    assert!(r.text().contains("disabled"), "{}", r.text());
+    // Reset password re-enables.
+    let r = f
+        .post(
+            &format!("/accounts/{}/password", clerk.id),
+            &admin,
+            &[
+                ("csrf", &admin.csrf),
+                ("password", "newpass123"),
+                ("password2", "newpass123"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    f.sign_in("clerk", "newpass123").await;
+    // Promote, then the last-admin rule.
+    let r = f
+        .post(
+            &format!("/accounts/{}/role", clerk.id),
+            &admin,
+            &[("csrf", &admin.csrf), ("role", "admin")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let me = f.store.account_by_username("admin").await.unwrap().unwrap();
+    let r = f
+        .post(
+            &format!("/accounts/{}/disable", me.id),
+            &admin,
+            &[("csrf", &admin.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = f
+        .post(
+            &format!("/accounts/{}/role", clerk.id),
+            &admin,
+            &[("csrf", &admin.csrf), ("role", "viewer")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let r = f
+        .post(
+            &format!("/accounts/{}/role", me.id),
+            &admin,
+            &[("csrf", &admin.csrf), ("role", "viewer")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("last enabled administrator"));
+    // Sign out ends the session.
+    let r = f.post("/logout", &admin, &[("csrf", &admin.csrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(f.get("/", &admin).await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
+async fn create_account_needs_the_card_of_an_enrolled_person() {
+    let f = Fixture::with(
+        WebConfig {
+            card_wait_seconds: 2,
+            ..WebConfig::default()
+        },
+        Mode::CardFace,
+    )
+    .await;
+    let _admin = f.admin().await;
+    let ada = f.person_with_card("Ada", "04:A2:2B:19").await;
+    let mut b = Browser::default();
+    let page = f.get("/create-account", &b).await;
+    assert_eq!(page.status, StatusCode::OK);
+    b.absorb(&page);
+    let csrf = page.csrf();
+    // An unknown card is refused.
+    let tapper = f.tapper.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tapper
+            .tap(facereko_hardware::CardTap::new(
+                "DE:AD:BE:EF".parse().unwrap(),
+            ))
+            .unwrap();
+    });
+    let r = f
+        .post(
+            "/create-account",
+            &b,
+            &[
+                ("csrf", &csrf),
+                ("username", "ada"),
+                ("password", "adapass12"),
+                ("password2", "adapass12"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert!(r.text().contains("does not belong to an enrolled"));
+    // Ada's card works: a viewer account linked to Ada.
+    let tapper = f.tapper.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tapper
+            .tap(facereko_hardware::CardTap::new(
+                "04:A2:2B:19".parse().unwrap(),
+            ))
+            .unwrap();
+    });
+    let r = f
+        .post(
+            "/create-account",
+            &b,
+            &[
+                ("csrf", &csrf),
+                ("username", "ada"),
+                ("password", "adapass12"),
+                ("password2", "adapass12"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let acc = f.store.account_by_username("ada").await.unwrap().unwrap();
+    assert_eq!(acc.role, Role::Viewer);
+    assert_eq!(acc.person_id, Some(ada));
+    // The same card cannot make a second account.
+    let tapper = f.tapper.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tapper
+            .tap(facereko_hardware::CardTap::new(
+                "04:A2:2B:19".parse().unwrap(),
+            ))
+            .unwrap();
+    });
+    let r = f
+        .post(
+            "/create-account",
+            &b,
+            &[
+                ("csrf", &csrf),
+                ("username", "ada2"),
+                ("password", "adapass12"),
+                ("password2", "adapass12"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+    // No card within the wait.
+    let r = f
+        .post(
+            "/create-account",
+            &b,
+            &[
+                ("csrf", &csrf),
+                ("username", "ada3"),
+                ("password", "adapass12"),
+                ("password2", "adapass12"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("No card was presented"));
+    // Forged form.
+    let r = f
+        .post(
+            "/create-account",
+            &b,
+            &[
+                ("csrf", "zzz"),
+                ("username", "ada4"),
+                ("password", "adapass12"),
+                ("password2", "adapass12"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_api_answers_bearer_tokens_by_role() {
+    let f = Fixture::new().await;
+    let admin = f.admin().await;
+    let me = f.store.account_by_username("admin").await.unwrap().unwrap();
+    // Created through the page, shown once.
+    let r = f
+        .post(
+            "/accounts/tokens",
+            &admin,
+            &[
+                ("csrf", &admin.csrf),
+                ("name", "home-assistant"),
+                ("account", &me.id.to_string()),
+                ("expires_days", "30"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let t = r.text();
+    let i = t.find("id=\"new-token\">").unwrap() + 15;
+    let token = t[i..i + 64].to_string();
+    let call = |method: &str, path: &str, token: &str, body: Option<&str>| {
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {token}"));
+        if body.is_some() {
+            b = b.header(header::CONTENT_TYPE, "application/json");
+        }
+        b.body(
+            body.map(|s| Body::from(s.to_string()))
+                .unwrap_or_else(Body::empty),
+        )
+        .unwrap()
+    };
+    let r = f.send(call("GET", "/api/v1/status", &token, None)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes).unwrap();
+    assert_eq!(v["door_id"], DOOR);
+    assert_eq!(v["armed"], true);
+    let r = f
+        .send(call(
+            "POST",
+            "/api/v1/arm",
+            &token,
+            Some("{\"armed\": false}"),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes).unwrap();
+    assert_eq!(v["armed"], false);
+    let r = f
+        .send(call("POST", "/api/v1/arm", &token, Some("nonsense")))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let ada = f.person_with_card("Ada", "04:A2:2B:19").await;
+    for _ in 0..3 {
+        f.attempt(Some((ada, "Ada")), Outcome::Granted, false).await;
+    }
+    let r = f
+        .send(call("GET", "/api/v1/attempts?limit=2", &token, None))
+        .await;
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes).unwrap();
+    assert_eq!(v["attempts"].as_array().unwrap().len(), 2);
+    let next = v["next_before"].as_i64().unwrap();
+    let r = f
+        .send(call(
+            "GET",
+            &format!("/api/v1/attempts?limit=2&before={next}"),
+            &token,
+            None,
+        ))
+        .await;
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes).unwrap();
+    assert_eq!(v["attempts"].as_array().unwrap().len(), 1);
+    let r = f
+        .send(call("GET", "/api/v1/attempts?outcome=bogus", &token, None))
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let r = f.send(call("GET", "/api/v1/people", &token, None)).await;
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes).unwrap();
+    assert_eq!(v[0]["name"], "Ada");
+    assert_eq!(v[0]["cards"][0]["uid"], "04:A2:2B:19");
+    // A viewer's token reads but cannot arm.
+    let viewer = f.store.account_by_username("admin").await.unwrap().unwrap();
+    let _ = viewer;
+    let _v = f.account("viewer", Role::Viewer).await;
+    let vid = f
+        .store
+        .account_by_username("viewer")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    let (_, vtoken) = f.store.create_api_token(vid, "dash", None).await.unwrap();
+    assert_eq!(
+        f.send(call("GET", "/api/v1/status", &vtoken, None))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = f
+        .send(call(
+            "POST",
+            "/api/v1/arm",
+            &vtoken,
+            Some("{\"armed\": true}"),
+        ))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Revoked in the app: refused at once.
+    let tokens = f.store.api_tokens(Some(me.id)).await.unwrap();
+    let r = f
+        .post(
+            &format!("/accounts/tokens/{}/revoke", tokens[0].id),
+            &admin,
+            &[("csrf", &admin.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        f.send(call("GET", "/api/v1/status", &token, None))
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn idle_sessions_end() {
+    let f = Fixture::with(
+        WebConfig {
+            session_idle_minutes: 1,
+            ..WebConfig::default()
+        },
+        Mode::CardFace,
+    )
+    .await;
+    let admin = f.admin().await;
+    assert_eq!(f.get("/", &admin).await.status, StatusCode::OK);
+    // The absolute expiry is the store's; the idle one is checked against the last request: simulate a
+    // long pause by signing the session out of the idle tracker's view is not possible from outside, so
+    // check the documented redirect on a session the store no longer knows.
+    let token = admin
+        .cookies
+        .iter()
+        .find(|c| c.starts_with("facereko_session="))
+        .unwrap();
+    f.store
+        .delete_session(token.trim_start_matches("facereko_session="))
+        .await
+        .unwrap();
+    let r = f.get("/history", &admin).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), "/login?next=/history");
+}
+
+#[tokio::test]
+async fn events_stream_status_then_new_attempts() {
+    let f = Fixture::with(WebConfig::default(), Mode::Card).await;
+    let admin = f.admin().await;
+    f.person_with_card("Ada", "04:A2:2B:19").await;
+    let resp = tower::ServiceExt::oneshot(
+        f.app.clone(),
+        Request::get("/events")
+            .header(header::COOKIE, admin.cookie_header())
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.headers()["content-type"], "text/event-stream");
+    let mut body = resp.into_body();
+    let mut seen = String::new();
+    read_until(&mut body, &mut seen, "event: status").await;
+    f.tap("04:A2:2B:19");
+    read_until(&mut body, &mut seen, "event: attempt").await;
+    assert!(seen.contains("Ada") && seen.contains("Granted"), "{seen}");
+}
+
+async fn read_until(body: &mut Body, seen: &mut String, want: &str) {
+    use http_body_util::BodyExt;
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while !seen.contains(want) {
+            let frame = body.frame().await.unwrap().unwrap();
+            if let Ok(data) = frame.into_data() {
+                seen.push_str(&String::from_utf8_lossy(&data));
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {want:?} in {seen}"));
+}
