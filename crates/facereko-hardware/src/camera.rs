@@ -96,6 +96,14 @@ impl CameraConfig {
 /// Opens the configured camera. Finds `rpicam-*` (or the older `libcamera-*`) on `PATH`; nothing is
 /// started until the first capture (see [`WarmCamera::warm_up`]).
 pub fn open_camera(cfg: &CameraConfig) -> Result<Box<dyn Camera>> {
+    open_camera_with(cfg, find_program)
+}
+
+/// [`open_camera`] with the program lookup given (tests point it at fake `rpicam-*` scripts).
+fn open_camera_with(
+    cfg: &CameraConfig,
+    find_program: impl Fn(&[&str]) -> Result<PathBuf>,
+) -> Result<Box<dyn Camera>> {
     cfg.validate()?;
     let size = [
         "--width".to_string(),
@@ -127,9 +135,18 @@ pub fn open_camera(cfg: &CameraConfig) -> Result<Box<dyn Camera>> {
         }
         CameraBackend::RpicamVid => {
             let program = find_program(&["rpicam-vid", "libcamera-vid"])?;
-            let mut args: Vec<String> = ["-n", "-t", "0", "--codec", "mjpeg", "--framerate"]
-                .map(String::from)
-                .to_vec();
+            // --flush: write each frame to the pipe at once instead of when a buffer fills.
+            let mut args: Vec<String> = [
+                "-n",
+                "-t",
+                "0",
+                "--flush",
+                "--codec",
+                "mjpeg",
+                "--framerate",
+            ]
+            .map(String::from)
+            .to_vec();
             args.push(cfg.framerate.to_string());
             args.extend(size);
             args.extend(cfg.extra_args.iter().cloned());
@@ -764,6 +781,61 @@ mod tests {
             started.elapsed() < Duration::from_secs(4),
             "a dead camera is reported at once"
         );
+    }
+
+    /// The argument lists handed to rpicam-still and rpicam-vid, through fake programs that record them.
+    #[tokio::test]
+    async fn rpicam_backends_get_size_rate_and_extra_arguments() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("args");
+        let frame = octal(&fake_jpeg(3));
+        let still = script(
+            dir.path(),
+            "rpicam-still",
+            &format!(
+                "printf '%s\\n' \"$*\" > '{}'\nprintf '{frame}'",
+                log.display()
+            ),
+        );
+        let vid = script(
+            dir.path(),
+            "rpicam-vid",
+            &format!(
+                "printf '%s\\n' \"$*\" > '{}'\nwhile true; do printf '{frame}'; sleep 0.05; done",
+                log.display()
+            ),
+        );
+        let mut cfg = CameraConfig {
+            backend: CameraBackend::RpicamStill,
+            width: 640,
+            height: 480,
+            extra_args: vec!["--rotation".into(), "180".into()],
+            ..CameraConfig::default()
+        };
+        let cam = open_camera_with(&cfg, |names| {
+            assert_eq!(names, ["rpicam-still", "libcamera-still"]);
+            Ok(still.clone())
+        })
+        .unwrap();
+        assert_eq!(cam.capture().await.unwrap().bytes, fake_jpeg(3));
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap().trim(),
+            "-n -t 1 --immediate -e jpg --width 640 --height 480 --rotation 180 -o -"
+        );
+
+        cfg.backend = CameraBackend::RpicamVid;
+        cfg.framerate = 15;
+        let cam = open_camera_with(&cfg, |names| {
+            assert_eq!(names, ["rpicam-vid", "libcamera-vid"]);
+            Ok(vid.clone())
+        })
+        .unwrap();
+        assert_eq!(cam.capture().await.unwrap().bytes, fake_jpeg(3));
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap().trim(),
+            "-n -t 0 --flush --codec mjpeg --framerate 15 --width 640 --height 480 --rotation 180 -o -"
+        );
+        assert!(cam.describe().starts_with("kept warm:"));
     }
 
     #[test]

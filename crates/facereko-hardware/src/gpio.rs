@@ -583,19 +583,18 @@ mod tests {
         assert!(d.stable());
     }
 
-    /// Input lines driven from the test through a channel: each message sets a line's level.
+    /// Input lines driven from the test through a channel: each message is a burst of level changes that
+    /// reaches the kernel together (a bounce), so a slow test thread cannot split one bounce in two.
     struct ScriptedInputs {
         levels: HashMap<u32, bool>,
-        rx: std_mpsc::Receiver<(u32, bool)>,
+        rx: std_mpsc::Receiver<Vec<(u32, bool)>>,
     }
 
     impl InputLines for ScriptedInputs {
         fn wait_edges(&mut self, timeout: Duration) -> io::Result<Vec<u32>> {
             let mut edged = Vec::new();
-            if let Ok((line, level)) = self.rx.recv_timeout(timeout) {
-                self.levels.insert(line, level);
-                edged.push(line);
-                while let Ok((line, level)) = self.rx.try_recv() {
+            if let Ok(burst) = self.rx.recv_timeout(timeout) {
+                for (line, level) in burst {
                     self.levels.insert(line, level);
                     edged.push(line);
                 }
@@ -634,17 +633,14 @@ mod tests {
         )
         .unwrap();
         // The door opens with contact bounce.
-        for level in [true, false, true, false, true] {
-            tx.send((DOOR, level)).unwrap();
-        }
+        tx.send([true, false, true, false, true].map(|l| (DOOR, l)).to_vec())
+            .unwrap();
         assert_eq!(next(&mut inputs).await, InputEvent::DoorOpened);
         // The exit button is pressed (low) with bounce, then released: one press.
-        for level in [false, true, false] {
-            tx.send((EXIT, level)).unwrap();
-        }
+        tx.send([false, true, false].map(|l| (EXIT, l)).to_vec())
+            .unwrap();
         assert_eq!(next(&mut inputs).await, InputEvent::ExitPressed);
-        tx.send((EXIT, true)).unwrap();
-        tx.send((DOOR, false)).unwrap();
+        tx.send(vec![(EXIT, true), (DOOR, false)]).unwrap();
         assert_eq!(next(&mut inputs).await, InputEvent::DoorClosed);
         // Nothing else is pending.
         assert!(
