@@ -320,7 +320,7 @@ pub async fn eval(data_dir: &Path, config_file: Option<&Path>, a: EvalArgs) -> R
     let dir = a.dir.clone();
     let report = tokio::task::spawn_blocking(move || {
         let progress = move |done: usize, total: usize| {
-            if !json && (done % 25 == 0 || done == total) {
+            if !json && (done.is_multiple_of(25) || done == total) {
                 eprint!("\rdescribing photos: {done}/{total}");
             }
         };
