@@ -86,6 +86,8 @@ struct Session {
     client: AsyncClient,
     inflight: Mutex<Option<InFlight>>,
     poisoned: AtomicBool,
+    /// Ends the connection task's polling of this session (the connection is abandoned).
+    kill: tokio::sync::Notify,
 }
 
 impl Session {
@@ -132,16 +134,19 @@ impl Session {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err("the connection closed before the broker acknowledged".into()),
             Err(_) => {
-                // Late PUBACKs of this publish must not be counted for the next one: drop the connection.
-                self.poisoned.store(true, Ordering::SeqCst);
-                self.fail("");
-                let _ = self.client.try_disconnect();
-                Err(format!(
-                    "no PUBACK from the broker within {}s",
-                    timeout.as_secs()
-                ))
+                let why = format!("no PUBACK from the broker within {}s", timeout.as_secs());
+                self.poison(&why);
+                Err(why)
             }
         }
+    }
+
+    /// Abandons this connection: PUBACKs that arrive late must not be counted for the next publish,
+    /// and a connection that swallows publishes may still answer pings.
+    fn poison(&self, why: &str) {
+        self.poisoned.store(true, Ordering::SeqCst);
+        self.fail(why);
+        self.kill.notify_one();
     }
 
     fn on_outgoing_publish(&self, pkid: u16) {
@@ -493,6 +498,7 @@ async fn run(shared: Arc<Shared>) {
             client,
             inflight: Mutex::new(None),
             poisoned: AtomicBool::new(false),
+            kill: tokio::sync::Notify::new(),
         });
         let started = Instant::now();
         let error = drive(&shared, &session, &mut eventloop, &mut generation).await;
@@ -522,7 +528,12 @@ async fn drive(
     generation: &mut u64,
 ) -> String {
     loop {
-        let event = match eventloop.poll().await {
+        let polled = tokio::select! {
+            biased;
+            _ = session.kill.notified() => return "the connection stopped acknowledging".into(),
+            polled = eventloop.poll() => polled,
+        };
+        let event = match polled {
             Ok(e) => e,
             Err(ConnectionError::ConnectionRefused(code)) => {
                 return format!("the broker refused the connection: {code:?}")
@@ -571,8 +582,7 @@ async fn announce(shared: Arc<Shared>, session: Arc<Session>, generation: u64) {
     }
     if let Err(e) = session.publish_all(msgs, shared.publish_timeout).await {
         tracing::warn!(error = %e, "could not announce the door on MQTT; reconnecting");
-        session.poisoned.store(true, Ordering::SeqCst);
-        let _ = session.client.try_disconnect();
+        session.poison(&e);
         return;
     }
     if shared.commands.is_some() {

@@ -457,3 +457,62 @@ async fn mutual_tls_like_aws_iot_core() {
     assert!(st.sinks[0].last_error.is_some());
     handle.shutdown().await;
 }
+
+/// A "broker" that accepts connections and then never acknowledges a publish.
+async fn silent_broker(connections: Arc<std::sync::atomic::AtomicUsize>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        loop {
+            let (mut s, _) = listener.accept().await.unwrap();
+            connections.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                // CONNECT in, CONNACK (accepted) out, then swallow everything.
+                if s.read(&mut buf).await.unwrap_or(0) == 0 {
+                    return;
+                }
+                let _ = s.write_all(&[0x20, 0x02, 0x00, 0x00]).await;
+                while s.read(&mut buf).await.unwrap_or(0) > 0 {}
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn a_broker_that_never_acknowledges_gets_nothing_marked_delivered() {
+    let connections = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let port = silent_broker(connections.clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(&format!("mqtt://127.0.0.1:{port}"));
+    c.mqtt.publish_timeout_secs = 1;
+    let handle = spawn_with(Arc::new(MemoryOutbox::new(dir.path())), "front", &c, None)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    handle
+        .publish(&attempt("front", Outcome::Granted, Some("Ada")))
+        .await
+        .unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(500),
+        "the door is never held up"
+    );
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let st = handle.status().await;
+    assert_eq!(st.sinks[0].pending, Some(1), "{st:?}");
+    assert_eq!(st.sinks[0].delivered, 0);
+    assert_eq!(
+        st.sinks[0].connected,
+        Some(false),
+        "a connection that cannot announce is not offered"
+    );
+    assert!(st.sinks[0].last_error.is_some());
+    assert!(
+        connections.load(std::sync::atomic::Ordering::SeqCst) >= 2,
+        "the silent connection is dropped and retried"
+    );
+    handle.shutdown().await;
+}
