@@ -234,3 +234,41 @@ fn frontal_grey_photos_of_one_person_match() {
     assert!(facereko_vision::similarity_percent(a.embedding.cosine(&b.embedding)) >= t);
     assert!(facereko_vision::similarity_percent(a.embedding.cosine(&c.embedding)) < t);
 }
+
+#[test]
+#[ignore = "needs FACEREKO_MODELS_DIR and FACEREKO_FACES_DIR (set by .ci/run)"]
+fn a_phone_portrait_stored_sideways_is_turned_upright_by_its_exif_tag() {
+    let e = engine();
+    let upright = image::load_from_memory(&lfw("Al_Gore/01.jpg"))
+        .unwrap()
+        .to_rgb8();
+    // Stored rotated 90° anticlockwise, tagged "rotate 90° clockwise to display" (EXIF orientation 6).
+    let sideways = image::imageops::rotate270(&upright);
+    let exif = vec![
+        0x49, 0x49, 0x2A, 0x00, 0x08, 0x00, 0x00,
+        0x00, // TIFF header, little-endian, IFD at 8
+        0x01, 0x00, // one entry
+        0x12, 0x01, 0x03, 0x00, 0x01, 0x00, 0x00, 0x00, 0x06, 0x00, 0x00,
+        0x00, // Orientation = 6
+        0x00, 0x00, 0x00, 0x00, // no next IFD
+    ];
+    let mut tagged = Vec::new();
+    let mut enc = image::codecs::jpeg::JpegEncoder::new_with_quality(&mut tagged, 90);
+    enc.set_exif_metadata(exif).unwrap();
+    enc.write_image(
+        sideways.as_raw(),
+        sideways.width(),
+        sideways.height(),
+        image::ExtendedColorType::Rgb8,
+    )
+    .unwrap();
+    let straight = e
+        .describe_blocking(&lfw("Al_Gore/01.jpg"))
+        .unwrap()
+        .unwrap();
+    let turned = e
+        .describe_blocking(&tagged)
+        .unwrap()
+        .expect("the tagged photo is turned upright and its face found");
+    assert!(straight.embedding.cosine(&turned.embedding) > 0.97);
+}
