@@ -151,7 +151,11 @@ fn open_camera_with(
             args.extend(size);
             args.extend(cfg.extra_args.iter().cloned());
             args.extend(["-o".to_string(), "-".to_string()]);
-            Ok(Box::new(WarmCamera::new(program, args, cfg.timeout())))
+            Ok(Box::new(WarmedCamera::start(WarmCamera::new(
+                program,
+                args,
+                cfg.timeout(),
+            ))))
         }
     }
 }
@@ -574,6 +578,38 @@ impl WarmCamera {
             stderr: stderr_lines.clone(),
         });
         Ok(stderr_lines)
+    }
+}
+
+/// A [`WarmCamera`] whose process is started in the background as soon as it is opened (when a tokio
+/// runtime is running), so even the first tap after start-up costs no camera start-up.
+#[derive(Clone, Debug)]
+pub struct WarmedCamera(Arc<WarmCamera>);
+
+impl WarmedCamera {
+    pub fn start(camera: WarmCamera) -> Self {
+        let camera = Arc::new(camera);
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let warming = camera.clone();
+            rt.spawn(async move {
+                match warming.warm_up().await {
+                    Ok(()) => tracing::info!(target: "facereko::camera", "camera warm: {}", warming.describe()),
+                    Err(e) => tracing::warn!(target: "facereko::camera", "camera warm-up failed (retried at the next capture): {e}"),
+                }
+            });
+        }
+        Self(camera)
+    }
+}
+
+#[async_trait]
+impl Camera for WarmedCamera {
+    async fn capture(&self) -> Result<Photo> {
+        self.0.capture().await
+    }
+
+    fn describe(&self) -> String {
+        self.0.describe()
     }
 }
 
