@@ -9,6 +9,22 @@
 //!
 //! The original connected to AWS IoT at import time and gave up when the network was down; here a sink
 //! that cannot be reached is just a sink with a backlog, visible in [`NotifierHandle::status`].
+//!
+//! Wiring, in the daemon:
+//!
+//! ```no_run
+//! # async fn wire(store: facereko_store::Store, config: facereko_notify::NotifyConfig)
+//! #     -> facereko_notify::Result<()> {
+//! let (tx, mut commands) = tokio::sync::mpsc::channel(16);
+//! let notifier = facereko_notify::spawn(store.clone(), "front", &config, Some(tx)).await?;
+//! // The door: after `store.record_attempt(..)` (which writes the outbox entry) call `notifier.wake()`;
+//! // for armed/disarmed, door state and alarms call `notifier.publish(&event).await?`.
+//! // The door takes authorised MQTT commands from `commands.recv().await`.
+//! // The web page and `facereko status`: `notifier.status().await`.
+//! notifier.shutdown().await;
+//! # drop(commands.try_recv());
+//! # Ok(()) }
+//! ```
 
 use std::fmt;
 use std::path::PathBuf;
@@ -55,7 +71,7 @@ pub enum Error {
     Store(String),
     #[error("TLS set-up: {0}")]
     Tls(String),
-    #[error("door id {0:?} cannot be used in MQTT topics (no /, +, # or empty)")]
+    #[error("door id {0:?} cannot be used in MQTT topics (1–64 characters, no /, + or #)")]
     DoorId(String),
 }
 
