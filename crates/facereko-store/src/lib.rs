@@ -373,6 +373,12 @@ impl Store {
         Ok(store)
     }
 
+    /// Closes the pools (SQLite checkpoints its WAL): call once at shutdown. Later calls on any clone
+    /// fail with a pool-closed error.
+    pub async fn close(&self) {
+        with_db!(self.db(), b => b.close().await);
+    }
+
     /// `sqlite://<data_dir>/facereko.db` — the embedded default.
     pub fn default_url(data_dir: &Path) -> String {
         format!("sqlite://{}", data_dir.join("facereko.db").display())
@@ -642,6 +648,17 @@ impl Store {
             Some(s) => s.len().await,
             None => Ok(0),
         }
+    }
+
+    /// Bulk-inserts historical attempts (no photos, no outbox events) in one transaction: for imports
+    /// from other systems and for benchmarks. Returns how many rows were inserted.
+    pub async fn import_attempts(&self, attempts: &[NewAttempt]) -> Result<u64> {
+        for a in attempts {
+            check_door_id(&a.door_id)?;
+        }
+        let rows: Vec<(NewAttempt, [u8; 16])> =
+            attempts.iter().map(|a| (a.clone(), random_16())).collect();
+        with_db!(self.db(), b => b.bulk_insert_attempts(&rows).await)
     }
 
     /// Newest first; keyset paging with `before_id`.
@@ -1028,6 +1045,20 @@ mod tests {
         );
         assert_eq!(store.spooled().await.unwrap(), 0);
         assert_eq!(store.replay_spool().await.unwrap(), 0);
+    }
+
+    #[cfg(not(all(feature = "mysql", feature = "postgres")))]
+    #[tokio::test]
+    async fn a_backend_left_out_of_the_build_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        #[cfg(not(feature = "mysql"))]
+        let (url, feature) = ("mysql://door:secret@db/FaceReko", "\"mysql\"");
+        #[cfg(all(feature = "mysql", not(feature = "postgres")))]
+        let (url, feature) = ("postgres://door:secret@db/facereko", "\"postgres\"");
+        let err = Store::open(url, dir.path()).await.unwrap_err();
+        assert!(matches!(err, Error::BackendNotCompiled { .. }), "{err:?}");
+        let text = err.to_string();
+        assert!(text.contains(feature) && !text.contains("secret"), "{text}");
     }
 
     #[test]

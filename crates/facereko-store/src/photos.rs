@@ -44,7 +44,14 @@ pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
 impl Photos {
     pub(crate) fn new(data_dir: &Path) -> Result<Self> {
         let root = data_dir.join(PHOTOS_DIR);
-        fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            builder.mode(0o700);
+        }
+        builder.create(&root).map_err(|e| Error::io(&root, e))?;
         Ok(Self {
             data_dir: data_dir.to_path_buf(),
         })
@@ -165,7 +172,15 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.tmp"));
     let result = (|| {
-        let mut f = fs::File::create(&tmp)?;
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            // Faces are personal data: readable by the daemon's user only.
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let mut f = options.open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         drop(f);

@@ -148,6 +148,11 @@ fn outbox_from_row(row: &DbRow) -> Result<OutboxEntry> {
 }
 
 impl Sql {
+    pub(crate) async fn close(&self) {
+        self.read.close().await;
+        self.write.close().await;
+    }
+
     // ------------------------------------------------------------------ migrations
 
     /// Applies the migrations this binary knows and the database lacks; refuses a newer schema.
@@ -577,10 +582,52 @@ impl Sql {
         Ok(attempt)
     }
 
+    /// Inserts many attempts in one transaction, in batches of multi-row INSERTs, without photos or
+    /// outbox events.
+    pub(crate) async fn bulk_insert_attempts(
+        &self,
+        rows: &[(NewAttempt, [u8; 16])],
+    ) -> Result<u64> {
+        let mut tx = begin(&self.write).await?;
+        let mut n = 0;
+        for chunk in rows.chunks(500) {
+            let mut qb = QueryBuilder::<Db>::new(
+                "INSERT INTO attempts (uuid, time, door_id, card_uid, person_id, person_name, outcome, \
+                 similarity, distance, confidence, photo, lookup_ms, capture_ms, detect_ms, match_ms, \
+                 total_ms, detail) ",
+            );
+            qb.push_values(chunk, |mut b, (a, uuid)| {
+                let t = &a.timings;
+                b.push_bind(uuid.to_vec())
+                    .push_bind(a.time)
+                    .push_bind(a.door_id.clone())
+                    .push_bind(a.card_uid.as_ref().map(|u| u.as_bytes().to_vec()))
+                    .push_bind(a.person_id.map(|p| p.0))
+                    .push_bind(a.person_name.clone())
+                    .push_bind(a.outcome.as_str())
+                    .push_bind(a.similarity)
+                    .push_bind(a.distance)
+                    .push_bind(a.confidence)
+                    .push_bind(None::<String>)
+                    .push_bind(ms(t.lookup_ms))
+                    .push_bind(ms(t.capture_ms))
+                    .push_bind(ms(t.detect_ms))
+                    .push_bind(ms(t.match_ms))
+                    .push_bind(ms(t.total_ms))
+                    .push_bind(a.detail.clone());
+            });
+            n += qb.build().execute(&mut *tx).await?.rows_affected();
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
     pub(crate) async fn attempts(&self, q: &AttemptQuery) -> Result<Vec<Attempt>> {
         let mut qb = QueryBuilder::<Db>::new("SELECT ");
         qb.push(ATTEMPT_COLUMNS);
-        qb.push(" FROM attempts WHERE 1 = 1");
+        qb.push(" FROM attempts");
+        qb.push(attempts_index_hint(q));
+        qb.push(" WHERE 1 = 1");
         if let Some(before) = q.before_id {
             qb.push(" AND id < ").push_bind(before);
         }
