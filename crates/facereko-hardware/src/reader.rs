@@ -48,7 +48,9 @@ where
     }
 }
 
-/// The reader's health, for the home page and `doctor`.
+/// The reader's health, for the home page and `doctor`. As JSON: `{"state": "ok", "chip": "...",
+/// "since": <unix seconds>}`, `{"state": "fault", "reason": "...", "since": ..., "retries": 3}`,
+/// `{"state": "starting"}` or `{"state": "stopped"}`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum ReaderStatus {
@@ -57,16 +59,29 @@ pub enum ReaderStatus {
     Ok {
         /// e.g. `MFRC522 v2.0 (VersionReg 0x92)`.
         chip: String,
+        #[serde(serialize_with = "unix_seconds")]
         since: SystemTime,
     },
     Fault {
         reason: String,
+        #[serde(serialize_with = "unix_seconds")]
         since: SystemTime,
         /// Re-initialisation attempts since the fault began.
         retries: u32,
     },
     /// The poller has stopped (the reader was dropped).
     Stopped,
+}
+
+fn unix_seconds<S: serde::Serializer>(
+    t: &SystemTime,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    let secs = t
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    s.serialize_u64(secs)
 }
 
 impl ReaderStatus {
@@ -439,6 +454,7 @@ mod tests {
         assert!(text.contains("VersionReg read 0x00"), "{text}");
         let json = serde_json::to_value(&s).unwrap();
         assert_eq!(json["state"], "fault");
+        assert!(json["since"].as_u64().unwrap() > 1_600_000_000, "{json}");
     }
 
     #[tokio::test]
