@@ -76,24 +76,12 @@ fn parse_outcome(s: &str) -> Result<Outcome, String> {
 pub async fn open_store(data_dir: &Path, config_file: Option<&Path>) -> Result<Store> {
     let (config, _) = Config::load(config_file, data_dir)?;
     let url = config.database_url(data_dir);
-    Store::open(&url, data_dir)
+    Store::open_with(&url, data_dir, &(&config.store).into())
         .await
         .with_context(|| format!("opening the database {}", redact_url(&url)))
 }
 
-/// A database URL with any password replaced, for messages.
-pub fn redact_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => {
-            let creds = &url[s + 3..at];
-            match creds.find(':') {
-                Some(c) => format!("{}{}:***{}", &url[..s + 3], &creds[..c], &url[at..]),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
-    }
-}
+pub use facereko_store::redact_url;
 
 pub async fn sim(data_dir: &Path, cmd: SimCommand) -> Result<()> {
     let req = match cmd {
@@ -332,22 +320,4 @@ pub async fn arm(data_dir: &Path, armed: bool) -> Result<()> {
     let reply = control::request(data_dir, &Request::Arm { armed }).await?;
     println!("{}", reply.message);
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn passwords_never_reach_messages() {
-        assert_eq!(
-            redact_url("mysql://root:secret@db.example/FaceReko"),
-            "mysql://root:***@db.example/FaceReko"
-        );
-        assert_eq!(
-            redact_url("sqlite:///data/facereko.db"),
-            "sqlite:///data/facereko.db"
-        );
-        assert_eq!(redact_url("postgres://door@db/fr"), "postgres://door@db/fr");
-    }
 }

@@ -7,7 +7,9 @@ use anyhow::{bail, Context, Result};
 use facereko_door::DoorConfig;
 use facereko_hardware::config::HardwareConfig;
 use facereko_notify::{EmailConfig, MqttConfig, NotifyConfig, OutboxConfig, WebhookConfig};
+use facereko_store::StoreConfig;
 use facereko_vision::VisionConfig;
+use facereko_web::WebConfig;
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
 use serde::{Deserialize, Serialize};
@@ -15,16 +17,7 @@ use serde::{Deserialize, Serialize};
 /// Top-level keys; environment variables whose first segment is not one of these (such as
 /// `FACEREKO_DATA_DIR`, which is a command-line option) are not configuration.
 const TOP_LEVEL_KEYS: &[&str] = &[
-    "door_id",
-    "database_url",
-    "door",
-    "vision",
-    "hardware",
-    "sim",
-    "web",
-    "outbox",
-    "mqtt",
-    "email",
+    "door_id", "store", "door", "vision", "hardware", "sim", "web", "outbox", "mqtt", "email",
     "webhook",
 ];
 
@@ -33,8 +26,8 @@ const TOP_LEVEL_KEYS: &[&str] = &[
 pub struct Config {
     /// This door's name in a fleet (attempts, events and topics carry it).
     pub door_id: String,
-    /// `sqlite://…`, `mysql://…` or `postgres://…`; empty means SQLite in the data directory.
-    pub database_url: String,
+    /// The database, photo retention and the fallback spool.
+    pub store: StoreConfig,
     pub door: DoorConfig,
     pub vision: VisionConfig,
     pub hardware: HardwareConfig,
@@ -54,7 +47,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             door_id: "door".into(),
-            database_url: String::new(),
+            store: StoreConfig::default(),
             door: DoorConfig::default(),
             vision: VisionConfig::default(),
             hardware: HardwareConfig::default(),
@@ -74,21 +67,6 @@ impl Default for Config {
 pub struct SimConfig {
     /// What the simulated camera sees at start: an image file or a folder of them.
     pub camera: Option<PathBuf>,
-}
-
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct WebConfig {
-    /// Address and port of the web app.
-    pub bind: String,
-}
-
-impl Default for WebConfig {
-    fn default() -> Self {
-        Self {
-            bind: "0.0.0.0:5000".into(),
-        }
-    }
 }
 
 impl Config {
@@ -148,9 +126,8 @@ impl Config {
         self.vision.validate()?;
         self.hardware.validate()?;
         self.notify().validate()?;
-        if self.web.bind.parse::<std::net::SocketAddr>().is_err() {
-            bail!("web.bind: {:?} is not an address:port", self.web.bind);
-        }
+        self.store.validate()?;
+        self.web.validate()?;
         Ok(())
     }
 
@@ -166,11 +143,7 @@ impl Config {
 
     /// The database URL, with the embedded default filled in.
     pub fn database_url(&self, data_dir: &Path) -> String {
-        if self.database_url.trim().is_empty() {
-            facereko_store::Store::default_url(data_dir)
-        } else {
-            self.database_url.clone()
-        }
+        self.store.url(data_dir)
     }
 }
 

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Context};
+
+type Result<T, E = anyhow::Error> = std::result::Result<T, E>;
 use clap::Args;
 use facereko_domain::{CardUid, Person, PersonId, Photo};
 use facereko_store::Store;
@@ -73,6 +75,55 @@ pub fn spawn_gallery_sync(store: Store, engine: LocalEngine, model: String, ever
             tokio::time::sleep(every).await;
         }
     });
+}
+
+/// Face enrolment for the web app: the local engine embeds, the store keeps. Without models (a card-only
+/// door that never installed them) it says which command to run.
+#[derive(Debug)]
+pub struct Enroller {
+    store: Store,
+    engine: Option<LocalEngine>,
+    model: String,
+}
+
+impl Enroller {
+    pub fn new(store: Store, engine: Option<LocalEngine>, vision: &VisionConfig) -> Self {
+        Self {
+            store,
+            engine,
+            model: model_id(vision),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl facereko_web::FaceEnroller for Enroller {
+    async fn enrol(&self, person: PersonId, photo: Photo) -> Result<i64, facereko_web::EnrolError> {
+        use facereko_web::EnrolError;
+        let engine = self.engine.as_ref().ok_or_else(|| {
+            EnrolError::Other(format!(
+                "the face models are not installed: run `{}` and restart",
+                models::INSTALL_COMMAND
+            ))
+        })?;
+        let e = engine.embed(&photo).await.map_err(|e| match e {
+            facereko_vision::Error::NoFace { .. } => EnrolError::NoFace,
+            facereko_vision::Error::ManyFaces(n) => EnrolError::ManyFaces(n),
+            facereko_vision::Error::Image(m) => EnrolError::BadImage(m),
+            other => EnrolError::Other(other.to_string()),
+        })?;
+        self.store
+            .add_face(person, e.embedding.as_slice(), &self.model, Some(&photo))
+            .await
+            .map_err(|e| EnrolError::Other(e.to_string()))
+    }
+
+    async fn delete(&self, face_id: i64) -> Result<(), facereko_web::EnrolError> {
+        self.store
+            .delete_face(face_id)
+            .await
+            .map_err(|e| facereko_web::EnrolError::Other(e.to_string()))
+    }
 }
 
 #[derive(Debug, Args)]

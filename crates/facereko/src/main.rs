@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use facereko_domain::Mode;
 
+mod admin;
 mod cli;
 mod config;
 mod control;
@@ -68,6 +69,19 @@ enum Command {
     Enrol(faces::EnrolArgs),
     /// Measure face-matching accuracy and speed on a folder of `identity/photo` images.
     Eval(faces::EvalArgs),
+    /// Web app accounts.
+    #[command(subcommand)]
+    Accounts(admin::AccountsCommand),
+    /// Delete attempt photos older than the retention policy (rows are kept), orphan files and old events.
+    Purge,
+    /// Import the original system's MySQL database (accounts and access log).
+    ImportLegacy {
+        /// e.g. mysql://user:password@host/FaceReko
+        url: String,
+        /// The original's image folder, to copy the attempt photos from.
+        #[arg(long)]
+        photos: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -131,6 +145,11 @@ async fn run(args: Args) -> Result<()> {
         Command::Photo(a) => faces::photo(&data_dir, config_file, a).await,
         Command::Enrol(a) => faces::enrol(&data_dir, config_file, a).await,
         Command::Eval(a) => faces::eval(&data_dir, config_file, a).await,
+        Command::Accounts(c) => admin::accounts(&data_dir, config_file, c).await,
+        Command::Purge => admin::purge(&data_dir, config_file).await,
+        Command::ImportLegacy { url, photos } => {
+            admin::import_legacy(&data_dir, config_file, &url, photos).await
+        }
         Command::Migrate => {
             let store = cli::open_store(&data_dir, config_file).await?;
             println!("database {} is migrated", store.backend());

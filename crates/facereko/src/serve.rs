@@ -10,6 +10,8 @@ use facereko_door::{DoorHandle, Parts};
 use facereko_hardware::sim::{self, CameraSource, SimCamera, SimOutputs};
 use facereko_hardware::{Camera, CardReader, Inputs, Outputs};
 use facereko_store::Store;
+use std::future::IntoFuture;
+
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::Config;
@@ -83,12 +85,13 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
         config.door.mode = mode;
     }
     if let Some(bind) = args.bind {
-        config.web.bind = bind;
-        config.validate()?;
+        config.web.bind = bind.parse().with_context(|| {
+            format!("--bind {bind:?} is not an address:port such as 0.0.0.0:5000")
+        })?;
     }
     let listener = control::bind(data_dir).await?;
     let url = config.database_url(data_dir);
-    let store = Store::open(&url, data_dir)
+    let store = Store::open_with(&url, data_dir, &(&config.store).into())
         .await
         .with_context(|| format!("opening the database {}", crate::cli::redact_url(&url)))?;
 
@@ -105,8 +108,17 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
         }
     };
 
-    let engine: Option<Arc<dyn facereko_vision::FaceEngine>> = if config.door.mode.uses_camera() {
-        let engine = crate::faces::load_engine(&config, data_dir).await?;
+    let local = match crate::faces::load_engine(&config, data_dir).await {
+        Ok(engine) => Some(engine),
+        Err(e) if config.door.mode.uses_camera() => return Err(e),
+        Err(e) => {
+            tracing::info!(
+                "face engine not loaded ({e:#}): card mode needs none, enrolling faces does"
+            );
+            None
+        }
+    };
+    if let Some(engine) = &local {
         let model = crate::faces::model_id(&config.vision);
         let gallery = crate::faces::load_gallery(&store, &model).await?;
         tracing::info!(
@@ -122,10 +134,20 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
             model,
             std::time::Duration::from_secs(2),
         );
-        Some(Arc::new(engine))
-    } else {
-        None
+    }
+    let engine: Option<Arc<dyn facereko_vision::FaceEngine>> = match &local {
+        Some(e) if config.door.mode.uses_camera() => Some(Arc::new(e.clone())),
+        _ => None,
     };
+    let web_listener = tokio::net::TcpListener::bind(config.web.bind)
+        .await
+        .with_context(|| {
+            format!(
+                "the web app cannot listen on {} (web.bind / --bind)",
+                config.web.bind
+            )
+        })?;
+    let web_addr = web_listener.local_addr()?;
 
     println!(
         "FaceReko door {:?}, mode {}",
@@ -138,6 +160,7 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
             .display()
             .to_string())
     );
+    println!("  web app:        http://{web_addr}/");
     println!("  database:       {}", crate::cli::redact_url(&url));
     println!("  photos:         {}", data_dir.join("photos").display());
     println!(
@@ -170,6 +193,26 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
     )
     .await?;
     let notifier = start_notifier(&store, &config, &door).await?;
+    tokio::spawn(store.clone().run_retention(config.store.retention.clone()));
+    let enroller = crate::faces::Enroller::new(store.clone(), local, &config.vision);
+    let web = facereko_web::AppState::new(
+        store.clone(),
+        door.clone(),
+        devices.camera.clone(),
+        Arc::new(enroller),
+        config.web.clone(),
+    )?;
+    let (web_stop, web_stopped) = tokio::sync::oneshot::channel::<()>();
+    let web_task = tokio::spawn(
+        axum::serve(
+            web_listener,
+            facereko_web::router(web).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = web_stopped.await;
+        })
+        .into_future(),
+    );
     let control_task = tokio::spawn(control::serve(
         listener,
         control::Targets {
@@ -181,6 +224,13 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
     ));
 
     let outcome = wait_for_signal(&door, task).await;
+    let _ = web_stop.send(());
+    if tokio::time::timeout(std::time::Duration::from_secs(5), web_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("web app did not stop within 5 s");
+    }
     notifier.shutdown().await;
     control_task.abort();
     let _ = std::fs::remove_file(control::socket_path(data_dir));

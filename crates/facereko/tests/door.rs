@@ -134,3 +134,63 @@ fn a_broken_config_file_is_one_clear_error() {
         "{err}"
     );
 }
+
+#[test]
+fn the_web_app_is_served_next_to_the_door() {
+    use std::io::{Read, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let daemon = Daemon::start(dir.path(), &["--simulate", "--mode", "card"]);
+    let log = daemon.wait_log("web app:");
+    let addr = log
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("web app:"))
+        .map(|a| {
+            a.trim()
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .to_string()
+        })
+        .unwrap();
+    let mut s = std::net::TcpStream::connect(&addr).unwrap();
+    write!(
+        s,
+        "GET / HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).unwrap();
+    // No account yet: the home page sends the visitor to first-run setup, and shows nothing itself.
+    let status = reply.lines().next().unwrap_or_default().to_string();
+    assert!(status.contains("303") || status.contains("302"), "{reply}");
+    assert!(
+        reply.to_ascii_lowercase().contains("location: /setup"),
+        "{reply}"
+    );
+    daemon.stop();
+}
+
+#[test]
+fn an_admin_account_can_be_added_from_the_command_line() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(common::bin())
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["accounts", "add", "admin", "--admin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse battery\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    let list = ok(dir.path(), &["accounts", "list"]);
+    assert!(list.contains("admin") && list.contains("Admin"), "{list}");
+    // A bad username is refused before any password is asked for.
+    let out = facereko(dir.path(), &["accounts", "add", "bad name!"]);
+    assert!(!out.status.success());
+}

@@ -49,6 +49,7 @@ impl Daemon {
             .arg("--data-dir")
             .arg(data_dir)
             .arg("serve")
+            .args(["--bind", "127.0.0.1:0"])
             .args(args)
             .env_remove("FACEREKO_CONFIG")
             .env("FACEREKO_LOG", "info")
