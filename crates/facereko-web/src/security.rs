@@ -53,7 +53,8 @@ pub async fn headers(State(state): State<AppState>, req: Request, next: Next) ->
         HeaderValue::from_static("nosniff"),
     );
     h.insert("x-frame-options", HeaderValue::from_static("DENY"));
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    // Not `no-referrer`: browsers then send `Origin: null` on form posts, which the origin check refuses.
+    h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     h.insert(
         "permissions-policy",
         HeaderValue::from_static("camera=(), microphone=(), geolocation=()"),
