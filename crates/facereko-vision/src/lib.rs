@@ -16,6 +16,7 @@
 use async_trait::async_trait;
 use facereko_domain::{PersonId, Photo};
 
+pub mod blas;
 pub mod config;
 pub mod decode;
 pub mod eval;

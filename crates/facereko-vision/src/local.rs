@@ -8,8 +8,8 @@
 //! the pipeline behind a mutex, and every call runs on tokio's blocking pool, never on the async
 //! runtime's threads.
 //!
-//! Speed note for deployers: start the process with `OPENBLAS_NUM_THREADS=1`. OpenBLAS reads it when
-//! the library loads (before `main`), and its own thread pool only fights the workers for the cores.
+//! Speed note: the process must run with `OPENBLAS_NUM_THREADS=1` (see [`crate::blas`]), else OpenBLAS's
+//! own thread pool fights the workers for the cores and a frame takes about twice as long.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
