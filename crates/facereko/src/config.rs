@@ -180,6 +180,15 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_is_a_valid_configuration() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../facereko.example.toml");
+        let dir = tempfile::tempdir().unwrap();
+        let (c, _) = Config::load(Some(&example), dir.path()).unwrap();
+        assert_eq!(c.door, DoorConfig::default(), "the example documents the defaults");
+        assert_eq!(c.door_id, "door");
+    }
+
+    #[test]
     fn the_data_dir_file_is_read_when_present() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
