@@ -640,7 +640,10 @@ impl<SPI: SpiDevice, D: DelayNs, RST: OutputPin> Mfrc522<SPI, D, RST> {
                 detail,
             });
         }
-        if err & (ERR_PROTOCOL | ERR_PARITY) != 0 {
+        // A bit collision usually breaks the parity of its byte too: with CollErr set, the collision is
+        // the news, and the anticollision loop resolves it.
+        let parity = err & ERR_PARITY != 0 && err & ERR_COLL == 0;
+        if err & ERR_PROTOCOL != 0 || parity {
             return Err(Fault::Protocol {
                 step,
                 detail: format!(
@@ -671,11 +674,8 @@ impl<SPI: SpiDevice, D: DelayNs, RST: OutputPin> Mfrc522<SPI, D, RST> {
     fn request(&mut self, cmd: u8, step: &'static str) -> Result<Option<u16>> {
         match self.transceive(&[cmd], 7, 0, step)? {
             Answer::Silence => Ok(None),
-            Answer::Frame {
-                collision: Some(_), ..
-            } => Err(Fault::Collision {
-                detail: "cards of different types answered the request".into(),
-            }),
+            // Cards of different types answer with different ATQAs, which collide. ISO 14443-3 has the
+            // reader carry on: the anticollision loop then picks one card. The collided bits read as 0.
             Answer::Frame {
                 data, last_bits: 0, ..
             } if data.len() == 2 => Ok(Some(u16::from_le_bytes([data[0], data[1]]))),

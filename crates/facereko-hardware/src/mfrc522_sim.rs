@@ -206,9 +206,8 @@ impl Chip {
                     atqas.push(card.atqa);
                 }
             }
-            let first = *atqas.first()?;
-            let coll = atqas.iter().any(|&a| a != first).then_some(1);
-            return Some((bits_of(&first.to_le_bytes()), coll));
+            let answers: Vec<Vec<bool>> = atqas.iter().map(|a| bits_of(&a.to_le_bytes())).collect();
+            return merge(answers, 0);
         }
         if tx.len() == 4 && tx[0] == PICC_HLTA && tx[1] == 0 && crc_a(&tx[..2]) == [tx[2], tx[3]] {
             for (_, state) in self.cards.iter_mut() {
@@ -267,18 +266,24 @@ impl Chip {
             .filter(|bits| &bits[..known] == prefix)
             .map(|bits| bits[known..].to_vec())
             .collect();
-        let first = answers.first()?.clone();
-        let differ = (0..first.len()).find(|&i| answers.iter().any(|a| a[i] != first[i]));
-        match differ {
-            None => Some((first, None)),
-            Some(i) => {
-                // Bits up to the collision are received; ValuesAfterColl = 0 clears the rest.
-                let mut bits = first;
-                for b in bits.iter_mut().skip(i) {
-                    *b = false;
-                }
-                Some((bits, Some(known + i + 1)))
+        merge(answers, known)
+    }
+}
+
+/// What the reader receives when several cards answer at once: the common bits up to the first one on
+/// which they differ, then zeros (ValuesAfterColl = 0), and the collision position counted from the start
+/// of the frame field (`offset` bits were already known).
+fn merge(answers: Vec<Vec<bool>>, offset: usize) -> Option<(Vec<bool>, Option<usize>)> {
+    let first = answers.first()?.clone();
+    let differ = (0..first.len()).find(|&i| answers.iter().any(|a| a[i] != first[i]));
+    match differ {
+        None => Some((first, None)),
+        Some(i) => {
+            let mut bits = first;
+            for b in bits.iter_mut().skip(i) {
+                *b = false;
             }
+            Some((bits, Some(offset + i + 1)))
         }
     }
 }
@@ -461,9 +466,8 @@ mod tests {
         let sim = SimulatedMfrc522::default();
         let mut drv = driver(&sim);
         drv.init().unwrap();
-        let mut ul = card("04:11:22:33:44:55:66");
-        ul.atqa = 0x0004; // same ATQA so the request itself does not collide
-        sim.place(ul);
+        // An Ultralight (ATQA 0x0044) and a Classic (0x0004): the ATQAs collide too.
+        sim.place(card("04:11:22:33:44:55:66"));
         sim.place(card("08:11:22:33"));
         let mut seen = vec![
             drv.read_card().unwrap().expect("a card").uid.to_string(),

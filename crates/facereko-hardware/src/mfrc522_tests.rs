@@ -20,6 +20,8 @@ enum Card<'a> {
     AnswersBits(&'a [u8], u8),
     /// A frame with a collision; `coll_reg` is what CollReg reads.
     Collides(&'a [u8], u8),
+    /// A frame with a collision whose byte also failed its parity check (ErrorReg 0x0A).
+    CollidesWithParity(&'a [u8], u8),
     /// A frame with a CRC/parity/protocol flag in ErrorReg.
     Errors(u8),
 }
@@ -102,6 +104,7 @@ impl Script {
             Card::Answers(data) => self.frame(data, 0, 0x00, None),
             Card::AnswersBits(data, bits) => self.frame(data, bits, 0x00, None),
             Card::Collides(data, coll) => self.frame(data, 0, 0x08, Some(coll)),
+            Card::CollidesWithParity(data, coll) => self.frame(data, 0, 0x0A, Some(coll)),
             Card::Errors(err) => self.read(Reg::ComIrq, 0x30).read(Reg::Error, err),
         }
     }
@@ -298,7 +301,7 @@ fn a_collision_is_resolved_bit_by_bit_and_selects_the_card_with_a_one() {
             &[0x93, 0x20],
             0,
             0,
-            Card::Collides(&[0x04, 0xA2, 0x2B, 0x01, 0x00], 28),
+            Card::CollidesWithParity(&[0x04, 0xA2, 0x2B, 0x01, 0x00], 28),
         )
         // NVB: 2 + 3 full bytes, 4 bits; the 4th byte carries bits 24..27 = 0b1001 (bit 27 chosen as 1).
         .transceive(
