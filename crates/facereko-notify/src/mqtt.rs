@@ -232,6 +232,16 @@ impl fmt::Debug for MqttNotifier {
     }
 }
 
+/// Dropping the notifier without [`Notifier::shutdown`] is a sudden death: the connection closes without
+/// a DISCONNECT and the broker publishes the last will (`{"online": false}`).
+impl Drop for MqttNotifier {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            task.abort();
+        }
+    }
+}
+
 /// rumqttc options for `config`: client id, credentials, keep-alive, TLS and the last will.
 pub fn options(config: &MqttConfig, door_id: &str) -> Result<MqttOptions> {
     let Some(broker) = config.broker()? else {
@@ -466,23 +476,29 @@ impl Notifier for MqttNotifier {
         let task = self.task.lock().unwrap_or_else(|p| p.into_inner()).take();
         let Some(mut task) = task else { return };
         if let Conn::Up { session, .. } = conn {
+            // The delivery tasks are stopped: a publish they left waiting is abandoned.
+            session.fail("stopping");
             let offline = Msg {
                 topic: self.shared.topics.state.clone(),
                 payload: StateSnapshot::offline().to_json(),
                 retain: true,
             };
-            if let Err(e) = session
+            match session
                 .publish_all(vec![offline], Duration::from_secs(3))
                 .await
             {
-                tracing::warn!(error = %e, "could not publish the offline state; the last will covers it");
-            }
-            let _ = session.client.disconnect().await;
-            if tokio::time::timeout(Duration::from_secs(3), &mut task)
-                .await
-                .is_ok()
-            {
-                return;
+                Ok(()) => {
+                    let _ = session.client.disconnect().await;
+                    if tokio::time::timeout(Duration::from_secs(3), &mut task)
+                        .await
+                        .is_ok()
+                    {
+                        return;
+                    }
+                }
+                // No clean DISCONNECT then: dropping the connection makes the broker publish the will.
+                Err(e) => tracing::warn!(error = %e,
+                    "could not publish the offline state; leaving it to the last will"),
             }
         }
         task.abort();

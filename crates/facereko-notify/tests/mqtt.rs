@@ -520,3 +520,33 @@ async fn a_broker_that_never_acknowledges_gets_nothing_marked_delivered() {
     );
     handle.shutdown().await;
 }
+
+#[tokio::test]
+#[ignore = "needs FACEREKO_TEST_MQTT_URL (set by .ci/run)"]
+async fn the_last_will_marks_a_vanished_door_offline() {
+    let url = mqtt_url();
+    let (host, port) = host_port(&url);
+    let door = unique_door("will");
+    let state_topic = format!("facereko/{door}/state");
+    let mut sub = Subscriber::connect(
+        MqttOptions::new(format!("sub-{door}"), host, port),
+        &[&state_topic],
+    )
+    .await;
+    let mqtt =
+        facereko_notify::mqtt::MqttNotifier::start(&config(&url).mqtt, &door, Some(true), None)
+            .unwrap();
+    let online = sub.next_on(&state_topic, WAIT).await;
+    assert_eq!(online.json()["online"], true);
+    drop(mqtt); // no DISCONNECT: like a power cut
+    let offline = sub.next_on(&state_topic, WAIT).await;
+    assert_eq!(
+        offline.json()["online"],
+        false,
+        "the broker published the will"
+    );
+    sub.client
+        .publish(state_topic, QoS::AtLeastOnce, true, Vec::new())
+        .await
+        .unwrap();
+}
