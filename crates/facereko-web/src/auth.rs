@@ -236,6 +236,8 @@ pub enum AuthRejection {
         next: String,
         expired: bool,
     },
+    /// Signed in, but the password must be changed before anything else.
+    ChangePassword,
     Error(AppError),
 }
 
@@ -250,6 +252,7 @@ impl IntoResponse for AuthRejection {
                 }
                 Redirect::to(&to).into_response()
             }
+            AuthRejection::ChangePassword => Redirect::to("/account").into_response(),
             AuthRejection::Error(e) => e.into_response(),
         }
     }
@@ -328,6 +331,13 @@ impl FromRequestParts<AppState> for CurrentUser {
             return Err(AuthRejection::Setup);
         }
         match session_user(parts, state).await? {
+            // An account imported with its old plaintext password must choose a new one first.
+            Some(u)
+                if u.account.must_change_password
+                    && !matches!(parts.uri.path(), "/account" | "/logout") =>
+            {
+                Err(AuthRejection::ChangePassword)
+            }
             Some(u) => Ok(u),
             None => Err(AuthRejection::SignIn {
                 next: next_of(parts),
@@ -442,6 +452,25 @@ mod tests {
         assert!(same_secret(&a, &a.clone()));
         assert!(!same_secret(&a, &a[1..]));
         assert!(!same_secret("", ""));
+    }
+
+    #[test]
+    fn sessions_idle_longer_than_allowed_end() {
+        let rt = Runtime::default();
+        assert!(
+            rt.touch("abc", Duration::from_secs(60)),
+            "first sight counts as activity"
+        );
+        assert!(rt.touch("abc", Duration::from_secs(60)));
+        assert!(
+            !rt.touch("abc", Duration::ZERO),
+            "idle for longer than allowed"
+        );
+        rt.forget_session("abc");
+        assert!(
+            rt.touch("abc", Duration::ZERO),
+            "forgotten sessions start afresh"
+        );
     }
 
     #[test]

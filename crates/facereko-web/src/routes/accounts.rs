@@ -389,3 +389,72 @@ pub(crate) async fn revoke_token(
     tracing::info!(by = %user.account.username, token = id, "API token revoked");
     Ok(Redirect::to("/accounts?done=revoked").into_response())
 }
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct MeTpl {
+    page: Page,
+    role: &'static str,
+    must_change: bool,
+}
+
+/// The signed-in user's own account: role, and a form to change the password.
+pub(crate) async fn me(user: CurrentUser, Query(q): Query<Done>) -> Response {
+    let notice = (q.done() == Some("password")).then(|| "Your password was changed.".to_string());
+    render(&MeTpl {
+        page: Page::new("Your account", "account", Some(&user)).with_notice(notice),
+        role: user.account.role.as_str(),
+        must_change: user.account.must_change_password,
+    })
+}
+
+#[derive(Deserialize)]
+pub(crate) struct OwnPasswordForm {
+    csrf: String,
+    current: String,
+    password: String,
+    password2: String,
+}
+
+pub(crate) async fn change_own_password(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Form(f): Form<OwnPasswordForm>,
+) -> Result<Response, AppError> {
+    check_csrf(&user, &f.csrf)?;
+    let again = |error: String| {
+        render_with_status(
+            StatusCode::BAD_REQUEST,
+            &MeTpl {
+                page: Page::new("Your account", "account", Some(&user)).with_error(Some(error)),
+                role: user.account.role.as_str(),
+                must_change: user.account.must_change_password,
+            },
+        )
+    };
+    let hash = user.account.password_hash.clone();
+    let current = f.current;
+    let ok = tokio::task::spawn_blocking(move || facereko_store::verify_password(&current, &hash))
+        .await
+        .map_err(|e| AppError::Internal(format!("verify task: {e}")))?;
+    if !ok {
+        return Ok(again("The current password is wrong.".into()));
+    }
+    if let Err(p) = check_password(&f.password, &f.password2) {
+        return Ok(again(p));
+    }
+    let hash = hash_blocking(f.password).await?;
+    state
+        .store
+        .update_account(
+            user.account.id,
+            &AccountUpdate {
+                password_hash: Some(hash),
+                must_change_password: Some(false),
+                ..AccountUpdate::default()
+            },
+        )
+        .await?;
+    tracing::info!(username = %user.account.username, "password changed by its owner");
+    Ok(Redirect::to("/account?done=password").into_response())
+}

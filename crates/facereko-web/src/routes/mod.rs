@@ -47,6 +47,10 @@ pub(crate) fn routes() -> Router<AppState> {
             "/people/{id}/faces/{face}/delete",
             post(people::delete_face),
         )
+        .route(
+            "/account",
+            get(accounts::me).post(accounts::change_own_password),
+        )
         .route("/accounts", get(accounts::list).post(accounts::add))
         .route("/accounts/{id}/password", post(accounts::reset_password))
         .route("/accounts/{id}/role", post(accounts::set_role))
