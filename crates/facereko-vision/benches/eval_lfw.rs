@@ -33,7 +33,7 @@ fn main() {
     if let Some(m) = knob::<u8>("EVAL_MIRROR") {
         config.mirror = m != 0;
     }
-    config.workers = knob("EVAL_WORKERS").unwrap_or(2);
+    config.workers = knob("EVAL_WORKERS").unwrap_or(1);
     if let Some(v) = knob("EVAL_DETECT_MAX_SIDE") {
         config.detect_max_side = v;
     }

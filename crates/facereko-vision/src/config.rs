@@ -24,8 +24,10 @@ pub struct VisionConfig {
     pub threshold: f32,
     /// Smallest face accepted, as the width of its box in pixels of the photo.
     pub min_face_px: u32,
-    /// Photos larger than this (longer side, pixels) are scaled down before detection; bigger is slower
-    /// but finds smaller (farther) faces. Landmarks and embeddings still use the full photo.
+    /// Door frames larger than this (longer side, pixels) are scaled down before detection; bigger is
+    /// slower but finds smaller (farther) faces: the detector needs ≈ 80 px at this scale, so 480 finds
+    /// faces from ≈ 107 px wide in a 640×480 frame. Landmarks and embeddings still use the full photo.
+    /// Enrolment photos are searched at 1280 or this, whichever is larger.
     pub detect_max_side: u32,
     /// Largest photo accepted at all (longer side, pixels); anything bigger is refused before decoding.
     pub max_image_side: u32,

@@ -33,6 +33,10 @@ use crate::{models, Error, FaceEngine, FaceFound, Result, Verdict};
 /// once (2×) when nothing was found at their own size.
 const UPSCALE_BELOW_SIDE: u32 = 320;
 
+/// Enrolment photos (phone pictures, uploads) are searched at least at this size: slower, but a face that
+/// fills only a tenth of a 12-megapixel photo is still found. Door frames use `detect_max_side`.
+const ENROL_DETECT_MAX_SIDE: u32 = 1280;
+
 /// One enrolment: the embedding of the photo's single usable face.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Enrolment {
@@ -164,7 +168,7 @@ impl LocalEngine {
         let cfg = &self.inner.config;
         let img = decode_rgb(bytes, cfg.max_image_side)?;
         let mut p = self.pipeline();
-        let faces = p.find_faces(&img, cfg);
+        let faces = p.find_faces(&img, cfg, cfg.detect_max_side.max(ENROL_DETECT_MAX_SIDE));
         let candidate = match faces.usable.len() {
             0 => {
                 return Err(Error::NoFace {
@@ -193,7 +197,7 @@ impl LocalEngine {
     pub fn describe_image(&self, img: &RgbImage) -> Result<Option<Probe>> {
         let cfg = &self.inner.config;
         let mut p = self.pipeline();
-        let faces = p.find_faces(img, cfg);
+        let faces = p.find_faces(img, cfg, cfg.detect_max_side);
         let Some(best) = faces.usable.iter().max_by(|a, b| a.rank.total_cmp(&b.rank)) else {
             return Ok(None);
         };
@@ -292,12 +296,14 @@ fn matrix(img: &RgbImage) -> ImageMatrix {
 }
 
 impl Pipeline {
-    fn find_faces(&mut self, img: &RgbImage, cfg: &VisionConfig) -> Faces {
+    /// Faces in `img`, detected on a copy scaled to at most `max_side`, landmarks and gate on the full
+    /// photo.
+    fn find_faces(&mut self, img: &RgbImage, cfg: &VisionConfig, max_side: u32) -> Faces {
         let (w, h) = img.dimensions();
         let full = matrix(img);
         let longest = w.max(h);
-        let mut rects: Vec<Rectangle> = if longest > cfg.detect_max_side {
-            let s = cfg.detect_max_side as f64 / longest as f64;
+        let mut rects: Vec<Rectangle> = if longest > max_side {
+            let s = max_side as f64 / longest as f64;
             let small = image::imageops::resize(
                 img,
                 ((w as f64 * s).round() as u32).max(1),

@@ -272,3 +272,25 @@ fn a_phone_portrait_stored_sideways_is_turned_upright_by_its_exif_tag() {
         .expect("the tagged photo is turned upright and its face found");
     assert!(straight.embedding.cosine(&turned.embedding) > 0.97);
 }
+
+#[tokio::test]
+#[ignore = "needs FACEREKO_MODELS_DIR and FACEREKO_FACES_DIR (set by .ci/run)"]
+async fn enrolment_finds_a_small_face_in_a_large_photo_that_a_door_frame_would_miss() {
+    let e = engine();
+    let face = image::load_from_memory(&lfw("Al_Gore/01.jpg"))
+        .unwrap()
+        .to_rgb8();
+    // The photo doubled (face ≈ 200 px) on a 2000×1500 background: at the door's 480-pixel detection
+    // size the face shrinks to ≈ 48 px, below the ≈ 80 px HOG finds; enrolment searches at 1280.
+    let mut big = RgbImage::from_pixel(2000, 1500, image::Rgb([120, 118, 115]));
+    let face = image::imageops::resize(&face, 500, 500, image::imageops::FilterType::Triangle);
+    image::imageops::replace(&mut big, &face, 750, 500);
+    let p = photo(jpeg(&big));
+    assert_eq!(e.identify(&p).await.unwrap().face, None);
+    let enrolled = e.embed(&p).await.expect("enrolment finds the face");
+    let direct = e
+        .describe_blocking(&lfw("Al_Gore/01.jpg"))
+        .unwrap()
+        .unwrap();
+    assert!(enrolled.embedding.cosine(&direct.embedding) > 0.95);
+}
