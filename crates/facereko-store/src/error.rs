@@ -126,6 +126,7 @@ pub fn redact_url(url: &str) -> String {
 }
 
 /// Turns a connect failure into `LoginRefused` / `Unavailable` with the URL (password redacted).
+#[cfg_attr(not(any(feature = "mysql", feature = "postgres")), allow(dead_code))]
 pub(crate) fn connect_error(url: &str, e: sqlx::Error) -> Error {
     let url = redact_url(url);
     if let sqlx::Error::Database(db) = &e {

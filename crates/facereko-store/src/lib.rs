@@ -48,6 +48,7 @@ pub use legacy::{decode_legacy_card_uid, import_legacy, ImportReport, LEGACY_DOO
 
 pub use photos::PHOTOS_DIR;
 
+#[allow(unused_imports)] // used by the server backends only
 pub(crate) use error::connect_error;
 
 use photos::Photos;
@@ -576,6 +577,7 @@ impl Store {
 
     /// Imports a historical attempt under a caller-chosen uuid, without an outbox event. Returns `false`
     /// (and writes nothing) if an attempt with that uuid exists.
+    #[cfg_attr(not(feature = "mysql"), allow(dead_code))]
     pub(crate) async fn import_attempt(
         &self,
         a: &NewAttempt,
