@@ -200,6 +200,7 @@ struct Inner {
     data_dir: PathBuf,
     photos: Photos,
     spool: Option<spool::Spool>,
+    spool_retry: std::time::Duration,
 }
 
 /// The store. Cheap to clone (an `Arc` inside); every clone shares the pools.
@@ -352,6 +353,7 @@ impl Store {
                 data_dir: data_dir.to_path_buf(),
                 photos,
                 spool,
+                spool_retry: options.spool_retry,
             }),
         };
         if store.inner.spool.is_some() {
@@ -557,12 +559,16 @@ impl Store {
             }
             None => None,
         };
+        if let Some(spool) = self.inner.spool.as_ref().filter(|s| s.bypassing()) {
+            return spool.push(a, rel.as_deref(), &uuid).await;
+        }
         let r = with_db!(self.db(), b => b.insert_attempt(a, rel.as_deref(), &uuid, true).await);
         match r {
             Ok(attempt) => Ok(attempt),
             Err(e) if e.is_unavailable() && self.inner.spool.is_some() => {
                 let spool = self.inner.spool.as_ref().ok_or(e)?;
                 tracing::warn!(url = %self.inner.url, "database unreachable: spooling the attempt");
+                spool.mark_offline(self.inner.spool_retry);
                 spool.push(a, rel.as_deref(), &uuid).await
             }
             Err(e) => {
@@ -611,6 +617,7 @@ impl Store {
         loop {
             let batch = spool.peek(100).await?;
             if batch.is_empty() {
+                spool.mark_online();
                 return Ok(moved);
             }
             for (spool_id, uuid, attempt, photo) in batch {
@@ -1016,6 +1023,7 @@ mod tests {
                 data_dir: dir.path().to_path_buf(),
                 photos: Photos::new(dir.path()).unwrap(),
                 spool: Some(spool::Spool::open(dir.path()).await.unwrap()),
+                spool_retry: std::time::Duration::from_secs(1),
             }),
         };
         let spool = store.inner.spool.as_ref().unwrap();

@@ -140,13 +140,45 @@ impl TestDb {
         }
     }
 
-    pub async fn finish(self) {
-        let (Some(admin), Some(name)) = (&self.admin_url, &self.db_name) else {
-            return;
-        };
-        drop(self.store);
+    /// Drops the test's database (also done on drop, so a failing test does not leak it).
+    pub async fn finish(mut self) {
+        self.store.close().await;
+        if let (Some(admin), Some(name)) = (self.admin_url.take(), self.db_name.take()) {
+            drop_database(self.backend, &admin, &name).await;
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let (Some(admin), Some(name)) = (self.admin_url.take(), self.db_name.take()) {
+            drop(DbGuard(self.backend, admin, name));
+        }
+    }
+}
+
+/// Drops a test database when it goes out of scope, even when the test panicked.
+pub struct DbGuard(pub Backend, pub String, pub String);
+
+impl Drop for DbGuard {
+    fn drop(&mut self) {
+        let (backend, admin, name) = (self.0, self.1.clone(), self.2.clone());
+        // Drop runs inside the test's runtime: clean up from a thread with a runtime of its own.
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+                .block_on(drop_database(backend, &admin, &name));
+        })
+        .join();
+    }
+}
+
+pub async fn drop_database(backend: Backend, admin: &str, name: &str) {
+    {
         let sql = format!("DROP DATABASE IF EXISTS {name}");
-        match self.backend {
+        match backend {
             Backend::MySql => {
                 if let Ok(mut c) = sqlx::MySqlConnection::connect(admin).await {
                     let _ = sqlx::raw_sql(&sql).execute(&mut c).await;
