@@ -15,7 +15,8 @@ pub struct WebConfig {
     pub bind: SocketAddr,
     /// Mark cookies `Secure` and send HSTS: set when the app is reached over HTTPS (a TLS reverse proxy).
     pub secure_cookies: bool,
-    /// Take the client address from the last `X-Forwarded-For` entry (only behind a trusted proxy).
+    /// Behind a trusted reverse proxy: take the client address from the last `X-Forwarded-For` entry and
+    /// the site's host name from `X-Forwarded-Host` (for the same-origin check of form posts).
     pub trust_forwarded_for: bool,
     /// A session unused for this long ends.
     pub session_idle_minutes: u32,

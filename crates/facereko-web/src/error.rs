@@ -33,7 +33,8 @@ pub enum AppError {
     Csrf,
     #[error("{0}")]
     TooMany(String),
-    #[error("the upload is larger than {0} bytes")]
+    /// The body is bigger than the upload limit (bytes; 0 when unknown at the point of refusal).
+    #[error("{}", too_large(*.0))]
     TooLarge(usize),
     #[error("{0}")]
     Conflict(String),
@@ -43,6 +44,17 @@ pub enum AppError {
     /// Anything else: the message goes to the log, the page shows a reference only.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+fn too_large(limit: usize) -> String {
+    if limit == 0 {
+        "The upload is too large.".into()
+    } else {
+        format!(
+            "The upload is too large: the limit is {:.1} MiB.",
+            limit as f64 / (1024.0 * 1024.0)
+        )
+    }
 }
 
 impl AppError {

@@ -16,7 +16,10 @@ pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; 
 
 pub async fn headers(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let is_api = req.uri().path().starts_with("/api/");
-    if !is_api && !matches!(*req.method(), Method::GET | Method::HEAD) && !same_origin(&req) {
+    if !is_api
+        && !matches!(*req.method(), Method::GET | Method::HEAD)
+        && !same_origin(&req, state.config.trust_forwarded_for)
+    {
         return AppError::Forbidden("This request came from another site and was refused.".into())
             .into_response();
     }
@@ -80,12 +83,20 @@ pub async fn headers(State(state): State<AppState>, req: Request, next: Next) ->
 }
 
 /// A browser's state-changing request must come from this site: `Origin` (or, without it, `Referer`)
-/// names the same host as `Host`. Requests with neither (non-browser clients) are left to the CSRF check.
-fn same_origin(req: &Request<Body>) -> bool {
-    let host = req
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok());
+/// names the same host as `Host` (or, behind a trusted proxy, `X-Forwarded-Host`). Requests with neither
+/// (non-browser clients) are left to the CSRF check.
+fn same_origin(req: &Request<Body>, behind_proxy: bool) -> bool {
+    let forwarded = behind_proxy
+        .then(|| req.headers().get("x-forwarded-host"))
+        .flatten()
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .map(str::trim);
+    let host = forwarded.or_else(|| {
+        req.headers()
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+    });
     let source = req
         .headers()
         .get(header::ORIGIN)

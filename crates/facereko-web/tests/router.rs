@@ -1356,3 +1356,39 @@ async fn read_until(body: &mut Body, seen: &mut String, want: &str) {
     .await
     .unwrap_or_else(|_| panic!("no {want:?} in {seen}"));
 }
+
+#[tokio::test]
+async fn form_posts_through_a_trusted_proxy_check_the_forwarded_host() {
+    let f = Fixture::with(
+        WebConfig {
+            trust_forwarded_for: true,
+            ..WebConfig::default()
+        },
+        Mode::CardFace,
+    )
+    .await;
+    let admin = f.admin().await;
+    let post = |origin: &str| {
+        Request::post("/arm")
+            .header(header::COOKIE, admin.cookie_header())
+            .header(header::HOST, "127.0.0.1:5000")
+            .header("x-forwarded-host", "door.example.org")
+            .header(header::ORIGIN, origin)
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(common::form(&[
+                ("csrf", &admin.csrf),
+                ("armed", "off"),
+            ])))
+            .unwrap()
+    };
+    assert_eq!(
+        f.send(post("https://evil.example")).await.status,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(f.send(post("null")).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        f.send(post("https://door.example.org")).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert!(!f.door.status().armed);
+}
