@@ -21,6 +21,7 @@ use std::fmt;
 use async_trait::async_trait;
 use facereko_domain::{CardUid, Photo};
 
+pub mod bench;
 pub mod camera;
 pub mod card_type;
 pub mod config;

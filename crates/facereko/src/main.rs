@@ -12,6 +12,7 @@ use facereko_domain::Mode;
 
 mod admin;
 mod cli;
+mod commission;
 mod config;
 mod control;
 mod faces;
@@ -82,6 +83,14 @@ enum Command {
         #[arg(long)]
         photos: Option<PathBuf>,
     },
+    /// Cards on the reader: `card read` shows a tapped card's UID, type and owner.
+    #[command(subcommand)]
+    Card(commission::CardCommand),
+    /// Check the wiring: switch each output in turn, or watch the inputs.
+    #[command(subcommand)]
+    Selftest(commission::SelftestCommand),
+    /// Check the installation: config, data, database, models, camera, reader, GPIO, brokers, clock.
+    Doctor(commission::DoctorArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -150,6 +159,9 @@ async fn run(args: Args) -> Result<()> {
         Command::ImportLegacy { url, photos } => {
             admin::import_legacy(&data_dir, config_file, &url, photos).await
         }
+        Command::Card(c) => commission::card(&data_dir, config_file, c).await,
+        Command::Selftest(c) => commission::selftest(&data_dir, config_file, c).await,
+        Command::Doctor(a) => commission::doctor(&data_dir, config_file, a).await,
         Command::Migrate => {
             let store = cli::open_store(&data_dir, config_file).await?;
             println!("database {} is migrated", store.backend());
