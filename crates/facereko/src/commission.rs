@@ -1031,6 +1031,9 @@ async fn check_face(
 
 async fn check_reader(config: &Config, rig: &Rig, daemon: Option<&serde_json::Value>) -> Check {
     let reader = &config.hardware.reader;
+    if let Rig::Simulated(why) = rig {
+        return Check::skip("reader", format!("simulated card reader ({why})"));
+    }
     if let Some(status) = daemon {
         let state = status["reader"].as_str().unwrap_or("unknown");
         return if state == "ok" || state.starts_with("ok") {
@@ -1044,7 +1047,7 @@ async fn check_reader(config: &Config, rig: &Rig, daemon: Option<&serde_json::Va
         };
     }
     match rig {
-        Rig::Simulated(why) => Check::skip("reader", format!("simulated card reader ({why})")),
+        Rig::Simulated(_) => unreachable!("handled above"),
         Rig::Bench(spec) => match spec.probe_reader() {
             Ok(info) => Check::ok("reader", format!("{info} answers on the bench SPI bus")),
             Err(e) => Check::fail("reader", e.to_string(), SPI_FIX),

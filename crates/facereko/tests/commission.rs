@@ -252,10 +252,16 @@ fn doctor_names_the_install_command_for_missing_models() {
             .contains("facereko models install"),
         "{models}"
     );
-    for name in ["config", "data dir", "database", "clock"] {
+    for name in ["config", "data dir", "database"] {
         let c = checks.iter().find(|c| c["name"] == name).unwrap();
         assert_eq!(c["status"], "ok", "{c}");
     }
+    // NTP may or may not be synchronised where the tests run; only a wrong clock is a failure.
+    let clock = checks.iter().find(|c| c["name"] == "clock").unwrap();
+    assert!(
+        clock["status"] == "ok" || clock["status"] == "warn",
+        "{clock}"
+    );
 
     // A card-only door does not need them: the same finding is a warning and doctor passes.
     std::fs::write(data.join("facereko.toml"), "[door]\nmode = \"card\"\n").unwrap();
