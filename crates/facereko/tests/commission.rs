@@ -542,3 +542,39 @@ fn selftest_inputs_shows_debounced_changes_live() {
     );
     assert!(t.contains("3 change(s) seen"), "{t}");
 }
+
+#[test]
+#[ignore = "needs FACEREKO_MODELS_DIR and FACEREKO_FACES_DIR (set by scripts/test.sh)"]
+fn doctor_verifies_the_models_and_finds_a_face_in_the_camera_frame() {
+    let var = |v: &str| {
+        std::env::var(v).unwrap_or_else(|_| panic!("{v} is not set (scripts/test.sh sets it)"))
+    };
+    let models = var("FACEREKO_MODELS_DIR");
+    let photo = Path::new(&var("FACEREKO_FACES_DIR")).join("lfw-dev/Aaron_Sorkin/01.jpg");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    std::fs::write(
+        data.join("facereko.toml"),
+        format!(
+            "[vision]\nmodels_dir = {models:?}\n[sim]\ncamera = {:?}\n",
+            photo.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = run(data, &["doctor", "--simulate"], &[]);
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(
+        doctor_line(&t, "models").contains("SHA-256 verified"),
+        "{t}"
+    );
+    let camera = doctor_line(&t, "camera");
+    assert!(
+        camera.starts_with("ok") && camera.contains("first frame 250x250"),
+        "{camera}"
+    );
+    assert!(
+        doctor_line(&t, "face").starts_with("ok  ") && t.contains("a face was found"),
+        "{t}"
+    );
+}
