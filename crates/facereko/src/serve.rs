@@ -232,6 +232,7 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
         tracing::warn!("web app did not stop within 5 s");
     }
     notifier.shutdown().await;
+    store.close().await;
     control_task.abort();
     let _ = std::fs::remove_file(control::socket_path(data_dir));
     outcome
