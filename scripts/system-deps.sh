@@ -7,6 +7,8 @@ packages=(build-essential pkg-config libdlib-dev libopenblas-dev liblapack-dev p
 if [ "${1:-}" = "--test" ]; then
     # Browser tests drive Debian's own Chromium; nothing is downloaded by a test tool.
     packages+=(chromium chromium-driver)
+    # Local servers the integration tests talk to (the notifier tests also start their own mosquitto).
+    packages+=(mosquitto mariadb-server postgresql)
 fi
 
 missing=()

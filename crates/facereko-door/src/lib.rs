@@ -19,6 +19,7 @@ use facereko_domain::{
     millis, Alarm, Attempt, CardUid, DoorState, Event, Mode, NewAttempt, Outcome, Person, Photo,
     StageTimings,
 };
+use facereko_hardware::safety::LockDownGuard;
 use facereko_hardware::{Camera, CardReader, CardTap, InputEvent, Inputs, Output, Outputs};
 use facereko_vision::{FaceEngine, Verdict};
 use serde::Serialize;
@@ -146,18 +147,6 @@ impl DoorHandle {
     }
 }
 
-/// Drives the outputs to the safe state when dropped: the controller holds one, so a panic or an early
-/// return still locks the door.
-struct FailSecure(Arc<dyn Outputs>);
-
-impl Drop for FailSecure {
-    fn drop(&mut self) {
-        if let Err(e) = self.0.lock_down() {
-            tracing::error!("could not drive the outputs to the safe state: {e}");
-        }
-    }
-}
-
 /// The devices and services a controller works with.
 #[derive(Clone)]
 pub struct Parts {
@@ -211,7 +200,8 @@ pub async fn start(
             config.mode
         )));
     }
-    let guard = FailSecure(parts.outputs.clone());
+    // Held by the controller task: a panic or an early return still locks the door.
+    let guard = LockDownGuard::new(parts.outputs.clone());
     parts
         .outputs
         .lock_down()
@@ -351,7 +341,7 @@ struct Controller {
 impl Controller {
     async fn run(
         mut self,
-        guard: FailSecure,
+        guard: LockDownGuard,
         mut commands: mpsc::Receiver<Command>,
         mut taps: mpsc::Receiver<CardTap>,
         mut reader_status: mpsc::Receiver<String>,

@@ -184,7 +184,11 @@ mod tests {
         let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../facereko.example.toml");
         let dir = tempfile::tempdir().unwrap();
         let (c, _) = Config::load(Some(&example), dir.path()).unwrap();
-        assert_eq!(c.door, DoorConfig::default(), "the example documents the defaults");
+        assert_eq!(
+            c.door,
+            DoorConfig::default(),
+            "the example documents the defaults"
+        );
         assert_eq!(c.door_id, "door");
     }
 

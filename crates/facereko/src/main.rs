@@ -105,6 +105,13 @@ fn parse_mode(s: &str) -> Result<Mode, String> {
 }
 
 fn main() -> std::process::ExitCode {
+    // OpenBLAS sizes its thread pool when it is loaded, before `main`: start again with one BLAS thread
+    // (a frame takes about half the time on a busy 2-core board). Returns at once when already set.
+    if let Err(e) = facereko_vision::blas::reexec_single_threaded() {
+        eprintln!(
+            "note: could not restart with one BLAS thread ({e}); face matching may be slower"
+        );
+    }
     let args = Args::parse();
     init_logging();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -177,7 +177,7 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
         data_dir.display()
     );
 
-    install_panic_guard(devices.outputs.clone());
+    facereko_hardware::safety::install_panic_lock_down(devices.outputs.clone());
     let parts = Parts {
         store: Arc::new(store.clone()),
         engine,
@@ -232,6 +232,7 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
         tracing::warn!("web app did not stop within 5 s");
     }
     notifier.shutdown().await;
+    store.close().await;
     control_task.abort();
     let _ = std::fs::remove_file(control::socket_path(data_dir));
     outcome
@@ -295,15 +296,6 @@ pub fn open_camera(config: &Config, simulate: bool) -> Result<Box<dyn Camera>> {
     Ok(Box::new(SimCamera::new(
         SimCamera::source_for(p).with_context(|| format!("sim.camera {}", p.display()))?,
     )))
-}
-
-/// A panic anywhere drives the outputs to the safe state before the process unwinds or aborts.
-fn install_panic_guard(outputs: Arc<dyn Outputs>) {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let _ = outputs.lock_down();
-        previous(info);
-    }));
 }
 
 async fn wait_for_signal(door: &DoorHandle, task: tokio::task::JoinHandle<()>) -> Result<()> {
