@@ -11,6 +11,20 @@
 //! The app talks to the door in-process through [`facereko_door::DoorHandle`], to the database through
 //! [`facereko_store::Store`], and enrols faces through the [`FaceEnroller`] trait the binary implements
 //! with its face engine, so this crate never links a face engine itself.
+//!
+//! Wiring (the binary):
+//!
+//! ```text
+//! let state = AppState::new(store, door_handle, camera, Arc::new(MyEnroller { .. }), config.web.clone())?;
+//! let listener = tokio::net::TcpListener::bind(config.web.bind).await?;
+//! axum::serve(listener, facereko_web::router(state).into_make_service_with_connect_info::<SocketAddr>())
+//!     .with_graceful_shutdown(shutdown)
+//!     .await?;
+//! ```
+//!
+//! Routes: `/setup`, `/login`, `/logout`, `/create-account`, `/` (door), `/arm`, `/unlock`, `/events` (SSE),
+//! `/history` (+ `.csv`, `/history/{id}`, `/enrol`, `/review`), `/photos/...`, `/people/...`, `/account`,
+//! `/accounts/...`, `/assets/...`, `/api/v1/{status,arm,attempts,people}`.
 
 use std::sync::Arc;
 

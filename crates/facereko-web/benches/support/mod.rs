@@ -98,6 +98,10 @@ async fn seed(url: &str, people: &[PersonId], n: u64) {
 }
 
 pub async fn bench(attempts: u64) -> Bench {
+    bench_with(attempts, WebConfig::default()).await
+}
+
+pub async fn bench_with(attempts: u64, config: WebConfig) -> Bench {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("facereko.db").display());
     let store = Store::open(&url, dir.path()).await.unwrap();
@@ -122,11 +126,11 @@ pub async fn bench(attempts: u64) -> Bench {
         camera: Arc::new(camera.clone()),
         outputs: Arc::new(SimOutputs::new()),
     };
-    let config = DoorConfig {
+    let door_config = DoorConfig {
         mode: Mode::Card,
         ..DoorConfig::default()
     };
-    let (door, _task) = facereko_door::start("front", config, parts, Box::new(reader), None)
+    let (door, _task) = facereko_door::start("front", door_config, parts, Box::new(reader), None)
         .await
         .unwrap();
     let id = store
@@ -147,7 +151,7 @@ pub async fn bench(attempts: u64) -> Bench {
         door,
         Arc::new(camera),
         Arc::new(NoEnroller),
-        WebConfig::default(),
+        config,
     )
     .unwrap();
     Bench {
