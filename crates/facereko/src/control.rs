@@ -14,7 +14,7 @@ use facereko_door::DoorHandle;
 use facereko_hardware::sim::{SimCamera, SimTapper};
 use facereko_hardware::{Camera as _, CardTap};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt as _, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
 pub const SOCKET_NAME: &str = "control.sock";
@@ -131,8 +131,6 @@ async fn handle(stream: UnixStream, targets: &Targets) -> Result<()> {
     write.write_all(&out).await?;
     Ok(())
 }
-
-use tokio::io::AsyncReadExt as _;
 
 async fn answer(req: Request, t: &Targets) -> Reply {
     match req {

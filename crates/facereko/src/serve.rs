@@ -1,5 +1,6 @@
 //! `facereko serve`: builds the door from the configuration and runs it until SIGINT/SIGTERM.
 
+use std::future::IntoFuture;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -10,8 +11,6 @@ use facereko_door::{DoorHandle, Parts};
 use facereko_hardware::sim::{self, CameraSource, SimCamera, SimOutputs};
 use facereko_hardware::{Camera, CardReader, Inputs, Outputs};
 use facereko_store::Store;
-use std::future::IntoFuture;
-
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::Config;
@@ -38,6 +37,7 @@ struct Devices {
     inputs: Option<Box<dyn Inputs>>,
     targets_tapper: Option<sim::SimTapper>,
     targets_camera: Option<SimCamera>,
+    /// Keeps the simulated inputs' channel open (a closed one ends the controller's input task).
     _inputs_handle: Option<sim::SimInputsHandle>,
     summary: String,
 }
