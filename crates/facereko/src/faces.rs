@@ -6,9 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
-
-type Result<T, E = anyhow::Error> = std::result::Result<T, E>;
+use anyhow::{bail, Context, Result};
 use clap::Args;
 use facereko_domain::{CardUid, Person, PersonId, Photo};
 use facereko_store::Store;
@@ -37,7 +35,7 @@ pub async fn load_engine(config: &Config, data_dir: &Path) -> Result<LocalEngine
 }
 
 /// Builds the gallery from the store's faces of this engine's model.
-pub async fn load_gallery(store: &Store, model: &str) -> Result<Gallery> {
+async fn load_gallery(store: &Store, model: &str) -> Result<Gallery> {
     let faces = store.faces(None).await?;
     let total = faces.len();
     let rows: Vec<(PersonId, Vec<f32>)> = faces
@@ -54,25 +52,37 @@ pub async fn load_gallery(store: &Store, model: &str) -> Result<Gallery> {
     Ok(Gallery::new(rows)?)
 }
 
-/// Keeps the engine's gallery equal to the store's faces: reloads whenever the store's face version
-/// changes (enrolments at this door, or at another door sharing the database).
-pub fn spawn_gallery_sync(store: Store, engine: LocalEngine, model: String, every: Duration) {
+/// Loads the store's faces into the engine and returns the face version they reflect (read first, so a
+/// face added meanwhile only makes the next check reload again).
+pub async fn refresh_gallery(store: &Store, engine: &LocalEngine, model: &str) -> Result<i64> {
+    let version = store.faces_version().await?;
+    let g = load_gallery(store, model).await?;
+    tracing::info!("face gallery: {} faces of {} people", g.len(), g.people());
+    engine.set_gallery(g);
+    Ok(version)
+}
+
+/// Keeps the engine's gallery equal to the store's faces: reloads whenever the store's face version moves
+/// on from `seen` (enrolments at this door, or at another door sharing the database).
+pub fn spawn_gallery_sync(
+    store: Store,
+    engine: LocalEngine,
+    model: String,
+    seen: i64,
+    every: Duration,
+) {
     tokio::spawn(async move {
-        let mut seen = None;
+        let mut seen = seen;
         loop {
+            tokio::time::sleep(every).await;
             match store.faces_version().await {
-                Ok(v) if Some(v) != seen => match load_gallery(&store, &model).await {
-                    Ok(g) => {
-                        tracing::info!("face gallery: {} faces of {} people", g.len(), g.people());
-                        engine.set_gallery(g);
-                        seen = Some(v);
-                    }
+                Ok(v) if v != seen => match refresh_gallery(&store, &engine, &model).await {
+                    Ok(v) => seen = v,
                     Err(e) => tracing::error!("could not load the face gallery: {e:#}"),
                 },
                 Ok(_) => {}
                 Err(e) => tracing::warn!("could not check for new faces: {e}"),
             }
-            tokio::time::sleep(every).await;
         }
     });
 }

@@ -120,18 +120,16 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
     };
     if let Some(engine) = &local {
         let model = crate::faces::model_id(&config.vision);
-        let gallery = crate::faces::load_gallery(&store, &model).await?;
+        let seen = crate::faces::refresh_gallery(&store, engine, &model).await?;
         tracing::info!(
-            "face engine: local, threshold {:.2} %, {} faces of {} people",
-            config.vision.threshold,
-            gallery.len(),
-            gallery.people()
+            "face engine: local, threshold {:.2} %",
+            config.vision.threshold
         );
-        engine.set_gallery(gallery);
         crate::faces::spawn_gallery_sync(
             store.clone(),
             engine.clone(),
             model,
+            seen,
             std::time::Duration::from_secs(2),
         );
     }

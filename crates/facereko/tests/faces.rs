@@ -89,6 +89,30 @@ fn card_and_face_of_the_owner_opens_and_nobody_else_does() {
     ok(data, &["sim", "tap", "04:A2:2B:19"]);
     let a = wait_attempts(data, 3);
     assert_eq!(a[0]["outcome"], "no_face", "{:?}", a[0]);
+
+    // Someone enrolled while the daemon runs is recognised once the gallery has caught up.
+    let sorkin = faces.join("Aaron_Sorkin");
+    ok(
+        data,
+        &[
+            "enrol",
+            "--name",
+            "Sorkin",
+            "--image",
+            sorkin.join("01.jpg").to_str().unwrap(),
+            "--card",
+            "04:11:22:33:44:55:66",
+        ],
+    );
+    daemon.wait_log("face gallery: 2 faces of 2 people");
+    ok(
+        data,
+        &["sim", "image", sorkin.join("02.jpg").to_str().unwrap()],
+    );
+    ok(data, &["sim", "tap", "04:11:22:33:44:55:66"]);
+    let a = wait_attempts(data, 4);
+    assert_eq!(a[0]["outcome"], "granted", "{:?}", a[0]);
+    assert_eq!(a[0]["person"], "Sorkin");
     assert!(daemon.stop().success());
 }
 
