@@ -91,11 +91,13 @@ pub fn backend_of(url: &str) -> Option<Backend> {
     }
 }
 
-/// A page of history: newest first, keyset-paged by `before_id`.
+/// A page of history: newest first, keyset-paged by `before_id`. Without a date filter pages follow the
+/// id; with `from` or `until` they follow (time, id), which only differs for attempts stored late (replayed
+/// from the spool).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct AttemptQuery {
-    /// Only attempts with a smaller id (the last id of the previous page).
+    /// Only attempts after this one in page order (the last id of the previous page).
     pub before_id: Option<i64>,
     /// Page size, 1–[`MAX_PAGE`].
     pub limit: u32,

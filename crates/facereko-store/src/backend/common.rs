@@ -628,8 +628,23 @@ impl Sql {
         qb.push(" FROM attempts");
         qb.push(attempts_index_hint(q));
         qb.push(" WHERE 1 = 1");
-        if let Some(before) = q.before_id {
-            qb.push(" AND id < ").push_bind(before);
+        // With a date filter, pages follow (time, id), so a window far in the past starts at its place in
+        // the time index instead of walking every newer attempt; the cursor is still the last row's id.
+        let by_time = q.from.is_some() || q.until.is_some();
+        match (q.before_id, by_time) {
+            (Some(before), false) => {
+                qb.push(" AND id < ").push_bind(before);
+            }
+            (Some(before), true) => {
+                qb.push(" AND (time < (SELECT c.time FROM attempts c WHERE c.id = ")
+                    .push_bind(before)
+                    .push(") OR (time = (SELECT c.time FROM attempts c WHERE c.id = ")
+                    .push_bind(before)
+                    .push(") AND id < ")
+                    .push_bind(before)
+                    .push("))");
+            }
+            (None, _) => {}
         }
         if let Some(p) = q.person {
             qb.push(" AND person_id = ").push_bind(p.0);
@@ -646,8 +661,12 @@ impl Sql {
         if let Some(door) = &q.door_id {
             qb.push(" AND door_id = ").push_bind(door.clone());
         }
-        qb.push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(q.limit.clamp(1, crate::MAX_PAGE)));
+        qb.push(if by_time {
+            " ORDER BY time DESC, id DESC LIMIT "
+        } else {
+            " ORDER BY id DESC LIMIT "
+        })
+        .push_bind(i64::from(q.limit.clamp(1, crate::MAX_PAGE)));
         let rows = qb.build().fetch_all(&self.read).await?;
         rows.iter().map(attempt_from_row).collect()
     }

@@ -14,11 +14,18 @@ type Pool = sqlx::Pool<Db>;
 type Conn = <Db as sqlx::Database>::Connection;
 type Query<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/mysql/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/mysql/0001_init.sql"),
+    ),
+    (
+        2,
+        "history by time",
+        include_str!("../../migrations/mysql/0002_history_by_time.sql"),
+    ),
+];
 const TRANSACTIONAL_DDL: bool = false;
 
 fn sql(s: &'static str) -> Cow<'static, str> {
@@ -49,7 +56,12 @@ const UPSERT_SETTING: &str =
 /// selective filter, matching the indexes of `0001_init.sql`.
 fn attempts_index_hint(q: &crate::AttemptQuery) -> &'static str {
     if q.from.is_some() || q.until.is_some() {
-        return ""; // a time window may be best served by attempts_time: let the planner choose
+        // Date-filtered pages are ordered by (time, id).
+        return if q.person.is_some() {
+            " FORCE INDEX (attempts_person_time)"
+        } else {
+            " FORCE INDEX (attempts_time_id)"
+        };
     }
     match (q.person.is_some(), q.outcome.is_some(), q.door_id.is_some()) {
         (true, true, _) => " FORCE INDEX (attempts_person_outcome)",

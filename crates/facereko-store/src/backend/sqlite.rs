@@ -15,11 +15,18 @@ type Pool = sqlx::Pool<Db>;
 type Conn = <Db as sqlx::Database>::Connection;
 type Query<'q> = sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>;
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../migrations/sqlite/0001_init.sql"),
-)];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "history by time",
+        include_str!("../../migrations/sqlite/0002_history_by_time.sql"),
+    ),
+];
 const TRANSACTIONAL_DDL: bool = true;
 
 fn sql(s: &'static str) -> Cow<'static, str> {
