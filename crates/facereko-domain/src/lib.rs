@@ -153,6 +153,17 @@ impl ImageFormat {
         }
     }
 
+    /// The format a file name promises by its extension (`.jpg`, `.jpeg`, `.png`, any case). Used to pick
+    /// photos out of a folder; the bytes are still checked with [`ImageFormat::sniff`] when read.
+    pub fn from_path(path: &std::path::Path) -> Option<Self> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "jpg" | "jpeg" => Some(ImageFormat::Jpeg),
+            "png" => Some(ImageFormat::Png),
+            _ => None,
+        }
+    }
+
     pub fn extension(self) -> &'static str {
         match self {
             ImageFormat::Jpeg => "jpg",
@@ -621,6 +632,21 @@ mod tests {
             Some(ImageFormat::Png)
         );
         assert_eq!(ImageFormat::sniff(b"GIF89a"), None);
+        use std::path::Path;
+        assert_eq!(
+            ImageFormat::from_path(Path::new("a/01.JPG")),
+            Some(ImageFormat::Jpeg)
+        );
+        assert_eq!(
+            ImageFormat::from_path(Path::new("b.jpeg")),
+            Some(ImageFormat::Jpeg)
+        );
+        assert_eq!(
+            ImageFormat::from_path(Path::new("c.png")),
+            Some(ImageFormat::Png)
+        );
+        assert_eq!(ImageFormat::from_path(Path::new("notes.txt")), None);
+        assert_eq!(ImageFormat::from_path(Path::new("jpg")), None);
         assert!(Photo::from_bytes(b"hello".to_vec()).is_none());
     }
 

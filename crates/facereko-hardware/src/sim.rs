@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
-use facereko_domain::Photo;
+use facereko_domain::{ImageFormat, Photo};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -233,14 +233,7 @@ impl SimCamera {
                 let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
                     .map_err(|e| Error::Camera(format!("{}: {e}", dir.display())))?
                     .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| {
-                        p.extension()
-                            .and_then(|e| e.to_str())
-                            .map(|e| {
-                                matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png")
-                            })
-                            .unwrap_or(false)
-                    })
+                    .filter(|p| ImageFormat::from_path(p).is_some())
                     .collect();
                 if files.is_empty() {
                     return Err(Error::Camera(format!(

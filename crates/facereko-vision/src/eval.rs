@@ -154,11 +154,7 @@ fn list_photos(dir: &Path) -> Result<Vec<(usize, PathBuf)>> {
     for sub in read(dir)?.into_iter().filter(|p| p.is_dir()) {
         let files: Vec<PathBuf> = read(&sub)?
             .into_iter()
-            .filter(|p| {
-                p.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                    matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png")
-                })
-            })
+            .filter(|p| facereko_domain::ImageFormat::from_path(p).is_some())
             .collect();
         if files.is_empty() {
             continue;

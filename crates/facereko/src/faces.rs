@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use facereko_domain::{CardUid, Person, PersonId, Photo};
+use facereko_domain::{CardUid, ImageFormat, Person, PersonId, Photo};
 use facereko_store::Store;
 use facereko_vision::{models, Gallery, LocalEngine, VisionConfig};
 
@@ -308,11 +308,7 @@ async fn enrol_dir(store: &Store, engine: &LocalEngine, model: &str, dir: &Path)
     for p in &people {
         let mut photos: Vec<PathBuf> = std::fs::read_dir(p)?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|f| {
-                f.extension().and_then(|e| e.to_str()).is_some_and(|e| {
-                    matches!(e.to_ascii_lowercase().as_str(), "jpg" | "jpeg" | "png")
-                })
-            })
+            .filter(|f| ImageFormat::from_path(f).is_some())
             .collect();
         photos.sort();
         let name = p
