@@ -53,10 +53,18 @@ pub struct NotifyConfig {
     pub mqtt: MqttConfig,
     pub email: EmailConfig,
     pub webhook: Vec<WebhookConfig>,
+    /// AWS settings: a set `sns_topic_arn` adds the SNS sink.
+    pub aws: facereko_aws::AwsConfig,
 }
 
 impl NotifyConfig {
     pub fn validate(&self) -> Result<()> {
+        if self.aws.sns_topic_arn.is_some() {
+            self.aws.validate().map_err(|e| Error::Config {
+                key: "aws".into(),
+                reason: e.to_string(),
+            })?;
+        }
         self.outbox.validate()?;
         self.mqtt.validate()?;
         self.email.validate()?;

@@ -44,6 +44,8 @@ pub mod mqtt;
 pub mod outbox;
 pub mod payload;
 pub mod sim;
+#[cfg(feature = "aws")]
+pub mod sns;
 pub mod tls;
 pub mod webhook;
 
@@ -400,6 +402,15 @@ pub async fn spawn_with(
     }
     for w in &config.webhook {
         sinks.push(Arc::new(webhook::WebhookNotifier::new(w)?));
+    }
+    if config.aws.sns_topic_arn.is_some() {
+        #[cfg(feature = "aws")]
+        sinks.push(Arc::new(sns::SnsNotifier::new(&config.aws).await?));
+        #[cfg(not(feature = "aws"))]
+        return Err(Error::Config {
+            key: "aws.sns_topic_arn".into(),
+            reason: "needs FaceReko built with `--features aws`".into(),
+        });
     }
     Ok(spawn_sinks(outbox, door_id, &config.outbox, sinks).await)
 }

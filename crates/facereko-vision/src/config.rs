@@ -114,6 +114,12 @@ impl VisionConfig {
         Ok(())
     }
 
+    /// The id stored with each embedding: embeddings of another model (or with mirroring switched) are
+    /// not comparable and are left out of the gallery.
+    pub fn model_id(&self) -> String {
+        format!("dlib-resnet-v1{}", if self.mirror { "+mirror" } else { "" })
+    }
+
     /// The models directory: the configured one, else `<data_dir>/models`.
     pub fn models_dir(&self, data_dir: &Path) -> PathBuf {
         self.models_dir

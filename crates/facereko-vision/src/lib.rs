@@ -29,7 +29,7 @@ pub use config::VisionConfig;
 pub use gallery::{
     distance_from_cosine, similarity_percent, Embedding, Gallery, Match, EMBEDDING_DIM,
 };
-pub use local::{Enrolment, LocalEngine, Probe};
+pub use local::{Enrolment, FaceBox, LocalEngine, PhotoFaces, Probe};
 
 /// Errors of the vision crate.
 #[derive(Debug, thiserror::Error)]

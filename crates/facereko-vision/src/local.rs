@@ -53,6 +53,30 @@ pub struct Probe {
     pub face: FaceFound,
 }
 
+/// The usable faces of one photo ([`LocalEngine::describe_all_blocking`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct PhotoFaces {
+    /// Size of the decoded photo, pixels.
+    pub width: u32,
+    pub height: u32,
+    /// Faces the detector saw, usable or not.
+    pub detected: usize,
+    /// Faces that passed the quality gate (may be more than `faces` holds).
+    pub usable: usize,
+    /// The best usable faces, best first.
+    pub faces: Vec<FaceBox>,
+}
+
+/// One described face and its box in photo pixels, clamped to the photo.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaceBox {
+    pub left: u32,
+    pub top: u32,
+    pub width: u32,
+    pub height: u32,
+    pub embedding: Embedding,
+}
+
 /// The offline engine (see the module note).
 #[derive(Debug, Clone)]
 pub struct LocalEngine {
@@ -206,6 +230,50 @@ impl LocalEngine {
             embedding,
             face: face_found(best, faces.detected),
         }))
+    }
+
+    /// Every usable face in a photo, best first (largest nearest the centre), at most `max_faces`, with
+    /// its box: for callers that answer per face (the Rekognition-compatible endpoint). `thorough`
+    /// searches at enrolment size and applies `enrol_jitters`, as indexing a face for later matching should.
+    pub fn describe_all_blocking(
+        &self,
+        bytes: &[u8],
+        max_faces: usize,
+        thorough: bool,
+    ) -> Result<PhotoFaces> {
+        let cfg = &self.inner.config;
+        let img = decode_rgb(bytes, cfg.max_image_side)?;
+        let (width, height) = img.dimensions();
+        let mut p = self.pipeline();
+        let side = if thorough {
+            cfg.detect_max_side.max(ENROL_DETECT_MAX_SIDE)
+        } else {
+            cfg.detect_max_side
+        };
+        let mut faces = p.find_faces(&img, cfg, side);
+        faces.usable.sort_by(|a, b| b.rank.total_cmp(&a.rank));
+        let usable = faces.usable.len();
+        let jitters = if thorough { cfg.enrol_jitters } else { 0 };
+        let mut out = Vec::new();
+        for c in faces.usable.iter().take(max_faces) {
+            let embedding = p.embed(&img, &faces.full, c, jitters, cfg.mirror)?;
+            let clamp = |v: i64, max: u32| v.clamp(0, i64::from(max)) as u32;
+            let (left, top) = (clamp(c.rect.left, width), clamp(c.rect.top, height));
+            out.push(FaceBox {
+                left,
+                top,
+                width: clamp(c.rect.right, width).saturating_sub(left),
+                height: clamp(c.rect.bottom, height).saturating_sub(top),
+                embedding,
+            });
+        }
+        Ok(PhotoFaces {
+            width,
+            height,
+            detected: faces.detected,
+            usable,
+            faces: out,
+        })
     }
 
     /// Describes `photo` off the runtime, then matches it with `compare` against the current gallery.

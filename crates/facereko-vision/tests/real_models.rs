@@ -294,3 +294,32 @@ async fn enrolment_finds_a_small_face_in_a_large_photo_that_a_door_frame_would_m
         .unwrap();
     assert!(enrolled.embedding.cosine(&direct.embedding) > 0.95);
 }
+
+#[test]
+#[ignore = "needs FACEREKO_MODELS_DIR and FACEREKO_FACES_DIR (set by .ci/run)"]
+fn describe_all_gives_each_face_its_own_box_and_embedding() {
+    let e = engine();
+    let gore = image::load_from_memory(&lfw("Al_Gore/01.jpg"))
+        .unwrap()
+        .to_rgb8();
+    let sandler = image::load_from_memory(&lfw("Adam_Sandler/01.jpg"))
+        .unwrap()
+        .to_rgb8();
+    // Two 250×250 portraits side by side; Sandler's a little larger so he ranks first.
+    let sandler = image::imageops::resize(&sandler, 300, 300, image::imageops::FilterType::Triangle);
+    let mut both = RgbImage::from_pixel(600, 320, image::Rgb([128, 128, 128]));
+    image::imageops::replace(&mut both, &gore, 10, 35);
+    image::imageops::replace(&mut both, &sandler, 290, 10);
+    let faces = e.describe_all_blocking(&jpeg(&both), 10, true).unwrap();
+    assert_eq!((faces.width, faces.height), (600, 320));
+    assert_eq!(faces.faces.len(), 2, "{faces:?}");
+    let (first, second) = (&faces.faces[0], &faces.faces[1]);
+    assert!(first.left >= 290, "the larger face (right) ranks first: {first:?}");
+    assert!(second.left + second.width <= 290, "{second:?}");
+    let alone = |rel: &str| e.describe_blocking(&lfw(rel)).unwrap().unwrap().embedding;
+    assert!(first.embedding.cosine(&alone("Adam_Sandler/01.jpg")) > 0.95);
+    assert!(second.embedding.cosine(&alone("Al_Gore/01.jpg")) > 0.95);
+    // At most `max_faces`, but `usable` still counts both.
+    let one = e.describe_all_blocking(&jpeg(&both), 1, false).unwrap();
+    assert_eq!((one.faces.len(), one.usable), (1, 2));
+}

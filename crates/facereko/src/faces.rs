@@ -15,13 +15,9 @@ use facereko_vision::{models, Gallery, LocalEngine, VisionConfig};
 use crate::cli::{open_store, parse_uid};
 use crate::config::Config;
 
-/// The id stored with each embedding: embeddings of another model (or with mirroring switched) are not
-/// comparable and are left out of the gallery.
+/// The id stored with each embedding ([`VisionConfig::model_id`]).
 pub fn model_id(config: &VisionConfig) -> String {
-    format!(
-        "dlib-resnet-v1{}",
-        if config.mirror { "+mirror" } else { "" }
-    )
+    config.model_id()
 }
 
 /// Loads the local engine (models checked first: a missing file names `facereko models install`).

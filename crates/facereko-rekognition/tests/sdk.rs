@@ -1,0 +1,262 @@
+//! The AWS SDK side (feature `aws`) against this crate's own Rekognition-compatible endpoint, so each
+//! half checks the other, and against hand-written answers for each error shape. No test reaches AWS.
+#![cfg(feature = "aws")]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::IntoResponse;
+use common::*;
+use facereko_aws::AwsConfig;
+use facereko_domain::{PersonId, Photo};
+use facereko_rekognition::client::CollectionClient;
+use facereko_rekognition::describe::sim::png;
+use facereko_rekognition::engine::RekognitionEngine;
+use facereko_rekognition::{external_image_id, Error};
+use facereko_vision::testing::{Script, ScriptedEngine};
+use facereko_vision::FaceEngine;
+
+const ANA: [u8; 3] = [10, 0, 0];
+const BEN: [u8; 3] = [20, 0, 0];
+
+fn photo(colour: [u8; 3]) -> Photo {
+    Photo::from_bytes(png((64, 64), &[(colour, 16, 16, 32, 32)])).unwrap()
+}
+
+fn blank() -> Photo {
+    Photo::from_bytes(png((64, 64), &[])).unwrap()
+}
+
+fn aws(url: &str) -> AwsConfig {
+    AwsConfig {
+        region: Some("eu-west-1".into()),
+        access_key_id: Some(KEY_ID.into()),
+        secret_access_key: Some(SECRET.into()),
+        rekognition_endpoint_url: Some(url.into()),
+        timeout_ms: 2000,
+        max_attempts: 2,
+        ..AwsConfig::default()
+    }
+}
+
+/// The endpoint on a loopback port; returns its URL.
+async fn serve(dir: &std::path::Path) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let ep = endpoint(dir);
+    tokio::spawn(facereko_rekognition::endpoint::serve(
+        listener,
+        ep,
+        std::future::pending(),
+    ));
+    url
+}
+
+#[tokio::test]
+async fn collection_commands_work_through_the_sdk() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = serve(dir.path()).await;
+    let c = CollectionClient::new(&aws(&url)).await.unwrap();
+    let arn = c.create("home").await.unwrap();
+    assert!(arn.ends_with("collection/home"), "{arn}");
+    match c.create("home").await.unwrap_err() {
+        Error::Service { code, .. } => assert_eq!(code, "ResourceAlreadyExistsException"),
+        other => panic!("{other}"),
+    }
+    assert_eq!(
+        c.list().await.unwrap(),
+        vec![("home".to_string(), Some("colour-sim-v1".to_string()))]
+    );
+    let x = external_image_id(PersonId(1), 7);
+    let id = c
+        .index("home", &photo(ANA).bytes, &x)
+        .await
+        .unwrap()
+        .expect("a face was indexed");
+    assert_eq!(c.index("home", &blank().bytes, "1:8").await.unwrap(), None);
+    let faces = c.faces("home").await.unwrap();
+    assert_eq!(faces.len(), 1);
+    assert_eq!(faces[0].face_id, id);
+    assert_eq!(faces[0].external_image_id.as_deref(), Some("1:7"));
+    assert_eq!(c.delete_faces("home", &[id]).await.unwrap(), 1);
+    assert!(c.faces("home").await.unwrap().is_empty());
+    c.delete("home").await.unwrap();
+    assert!(c.list().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_engine_grants_only_the_card_owners_face() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = serve(dir.path()).await;
+    let config = aws(&url);
+    let c = CollectionClient::new(&config).await.unwrap();
+    c.create("home").await.unwrap();
+    c.index("home", &photo(ANA).bytes, "1:1").await.unwrap();
+    c.index("home", &photo(BEN).bytes, "2:2").await.unwrap();
+    let engine = RekognitionEngine::new(&config, None).await.unwrap();
+    assert_eq!(engine.name(), "rekognition");
+
+    // Ana's card, Ana's (look-alike) face: granted, with Rekognition's similarity.
+    let v = engine.verify(&photo([10, 20, 0]), PersonId(1)).await.unwrap();
+    assert_eq!(v.matched, Some(PersonId(1)));
+    assert_eq!(v.engine, "rekognition");
+    assert!(v.face.is_some());
+    let s = v.similarity.unwrap();
+    assert!(s > 85.0 && s < 100.0, "{s}");
+    // Ben's card, Ana's face: the best match is not the card owner's.
+    let v = engine.verify(&photo(ANA), PersonId(2)).await.unwrap();
+    assert_eq!(v.matched, None);
+    assert_eq!(v.best_candidate, Some(PersonId(1)));
+    assert!(v.face.is_some());
+    // A stranger: a face, no match.
+    let v = engine.verify(&photo([40, 0, 0]), PersonId(1)).await.unwrap();
+    assert_eq!((v.matched, v.similarity), (None, None));
+    assert!(v.face.is_some());
+    // No face: SearchFacesByImage's InvalidParameterException is a verdict, not an error.
+    let v = engine.verify(&blank(), PersonId(1)).await.unwrap();
+    assert_eq!(v.face, None);
+    // Face mode: whoever it is.
+    let v = engine.identify(&photo(BEN)).await.unwrap();
+    assert_eq!(v.matched, Some(PersonId(2)));
+    assert_eq!(v.similarity, Some(100.0));
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_an_error_even_with_a_fallback() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = serve(dir.path()).await;
+    let mut config = aws(&url);
+    config.secret_access_key = Some("a-wrong-secret-a-wrong-secret-0000".into());
+    let fallback = Arc::new(ScriptedEngine::new());
+    fallback.push(Script::Match {
+        person: None,
+        similarity: 99.0,
+    });
+    let engine = RekognitionEngine::new(&config, Some(fallback.clone()))
+        .await
+        .unwrap();
+    let e = engine.verify(&photo(ANA), PersonId(1)).await.unwrap_err();
+    assert!(e.to_string().contains("InvalidSignatureException"), "{e}");
+    assert!(fallback.calls().is_empty(), "a refusal is not an outage");
+}
+
+/// A stand-in that answers every request with `status`, `x-amzn-errortype: code` and a JSON error,
+/// after `delay`; counts requests.
+async fn stand_in(
+    status: u16,
+    code: &'static str,
+    delay: Duration,
+) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let h = hits.clone();
+    let app = axum::Router::new().fallback(move || {
+        let h = h.clone();
+        async move {
+            h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(delay).await;
+            let mut r = (
+                StatusCode::from_u16(status).unwrap(),
+                serde_json::json!({"__type": code, "Message": format!("{code} from the stand-in")})
+                    .to_string(),
+            )
+                .into_response();
+            r.headers_mut().insert(
+                "content-type",
+                HeaderValue::from_static("application/x-amz-json-1.1"),
+            );
+            r.headers_mut()
+                .insert("x-amzn-errortype", HeaderValue::from_static(code));
+            r
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, hits)
+}
+
+async fn engine_at(url: &str, fallback: Option<Arc<ScriptedEngine>>) -> RekognitionEngine {
+    let mut config = aws(url);
+    config.timeout_ms = 1000;
+    RekognitionEngine::new(&config, fallback.map(|f| f as Arc<dyn FaceEngine>))
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn throttling_falls_back_to_the_local_engine_and_says_so() {
+    let (url, hits) = stand_in(400, "ThrottlingException", Duration::ZERO).await;
+    let fallback = Arc::new(ScriptedEngine::new());
+    fallback.push(Script::Match {
+        person: None,
+        similarity: 97.0,
+    });
+    let engine = engine_at(&url, Some(fallback.clone())).await;
+    let v = engine.verify(&photo(ANA), PersonId(1)).await.unwrap();
+    assert_eq!(v.matched, Some(PersonId(1)));
+    assert!(
+        v.engine.starts_with("scripted (fallback: rekognition unreachable: ThrottlingException"),
+        "{}",
+        v.engine
+    );
+    assert_eq!(fallback.calls(), vec![Some(PersonId(1))]);
+    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2, "retried once (max_attempts = 2)");
+
+    // Without a fallback the same outage is an engine error: the door denies.
+    let engine = engine_at(&url, None).await;
+    let e = engine.verify(&photo(ANA), PersonId(1)).await.unwrap_err();
+    assert!(e.to_string().contains("unreachable"), "{e}");
+}
+
+#[tokio::test]
+async fn a_server_that_never_answers_is_given_up_on_in_time() {
+    let (url, _) = stand_in(200, "Never", Duration::from_secs(30)).await;
+    let fallback = Arc::new(ScriptedEngine::new());
+    fallback.push(Script::NoFace);
+    let engine = engine_at(&url, Some(fallback.clone())).await;
+    let started = Instant::now();
+    let v = engine.verify(&photo(ANA), PersonId(1)).await.unwrap();
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(1600), "took {took:?} (timeout_ms = 1000)");
+    assert!(v.engine.contains("fallback"), "{}", v.engine);
+    assert_eq!(v.face, None);
+}
+
+#[tokio::test]
+async fn access_denied_is_an_error_and_no_face_is_a_verdict() {
+    let (url, _) = stand_in(400, "AccessDeniedException", Duration::ZERO).await;
+    let fallback = Arc::new(ScriptedEngine::new());
+    let engine = engine_at(&url, Some(fallback.clone())).await;
+    let e = engine.verify(&photo(ANA), PersonId(1)).await.unwrap_err();
+    assert!(e.to_string().contains("AccessDeniedException"), "{e}");
+    assert!(fallback.calls().is_empty());
+
+    let (url, _) = stand_in(400, "InvalidParameterException", Duration::ZERO).await;
+    let engine = engine_at(&url, None).await;
+    let v = engine.identify(&photo(ANA)).await.unwrap();
+    assert_eq!((v.face, v.matched), (None, None));
+
+    let (url, _) = stand_in(400, "ResourceNotFoundException", Duration::ZERO).await;
+    let engine = engine_at(&url, None).await;
+    let e = engine.verify(&photo(ANA), PersonId(1)).await.unwrap_err();
+    assert!(e.to_string().contains("facereko collection create home"), "{e}");
+}
+
+#[tokio::test]
+async fn no_region_anywhere_is_a_clear_config_error() {
+    // Only when no endpoint URL is set does the region matter; the environment here has none.
+    if std::env::var_os("AWS_REGION").is_some() || std::env::var_os("AWS_DEFAULT_REGION").is_some() {
+        return;
+    }
+    let config = AwsConfig {
+        access_key_id: Some(KEY_ID.into()),
+        secret_access_key: Some(SECRET.into()),
+        profile: Some("facereko-test-profile-that-does-not-exist".into()),
+        ..AwsConfig::default()
+    };
+    let e = CollectionClient::new(&config).await.unwrap_err();
+    assert!(e.to_string().contains("aws.region"), "{e}");
+}
