@@ -405,7 +405,7 @@ async fn create_collection(
         .await?;
     Ok(json!({
         "StatusCode": 200,
-        "CollectionArn": format!("aws:rekognition:{region}:000000000000:collection/{}", r.collection_id),
+        "CollectionArn": format!("arn:aws:rekognition:{region}:000000000000:collection/{}", r.collection_id),
         "FaceModelVersion": ep.describer.model(),
     }))
 }

@@ -16,8 +16,12 @@ pub const DEFAULT_THRESHOLD: f32 = 92.78;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct VisionConfig {
-    /// Which engine decides: `local` (offline, on this machine) is the only one built in.
+    /// Which engine decides: `local` (offline, on this machine) or `rekognition` (AWS Rekognition, in
+    /// builds with the `aws` feature; settings in `[aws]`).
     pub engine: String,
+    /// With `engine = "rekognition"`: `local` lets the local engine decide when Rekognition cannot be
+    /// reached in time (the attempt records which engine decided); `none` denies instead.
+    pub fallback: String,
     /// Where the model files live; `None` means `<data_dir>/models`.
     pub models_dir: Option<PathBuf>,
     /// Similarity (0–100 %) at or above which a face matches.
@@ -44,6 +48,7 @@ impl Default for VisionConfig {
     fn default() -> Self {
         Self {
             engine: "local".into(),
+            fallback: "none".into(),
             models_dir: None,
             threshold: DEFAULT_THRESHOLD,
             min_face_px: 64,
@@ -66,14 +71,29 @@ impl VisionConfig {
             })
         };
         match self.engine.as_str() {
-            "local" => {}
-            "rekognition" => {
+            "local" | "rekognition" => {}
+            other => {
                 return bad(
                     "engine",
-                    "= \"rekognition\" is not built into this binary; use \"local\"".into(),
+                    format!("= {other:?} is unknown; use \"local\" or \"rekognition\""),
                 )
             }
-            other => return bad("engine", format!("= {other:?} is unknown; use \"local\"")),
+        }
+        match self.fallback.as_str() {
+            "none" => {}
+            "local" if self.engine == "rekognition" => {}
+            "local" => {
+                return bad(
+                    "fallback",
+                    "= \"local\" only applies to engine = \"rekognition\"".into(),
+                )
+            }
+            other => {
+                return bad(
+                    "fallback",
+                    format!("= {other:?} is unknown; use \"none\" or \"local\""),
+                )
+            }
         }
         if !(self.threshold.is_finite() && (0.0..=100.0).contains(&self.threshold)) {
             return bad(

@@ -4,7 +4,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use facereko_aws::AwsConfig;
 use facereko_door::DoorConfig;
+use facereko_rekognition::EndpointConfig;
 use facereko_hardware::config::HardwareConfig;
 use facereko_notify::{EmailConfig, MqttConfig, NotifyConfig, OutboxConfig, WebhookConfig};
 use facereko_store::StoreConfig;
@@ -17,8 +19,19 @@ use serde::{Deserialize, Serialize};
 /// Top-level keys; environment variables whose first segment is not one of these (such as
 /// `FACEREKO_DATA_DIR`, which is a command-line option) are not configuration.
 const TOP_LEVEL_KEYS: &[&str] = &[
-    "door_id", "store", "door", "vision", "hardware", "sim", "web", "outbox", "mqtt", "email",
+    "door_id",
+    "store",
+    "door",
+    "vision",
+    "hardware",
+    "sim",
+    "web",
+    "outbox",
+    "mqtt",
+    "email",
     "webhook",
+    "aws",
+    "rekognition_api",
 ];
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -41,6 +54,10 @@ pub struct Config {
     pub email: EmailConfig,
     /// Webhooks (`[[webhook]]`, any number).
     pub webhook: Vec<WebhookConfig>,
+    /// AWS: the Rekognition engine, `collection` commands and SNS (builds with `--features aws`).
+    pub aws: AwsConfig,
+    /// The Rekognition-compatible endpoint (off unless enabled).
+    pub rekognition_api: EndpointConfig,
 }
 
 impl Default for Config {
@@ -57,6 +74,8 @@ impl Default for Config {
             mqtt: MqttConfig::default(),
             email: EmailConfig::default(),
             webhook: Vec::new(),
+            aws: AwsConfig::default(),
+            rekognition_api: EndpointConfig::default(),
         }
     }
 }
@@ -124,6 +143,16 @@ impl Config {
         }
         self.door.validate()?;
         self.vision.validate()?;
+        if self.vision.engine == "rekognition" {
+            if !cfg!(feature = "aws") {
+                bail!(
+                    "vision.engine = \"rekognition\" needs FaceReko built with the AWS SDK: \
+                     `cargo build --release --features aws` (or use engine = \"local\")"
+                );
+            }
+            self.aws.validate()?;
+        }
+        self.rekognition_api.validate()?;
         self.hardware.validate()?;
         self.notify().validate()?;
         self.store.validate()?;
@@ -138,6 +167,7 @@ impl Config {
             mqtt: self.mqtt.clone(),
             email: self.email.clone(),
             webhook: self.webhook.clone(),
+            aws: self.aws.clone(),
         }
     }
 
@@ -190,6 +220,32 @@ mod tests {
             "the example documents the defaults"
         );
         assert_eq!(c.door_id, "door");
+        assert_eq!(c.aws, AwsConfig::default());
+        assert_eq!(c.rekognition_api, EndpointConfig::default());
+        assert_eq!(c.vision, facereko_vision::VisionConfig::default());
+    }
+
+    #[test]
+    fn the_rekognition_engine_needs_the_aws_build() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("facereko.toml");
+        std::fs::write(&f, "[vision]\nengine = \"rekognition\"\n").unwrap();
+        let result = Config::load(Some(&f), dir.path());
+        if cfg!(feature = "aws") {
+            result.unwrap();
+        } else {
+            let err = format!("{:#}", result.unwrap_err());
+            assert!(err.contains("--features aws"), "{err}");
+        }
+    }
+
+    #[test]
+    fn an_enabled_endpoint_without_a_key_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("facereko.toml");
+        std::fs::write(&f, "[rekognition_api]\nenabled = true\n").unwrap();
+        let err = format!("{:#}", Config::load(Some(&f), dir.path()).unwrap_err());
+        assert!(err.contains("rekognition_api.access_key_id"), "{err}");
     }
 
     #[test]

@@ -14,6 +14,7 @@ use facereko_vision::{models, Gallery, LocalEngine, VisionConfig};
 
 use crate::cli::{open_store, parse_uid};
 use crate::config::Config;
+use crate::rekognition::FaceIndexer;
 
 /// The id stored with each embedding ([`VisionConfig::model_id`]).
 pub fn model_id(config: &VisionConfig) -> String {
@@ -85,19 +86,28 @@ pub fn spawn_gallery_sync(
 
 /// Face enrolment for the web app: the local engine embeds, the store keeps. Without models (a card-only
 /// door that never installed them) it says which command to run.
+/// With the Rekognition engine, each enrolment is also indexed into the collection and each deletion
+/// removed from it.
 #[derive(Debug)]
 pub struct Enroller {
     store: Store,
     engine: Option<LocalEngine>,
     model: String,
+    indexer: Option<Arc<dyn FaceIndexer>>,
 }
 
 impl Enroller {
-    pub fn new(store: Store, engine: Option<LocalEngine>, vision: &VisionConfig) -> Self {
+    pub fn new(
+        store: Store,
+        engine: Option<LocalEngine>,
+        vision: &VisionConfig,
+        indexer: Option<Arc<dyn FaceIndexer>>,
+    ) -> Self {
         Self {
             store,
             engine,
             model: model_id(vision),
+            indexer,
         }
     }
 }
@@ -118,17 +128,38 @@ impl facereko_web::FaceEnroller for Enroller {
             facereko_vision::Error::Image(m) => EnrolError::BadImage(m),
             other => EnrolError::Other(other.to_string()),
         })?;
-        self.store
+        let face = self
+            .store
             .add_face(person, e.embedding.as_slice(), &self.model, Some(&photo))
             .await
-            .map_err(|e| EnrolError::Other(e.to_string()))
+            .map_err(|e| EnrolError::Other(e.to_string()))?;
+        if let Some(ix) = &self.indexer {
+            ix.index(person, face, &photo).await.map_err(|e| {
+                EnrolError::Other(format!(
+                    "the face was enrolled, but not indexed into Rekognition collection {}: {e:#}; \
+                     run `facereko collection sync`",
+                    ix.collection()
+                ))
+            })?;
+        }
+        Ok(face)
     }
 
     async fn delete(&self, face_id: i64) -> Result<(), facereko_web::EnrolError> {
         self.store
             .delete_face(face_id)
             .await
-            .map_err(|e| facereko_web::EnrolError::Other(e.to_string()))
+            .map_err(|e| facereko_web::EnrolError::Other(e.to_string()))?;
+        if let Some(ix) = &self.indexer {
+            ix.forget(face_id).await.map_err(|e| {
+                facereko_web::EnrolError::Other(format!(
+                    "the face was deleted here, but Rekognition collection {} may still hold it: \
+                     {e:#}; run `facereko collection sync`",
+                    ix.collection()
+                ))
+            })?;
+        }
+        Ok(())
     }
 }
 
@@ -249,8 +280,9 @@ pub async fn enrol(data_dir: &Path, config_file: Option<&Path>, a: EnrolArgs) ->
     let store = open_store(data_dir, config_file).await?;
     let engine = load_engine(&config, data_dir).await?;
     let model = model_id(&config.vision);
+    let indexer = crate::rekognition::indexer(&config).await?;
     if let Some(dir) = a.dir {
-        return enrol_dir(&store, &engine, &model, &dir).await;
+        return enrol_dir(&store, &engine, &model, indexer.as_deref(), &dir).await;
     }
     let (Some(name), Some(image)) = (a.name, a.image) else {
         bail!("--name and --image are needed (or --dir)");
@@ -283,6 +315,17 @@ pub async fn enrol(data_dir: &Path, config_file: Option<&Path>, a: EnrolArgs) ->
             store.add_card(person.id, uid, None).await?;
         }
     }
+    if let Some(ix) = &indexer {
+        ix.index(person.id, face, &photo).await.with_context(|| {
+            format!(
+                "{} was enrolled (face {face}) but not indexed into Rekognition collection {}; \
+                 run `facereko collection sync` once it is reachable",
+                person.name,
+                ix.collection()
+            )
+        })?;
+        println!("indexed into Rekognition collection {}", ix.collection());
+    }
     println!(
         "enrolled a face for {}{} (face {face}, {} ms){}",
         person.name,
@@ -293,7 +336,13 @@ pub async fn enrol(data_dir: &Path, config_file: Option<&Path>, a: EnrolArgs) ->
     Ok(())
 }
 
-async fn enrol_dir(store: &Store, engine: &LocalEngine, model: &str, dir: &Path) -> Result<()> {
+async fn enrol_dir(
+    store: &Store,
+    engine: &LocalEngine,
+    model: &str,
+    indexer: Option<&dyn FaceIndexer>,
+    dir: &Path,
+) -> Result<()> {
     let mut jobs = Vec::new();
     let mut people: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("{} cannot be read", dir.display()))?
@@ -334,9 +383,14 @@ async fn enrol_dir(store: &Store, engine: &LocalEngine, model: &str, dir: &Path)
             let photo = read_photo(&file)?;
             let e = engine.embed(&photo).await?;
             let (person, _) = person_for(store, &name).await?;
-            store
+            let face = store
                 .add_face(person.id, e.embedding.as_slice(), model, Some(&photo))
                 .await?;
+            if let Some(ix) = indexer {
+                ix.index(person.id, face, &photo).await.with_context(|| {
+                    format!("enrolled as face {face}, but not indexed into Rekognition (run `facereko collection sync`)")
+                })?;
+            }
             anyhow::Ok(())
         }
         .await;

@@ -16,6 +16,7 @@ mod commission;
 mod config;
 mod control;
 mod faces;
+mod rekognition;
 mod serve;
 
 /// FaceReko: a door access controller with RFID cards and local face recognition.
@@ -68,6 +69,9 @@ enum Command {
     Photo(faces::PhotoArgs),
     /// Enrol a face for a person, creating the person if needed (the original `add_image.py`).
     Enrol(faces::EnrolArgs),
+    /// Rekognition collections (the original `add_collection.py`): create, delete, list, sync.
+    #[command(subcommand)]
+    Collection(rekognition::CollectionCommand),
     /// Measure face-matching accuracy and speed on a folder of `identity/photo` images.
     Eval(faces::EvalArgs),
     /// Web app accounts.
@@ -161,6 +165,7 @@ async fn run(args: Args) -> Result<()> {
         Command::Photo(a) => faces::photo(&data_dir, config_file, a).await,
         Command::Enrol(a) => faces::enrol(&data_dir, config_file, a).await,
         Command::Eval(a) => faces::eval(&data_dir, config_file, a).await,
+        Command::Collection(c) => rekognition::collection(&data_dir, config_file, c).await,
         Command::Accounts(c) => admin::accounts(&data_dir, config_file, c).await,
         Command::Purge => admin::purge(&data_dir, config_file).await,
         Command::ImportLegacy { url, photos } => {

@@ -110,7 +110,7 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
 
     let local = match crate::faces::load_engine(&config, data_dir).await {
         Ok(engine) => Some(engine),
-        Err(e) if config.door.mode.uses_camera() => return Err(e),
+        Err(e) if crate::rekognition::needs_local_engine(&config) => return Err(e),
         Err(e) => {
             tracing::info!(
                 "face engine not loaded ({e:#}): card mode needs none, enrolling faces does"
@@ -122,7 +122,7 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
         let model = crate::faces::model_id(&config.vision);
         let seen = crate::faces::refresh_gallery(&store, engine, &model).await?;
         tracing::info!(
-            "face engine: local, threshold {:.2} %",
+            "local face engine: threshold {:.2} %",
             config.vision.threshold
         );
         crate::faces::spawn_gallery_sync(
@@ -133,10 +133,9 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
             std::time::Duration::from_secs(2),
         );
     }
-    let engine: Option<Arc<dyn facereko_vision::FaceEngine>> = match &local {
-        Some(e) if config.door.mode.uses_camera() => Some(Arc::new(e.clone())),
-        _ => None,
-    };
+    let engine = crate::rekognition::door_engine(&config, local.as_ref()).await?;
+    let indexer = crate::rekognition::indexer(&config).await?;
+    let endpoint = crate::rekognition::start_endpoint(&config, data_dir, local.as_ref()).await?;
     let web_listener = tokio::net::TcpListener::bind(config.web.bind)
         .await
         .with_context(|| {
@@ -159,6 +158,24 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
             .to_string())
     );
     println!("  web app:        http://{web_addr}/");
+    println!(
+        "  face engine:    {}",
+        match (&engine, config.vision.engine.as_str()) {
+            (None, _) => "none (card mode)".to_string(),
+            (Some(_), "rekognition") => format!(
+                "rekognition, collection {}, threshold {} %, fallback {}",
+                config.aws.collection, config.aws.face_match_threshold, config.vision.fallback
+            ),
+            (Some(_), _) => format!("local, threshold {:.2} %", config.vision.threshold),
+        }
+    );
+    if let Some(ep) = &endpoint {
+        println!(
+            "  rekognition api: http://{} (SigV4, key {})",
+            ep.addr,
+            config.rekognition_api.access_key_id.as_deref().unwrap_or("")
+        );
+    }
     println!("  database:       {}", crate::cli::redact_url(&url));
     println!("  photos:         {}", data_dir.join("photos").display());
     println!(
@@ -192,7 +209,7 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
     .await?;
     let notifier = start_notifier(&store, &config, &door).await?;
     tokio::spawn(store.clone().run_retention(config.store.retention.clone()));
-    let enroller = crate::faces::Enroller::new(store.clone(), local, &config.vision);
+    let enroller = crate::faces::Enroller::new(store.clone(), local, &config.vision, indexer);
     let web = facereko_web::AppState::new(
         store.clone(),
         door.clone(),
@@ -228,6 +245,9 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
         .is_err()
     {
         tracing::warn!("web app did not stop within 5 s");
+    }
+    if let Some(ep) = endpoint {
+        ep.stop().await;
     }
     notifier.shutdown().await;
     store.close().await;
