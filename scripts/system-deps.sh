@@ -9,6 +9,8 @@ if [ "${1:-}" = "--test" ]; then
     packages+=(chromium chromium-driver)
     # Local servers the integration tests talk to (the notifier tests also start their own mosquitto).
     packages+=(mosquitto mariadb-server postgresql)
+    # The boto3 compatibility test runs in a virtual environment of its own.
+    packages+=(python3-venv)
 fi
 
 missing=()

@@ -17,7 +17,20 @@ export FACEREKO_CHROMEDRIVER="${FACEREKO_CHROMEDRIVER:-/usr/bin/chromedriver}"
 # One BLAS thread per process: faster on a busy 2-core machine, and tests run in parallel anyway.
 export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
 
+# boto3, for the test that runs the original's AWS scripts against the Rekognition-compatible endpoint.
+export FACEREKO_TEST_PYTHON="${FACEREKO_TEST_PYTHON:-$(scripts/boto3-venv.sh)}"
+
 # The face models (checksum-verified; kept between runs).
 cargo run -q -p facereko -- models install --dir "$FACEREKO_MODELS_DIR"
 
+# The default build (no AWS SDK): every test.
 cargo test --workspace -- --include-ignored "$@"
+
+# The `aws` feature (AWS SDK): the tests that differ with it. None of them reaches AWS: the SDK talks
+# to FaceReko's own Rekognition-compatible endpoint and to hand-written stand-ins on loopback.
+if [ $# -eq 0 ]; then
+    cargo test -p facereko-aws --features sdk
+    cargo test -p facereko-rekognition --features aws
+    cargo test -p facereko-notify --features aws --test sns
+    cargo test -p facereko --features aws --bins --test rekognition -- --include-ignored
+fi

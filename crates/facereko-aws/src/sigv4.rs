@@ -125,7 +125,10 @@ fn canonical_uri(path: &str) -> String {
     if path.is_empty() {
         return "/".into();
     }
-    path.split('/').map(uri_encode).collect::<Vec<_>>().join("/")
+    path.split('/')
+        .map(uri_encode)
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 fn canonical_query(query: &str) -> String {
@@ -176,7 +179,12 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.trim())
 }
 
-fn string_to_sign(req: &Request<'_>, signed: &[&str], amz_date: &str, scope: &str) -> Option<String> {
+fn string_to_sign(
+    req: &Request<'_>,
+    signed: &[&str],
+    amz_date: &str,
+    scope: &str,
+) -> Option<String> {
     let canonical = format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
         req.method,
@@ -206,7 +214,10 @@ pub fn sign(
     let mut headers = req.headers.to_vec();
     headers.push(("x-amz-date".into(), amz_date.clone()));
     headers.push(("x-amz-content-sha256".into(), hex_sha256(req.body)));
-    let mut names: Vec<String> = headers.iter().map(|(n, _)| n.to_ascii_lowercase()).collect();
+    let mut names: Vec<String> = headers
+        .iter()
+        .map(|(n, _)| n.to_ascii_lowercase())
+        .collect();
     names.sort();
     names.dedup();
     let signed: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -262,9 +273,7 @@ pub fn verify<'k>(
         }
     }
     let incomplete = |what: &str| {
-        SigError::Incomplete(format!(
-            "Authorization header requires '{what}' parameter"
-        ))
+        SigError::Incomplete(format!("Authorization header requires '{what}' parameter"))
     };
     let credential = credential.ok_or_else(|| incomplete("Credential"))?;
     let signed_headers = signed_headers.ok_or_else(|| incomplete("SignedHeaders"))?;
@@ -295,7 +304,11 @@ pub fn verify<'k>(
     let mut sorted = signed.clone();
     sorted.sort_unstable();
     sorted.dedup();
-    if sorted != signed || signed.iter().any(|h| h.is_empty() || *h != h.to_ascii_lowercase()) {
+    if sorted != signed
+        || signed
+            .iter()
+            .any(|h| h.is_empty() || *h != h.to_ascii_lowercase())
+    {
         return Err(SigError::Incomplete(
             "SignedHeaders must be lower-case names, sorted, without repeats".into(),
         ));
@@ -308,7 +321,9 @@ pub fn verify<'k>(
     let amz_date = header(req.headers, "x-amz-date")
         .ok_or_else(|| SigError::Incomplete("X-Amz-Date header is missing".into()))?;
     let when = NaiveDateTime::parse_from_str(amz_date, "%Y%m%dT%H%M%SZ")
-        .map_err(|_| SigError::Incomplete(format!("X-Amz-Date {amz_date:?} is not yyyymmddThhmmssZ")))?
+        .map_err(|_| {
+            SigError::Incomplete(format!("X-Amz-Date {amz_date:?} is not yyyymmddThhmmssZ"))
+        })?
         .and_utc();
     if !amz_date.starts_with(date) {
         return Err(SigError::Invalid(format!(
@@ -333,13 +348,8 @@ pub fn verify<'k>(
     let sts = string_to_sign(req, &signed, amz_date, &scope)
         .ok_or_else(|| SigError::Invalid("a signed header is missing from the request".into()))?;
     let given = hex::decode(signature).map_err(|_| SigError::Invalid(MISMATCH.into()))?;
-    let mut m = HmacSha256::new_from_slice(&signing_key(
-        &key.secret_access_key,
-        date,
-        region,
-        svc,
-    ))
-    .expect("HMAC takes keys of any length");
+    let mut m = HmacSha256::new_from_slice(&signing_key(&key.secret_access_key, date, region, svc))
+        .expect("HMAC takes keys of any length");
     m.update(sts.as_bytes());
     m.verify_slice(&given)
         .map_err(|_| SigError::Invalid(MISMATCH.into()))?;
@@ -420,7 +430,11 @@ mod tests {
         headers
     }
 
-    fn check(headers: &[(String, String)], body: &[u8], now: DateTime<Utc>) -> Result<(), SigError> {
+    fn check(
+        headers: &[(String, String)],
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<(), SigError> {
         verify(
             &Request {
                 method: "POST",
@@ -484,7 +498,10 @@ mod tests {
             .iter()
             .map(|(n, v)| (n.clone(), v.replace("AKIDEXAMPLE", "AKIDOTHER")))
             .collect();
-        assert_eq!(check(&unknown, body, now).unwrap_err(), SigError::UnknownKey);
+        assert_eq!(
+            check(&unknown, body, now).unwrap_err(),
+            SigError::UnknownKey
+        );
         let stale = check(&headers, body, now + TimeDelta::minutes(16)).unwrap_err();
         assert!(stale.to_string().contains("Signature expired"), "{stale}");
         check(&headers, body, now + TimeDelta::minutes(14)).unwrap();

@@ -98,6 +98,7 @@ fn entry(outcome: Outcome) -> OutboxEntry {
         time: chrono::Utc::now(),
         door_id: "front".into(),
         event: Event::Attempt {
+            door_id: "front".into(),
             attempt: Attempt {
                 id: 7,
                 time: chrono::Utc::now(),

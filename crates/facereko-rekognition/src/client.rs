@@ -129,7 +129,10 @@ impl CollectionClient {
         let out = self
             .bounded(
                 "CreateCollection",
-                self.client.create_collection().collection_id(collection).send(),
+                self.client
+                    .create_collection()
+                    .collection_id(collection)
+                    .send(),
             )
             .await?;
         Ok(out.collection_arn().unwrap_or_default().to_string())
@@ -138,7 +141,10 @@ impl CollectionClient {
     pub async fn delete(&self, collection: &str) -> Result<()> {
         self.bounded(
             "DeleteCollection",
-            self.client.delete_collection().collection_id(collection).send(),
+            self.client
+                .delete_collection()
+                .collection_id(collection)
+                .send(),
         )
         .await?;
         Ok(())

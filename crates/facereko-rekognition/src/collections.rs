@@ -208,9 +208,11 @@ impl Locked<'_> {
 
     fn write(&self, c: &Collection) -> Result<(), ApiError> {
         let path = self.this.path(&c.collection_id);
-        let tmp = self
-            .dir
-            .join(format!(".{}.{}.tmp", c.collection_id, crate::protocol::new_uuid()));
+        let tmp = self.dir.join(format!(
+            ".{}.{}.tmp",
+            c.collection_id,
+            crate::protocol::new_uuid()
+        ));
         let result = (|| {
             let mut f = std::fs::File::create(&tmp)?;
             serde_json::to_writer(&mut f, c)?;
@@ -252,21 +254,38 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let c = Collections::open(dir.path()).unwrap();
         c.with(|l| l.create("home", "m").map(|_| ())).await.unwrap();
-        let e = c.with(|l| l.create("home", "m").map(|_| ())).await.unwrap_err();
+        let e = c
+            .with(|l| l.create("home", "m").map(|_| ()))
+            .await
+            .unwrap_err();
         assert_eq!(e.code, "ResourceAlreadyExistsException");
-        c.with(|l| l.update("home", |c| Ok(c.faces.push(face("b")))))
-            .await
-            .unwrap();
-        c.with(|l| l.update("home", |c| Ok(c.faces.push(face("a")))))
-            .await
-            .unwrap();
+        c.with(|l| {
+            l.update("home", |c| {
+                c.faces.push(face("b"));
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
+        c.with(|l| {
+            l.update("home", |c| {
+                c.faces.push(face("a"));
+                Ok(())
+            })
+        })
+        .await
+        .unwrap();
 
         let again = Collections::open(dir.path()).unwrap();
         let (ids, faces) = again
             .with(|l| {
                 let ids = l.ids()?;
-                let faces: Vec<String> =
-                    l.get("home")?.faces.iter().map(|f| f.face_id.clone()).collect();
+                let faces: Vec<String> = l
+                    .get("home")?
+                    .faces
+                    .iter()
+                    .map(|f| f.face_id.clone())
+                    .collect();
                 Ok((ids, faces))
             })
             .await
@@ -274,7 +293,10 @@ mod tests {
         assert_eq!(ids, vec!["home".to_string()]);
         assert_eq!(faces, vec!["a".to_string(), "b".to_string()]);
         assert_eq!(
-            again.with(|l| l.get("home")?.faces[0].embedding()).await.unwrap(),
+            again
+                .with(|l| l.get("home")?.faces[0].embedding())
+                .await
+                .unwrap(),
             crate::describe::sim::embedding_of([1, 0, 0])
         );
         again.with(|l| l.delete("home")).await.unwrap();
@@ -307,7 +329,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let c = Collections::open(dir.path().join("rekognition")).unwrap();
         for id in ["..", "../x", "a/b", ""] {
-            let e = c.with(move |l| l.create(id, "m").map(|_| ())).await.unwrap_err();
+            let e = c
+                .with(move |l| l.create(id, "m").map(|_| ()))
+                .await
+                .unwrap_err();
             assert_eq!(e.code, "InvalidParameterException", "{id:?}");
         }
     }

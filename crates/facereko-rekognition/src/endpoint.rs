@@ -85,7 +85,8 @@ impl EndpointConfig {
         };
         match (&self.access_key_id, &self.secret_access_key) {
             (Some(id), Some(secret)) => {
-                if id.len() < 16 || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
+                if id.len() < 16 || id.len() > 128 || !id.bytes().all(|b| b.is_ascii_alphanumeric())
+                {
                     return bad(
                         "access_key_id",
                         "must be 16–128 letters and digits (like AWS access key ids)",
@@ -184,7 +185,10 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
-    let op = target.strip_prefix(TARGET_PREFIX).unwrap_or(&target).to_string();
+    let op = target
+        .strip_prefix(TARGET_PREFIX)
+        .unwrap_or(&target)
+        .to_string();
     let result = async {
         if method != Method::POST || uri.path() != "/" {
             return Err(ApiError::new(
@@ -224,7 +228,11 @@ async fn handle(
             Utc::now(),
         )
         .map_err(|e| {
-            let status = if matches!(e, sigv4::SigError::Incomplete(_)) { 400 } else { 403 };
+            let status = if matches!(e, sigv4::SigError::Incomplete(_)) {
+                400
+            } else {
+                403
+            };
             ApiError::new(status, e.code(), e.to_string())
         })?;
         let region = region_of(&pairs);
@@ -236,7 +244,9 @@ async fn handle(
             ));
         }
         let key_id = key.access_key_id.clone();
-        dispatch(&ep, &op, &body, &region).await.map(|v| (v, key_id))
+        dispatch(&ep, &op, &body, &region)
+            .await
+            .map(|v| (v, key_id))
     }
     .await;
     let ms = started.elapsed().as_millis();
@@ -246,7 +256,14 @@ async fn handle(
             reply(StatusCode::OK, value, None)
         }
         Err(e) => {
-            tracing::info!(op, ms, code = e.code, "rekognition endpoint: {}: {}", e.status, e.message);
+            tracing::info!(
+                op,
+                ms,
+                code = e.code,
+                "rekognition endpoint: {}: {}",
+                e.status,
+                e.message
+            );
             e.into_response()
         }
     }
@@ -265,7 +282,11 @@ fn region_of(headers: &[(String, String)]) -> String {
 
 fn parse<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
-        ApiError::new(400, "SerializationException", format!("the request body: {e}"))
+        ApiError::new(
+            400,
+            "SerializationException",
+            format!("the request body: {e}"),
+        )
     })
 }
 
@@ -377,7 +398,9 @@ fn threshold(t: Option<f32>, field: &str) -> Result<f32, ApiError> {
 fn bounded(v: Option<u32>, default: u32, max: u32, field: &str) -> Result<usize, ApiError> {
     let v = v.unwrap_or(default);
     if v < 1 || v > max {
-        return Err(ApiError::invalid(format!("{field} must be from 1 to {max}")));
+        return Err(ApiError::invalid(format!(
+            "{field} must be from 1 to {max}"
+        )));
     }
     Ok(v as usize)
 }

@@ -48,7 +48,10 @@ impl std::fmt::Debug for RekognitionEngine {
             .field("collection", &self.collection)
             .field("threshold", &self.threshold)
             .field("max_faces", &self.max_faces)
-            .field("fallback", &self.fallback.as_ref().map(|e| e.name().to_string()))
+            .field(
+                "fallback",
+                &self.fallback.as_ref().map(|e| e.name().to_string()),
+            )
             .finish()
     }
 }
@@ -93,7 +96,11 @@ impl RekognitionEngine {
                 "SearchFacesByImage",
                 sdk.search_faces_by_image()
                     .collection_id(&self.collection)
-                    .image(Image::builder().bytes(Blob::new(photo.bytes.clone())).build())
+                    .image(
+                        Image::builder()
+                            .bytes(Blob::new(photo.bytes.clone()))
+                            .build(),
+                    )
                     .face_match_threshold(self.threshold)
                     .max_faces(self.max_faces)
                     .send(),
@@ -179,7 +186,12 @@ impl RekognitionEngine {
     }
 
     /// Runs `local` instead when Rekognition is unreachable and a fallback is configured.
-    async fn decide<F>(&self, photo: &Photo, owner: Option<PersonId>, local: F) -> facereko_vision::Result<Verdict>
+    async fn decide<F>(
+        &self,
+        photo: &Photo,
+        owner: Option<PersonId>,
+        local: F,
+    ) -> facereko_vision::Result<Verdict>
     where
         F: for<'a> FnOnce(
             &'a dyn FaceEngine,
@@ -192,9 +204,13 @@ impl RekognitionEngine {
             Ok(s) => Ok(self.verdict(s, owner)),
             Err(Error::Unreachable { reason, .. }) => match &self.fallback {
                 Some(fallback) => {
-                    tracing::warn!("rekognition unreachable ({reason}): the {} engine decides", fallback.name());
+                    tracing::warn!(
+                        "rekognition unreachable ({reason}): the {} engine decides",
+                        fallback.name()
+                    );
                     let mut v = local(fallback.as_ref(), photo).await?;
-                    v.engine = format!("{} (fallback: rekognition unreachable: {reason})", v.engine);
+                    v.engine =
+                        format!("{} (fallback: rekognition unreachable: {reason})", v.engine);
                     Ok(v)
                 }
                 None => Err(facereko_vision::Error::Engine(format!(
@@ -218,6 +234,7 @@ impl FaceEngine for RekognitionEngine {
     }
 
     async fn identify(&self, photo: &Photo) -> facereko_vision::Result<Verdict> {
-        self.decide(photo, None, |e, p| Box::pin(e.identify(p))).await
+        self.decide(photo, None, |e, p| Box::pin(e.identify(p)))
+            .await
     }
 }

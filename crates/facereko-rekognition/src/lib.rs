@@ -28,7 +28,7 @@ pub mod client;
 #[cfg(feature = "aws")]
 pub mod engine;
 
-pub use describe::{Describer, DescribeError};
+pub use describe::{DescribeError, Describer};
 pub use endpoint::{Endpoint, EndpointConfig};
 
 use facereko_domain::PersonId;

@@ -203,10 +203,9 @@ pub fn valid_external_image_id(id: &str) -> bool {
 /// Rekognition's pattern for face ids (a UUID).
 pub fn valid_face_id(id: &str) -> bool {
     id.len() == 36
-        && id
-            .bytes()
-            .enumerate()
-            .all(|(i, b)| matches!(i, 8 | 13 | 18 | 23) == (b == b'-') && (b == b'-' || b.is_ascii_hexdigit()))
+        && id.bytes().enumerate().all(|(i, b)| {
+            matches!(i, 8 | 13 | 18 | 23) == (b == b'-') && (b == b'-' || b.is_ascii_hexdigit())
+        })
 }
 
 /// A random (version 4) UUID, as Rekognition's face and image ids are.

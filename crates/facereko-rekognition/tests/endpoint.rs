@@ -35,14 +35,20 @@ async fn unsigned_and_wrongly_signed_requests_are_refused_and_change_nothing() {
         secret_access_key: SECRET.into(),
     };
     let (status, kind, _) = send(&ep, signed("CreateCollection", &body, &stranger)).await;
-    assert_eq!((status, kind.as_deref()), (403, Some("UnrecognizedClientException")));
+    assert_eq!(
+        (status, kind.as_deref()),
+        (403, Some("UnrecognizedClientException"))
+    );
 
     let wrong_secret = facereko_aws::sigv4::Key {
         access_key_id: KEY_ID.into(),
         secret_access_key: "not-the-secret-not-the-secret-000".into(),
     };
     let (status, kind, _) = send(&ep, signed("CreateCollection", &body, &wrong_secret)).await;
-    assert_eq!((status, kind.as_deref()), (403, Some("InvalidSignatureException")));
+    assert_eq!(
+        (status, kind.as_deref()),
+        (403, Some("InvalidSignatureException"))
+    );
 
     // A signed request whose body was swapped on the way.
     let mut req = signed("CreateCollection", &body, &key());
@@ -66,7 +72,10 @@ async fn collections_are_created_listed_and_deleted() {
         .unwrap()
         .ends_with(":collection/home"));
     let (status, kind, _) = call(&ep, "CreateCollection", json!({"CollectionId": "home"})).await;
-    assert_eq!((status, kind.as_deref()), (400, Some("ResourceAlreadyExistsException")));
+    assert_eq!(
+        (status, kind.as_deref()),
+        (400, Some("ResourceAlreadyExistsException"))
+    );
     call(&ep, "CreateCollection", json!({"CollectionId": "office"})).await;
 
     let (_, _, v) = call(&ep, "ListCollections", json!({"MaxResults": 1})).await;
@@ -84,9 +93,15 @@ async fn collections_are_created_listed_and_deleted() {
     let (status, _, _) = call(&ep, "DeleteCollection", json!({"CollectionId": "home"})).await;
     assert_eq!(status, 200);
     let (status, kind, _) = call(&ep, "DeleteCollection", json!({"CollectionId": "home"})).await;
-    assert_eq!((status, kind.as_deref()), (400, Some("ResourceNotFoundException")));
+    assert_eq!(
+        (status, kind.as_deref()),
+        (400, Some("ResourceNotFoundException"))
+    );
     let (status, kind, _) = call(&ep, "CreateCollection", json!({"CollectionId": "../x"})).await;
-    assert_eq!((status, kind.as_deref()), (400, Some("InvalidParameterException")));
+    assert_eq!(
+        (status, kind.as_deref()),
+        (400, Some("InvalidParameterException"))
+    );
 }
 
 #[tokio::test]
@@ -105,7 +120,10 @@ async fn indexed_faces_are_found_by_search_listed_and_deleted() {
     assert_eq!(records.len(), 1);
     let ana_face = records[0]["Face"]["FaceId"].as_str().unwrap().to_string();
     let b = &records[0]["Face"]["BoundingBox"];
-    assert_eq!((b["Left"].as_f64(), b["Width"].as_f64()), (Some(0.25), Some(0.5)));
+    assert_eq!(
+        (b["Left"].as_f64(), b["Width"].as_f64()),
+        (Some(0.25), Some(0.5))
+    );
     call(
         &ep,
         "IndexFaces",
@@ -144,10 +162,18 @@ async fn indexed_faces_are_found_by_search_listed_and_deleted() {
         json!({"CollectionId": "home", "Image": {"Bytes": b64(&png((64, 64), &[]))}}),
     )
     .await;
-    assert_eq!((status, kind.as_deref()), (400, Some("InvalidParameterException")));
+    assert_eq!(
+        (status, kind.as_deref()),
+        (400, Some("InvalidParameterException"))
+    );
     assert!(v["Message"].as_str().unwrap().contains("no faces"));
 
-    let (_, _, v) = call(&ep, "ListFaces", json!({"CollectionId": "home", "MaxResults": 1})).await;
+    let (_, _, v) = call(
+        &ep,
+        "ListFaces",
+        json!({"CollectionId": "home", "MaxResults": 1}),
+    )
+    .await;
     assert_eq!(v["Faces"].as_array().unwrap().len(), 1);
     let token = v["NextToken"].clone();
     assert!(token.is_string());
@@ -196,7 +222,11 @@ async fn index_faces_indexes_up_to_max_faces_and_reports_the_rest() {
     call(&ep, "CreateCollection", json!({"CollectionId": "home"})).await;
     let group = png(
         (120, 60),
-        &[(ANA, 0, 0, 40, 40), (BEN, 50, 0, 30, 30), ([30, 0, 0], 90, 0, 20, 20)],
+        &[
+            (ANA, 0, 0, 40, 40),
+            (BEN, 50, 0, 30, 30),
+            ([30, 0, 0], 90, 0, 20, 20),
+        ],
     );
     let (_, _, v) = call(
         &ep,
@@ -205,9 +235,15 @@ async fn index_faces_indexes_up_to_max_faces_and_reports_the_rest() {
     )
     .await;
     assert_eq!(v["FaceRecords"].as_array().unwrap().len(), 2);
-    assert_eq!(v["UnindexedFaces"][0]["Reasons"], json!(["EXCEEDS_MAX_FACES"]));
+    assert_eq!(
+        v["UnindexedFaces"][0]["Reasons"],
+        json!(["EXCEEDS_MAX_FACES"])
+    );
     // Both indexed faces share the image id; the largest face came first.
-    assert_eq!(v["FaceRecords"][0]["Face"]["ImageId"], v["FaceRecords"][1]["Face"]["ImageId"]);
+    assert_eq!(
+        v["FaceRecords"][0]["Face"]["ImageId"],
+        v["FaceRecords"][1]["Face"]["ImageId"]
+    );
     let first = &v["FaceRecords"][0]["FaceDetail"]["BoundingBox"];
     assert!((first["Width"].as_f64().unwrap() - 40.0 / 120.0).abs() < 1e-6);
 }
@@ -227,7 +263,14 @@ async fn compare_faces_matches_the_source_face_among_the_target_faces() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["FaceMatches"].as_array().unwrap().len(), 1);
     assert_eq!(v["FaceMatches"][0]["Similarity"], 100.0);
-    assert!((v["FaceMatches"][0]["Face"]["BoundingBox"]["Left"].as_f64().unwrap() - 0.5).abs() < 1e-6);
+    assert!(
+        (v["FaceMatches"][0]["Face"]["BoundingBox"]["Left"]
+            .as_f64()
+            .unwrap()
+            - 0.5)
+            .abs()
+            < 1e-6
+    );
     assert_eq!(v["UnmatchedFaces"].as_array().unwrap().len(), 1);
     let (status, kind, _) = call(
         &ep,
@@ -235,7 +278,10 @@ async fn compare_faces_matches_the_source_face_among_the_target_faces() {
         json!({"SourceImage": {"Bytes": b64(&png((64, 64), &[]))}, "TargetImage": {"Bytes": b64(&target)}}),
     )
     .await;
-    assert_eq!((status, kind.as_deref()), (400, Some("InvalidParameterException")));
+    assert_eq!(
+        (status, kind.as_deref()),
+        (400, Some("InvalidParameterException"))
+    );
 }
 
 #[tokio::test]
@@ -279,7 +325,11 @@ async fn bad_input_gets_rekognitions_errors() {
             json!({"CollectionId": "home", "FaceIds": ["../../x"]}),
             "InvalidParameterException",
         ),
-        ("CreateCollection", json!({"Collection": "home"}), "SerializationException"),
+        (
+            "CreateCollection",
+            json!({"Collection": "home"}),
+            "SerializationException",
+        ),
         ("DetectLabels", json!({}), "UnknownOperationException"),
     ];
     for (op, body, expected) in cases {
@@ -296,7 +346,10 @@ async fn bad_input_gets_rekognitions_errors() {
         json!({"CollectionId": "home", "Image": {"Bytes": big}}),
     )
     .await;
-    assert_eq!((status, kind.as_deref()), (400, Some("ImageTooLargeException")));
+    assert_eq!(
+        (status, kind.as_deref()),
+        (400, Some("ImageTooLargeException"))
+    );
     // Nothing was indexed by any of it.
     let (_, _, v) = call(&ep, "ListFaces", json!({"CollectionId": "home"})).await;
     assert_eq!(v["Faces"], json!([]));

@@ -100,7 +100,10 @@ async fn the_engine_grants_only_the_card_owners_face() {
     assert_eq!(engine.name(), "rekognition");
 
     // Ana's card, Ana's (look-alike) face: granted, with Rekognition's similarity.
-    let v = engine.verify(&photo([10, 20, 0]), PersonId(1)).await.unwrap();
+    let v = engine
+        .verify(&photo([10, 20, 0]), PersonId(1))
+        .await
+        .unwrap();
     assert_eq!(v.matched, Some(PersonId(1)));
     assert_eq!(v.engine, "rekognition");
     assert!(v.face.is_some());
@@ -112,7 +115,10 @@ async fn the_engine_grants_only_the_card_owners_face() {
     assert_eq!(v.best_candidate, Some(PersonId(1)));
     assert!(v.face.is_some());
     // A stranger: a face, no match.
-    let v = engine.verify(&photo([40, 0, 0]), PersonId(1)).await.unwrap();
+    let v = engine
+        .verify(&photo([40, 0, 0]), PersonId(1))
+        .await
+        .unwrap();
     assert_eq!((v.matched, v.similarity), (None, None));
     assert!(v.face.is_some());
     // No face: SearchFacesByImage's InvalidParameterException is a verdict, not an error.
@@ -198,12 +204,17 @@ async fn throttling_falls_back_to_the_local_engine_and_says_so() {
     let v = engine.verify(&photo(ANA), PersonId(1)).await.unwrap();
     assert_eq!(v.matched, Some(PersonId(1)));
     assert!(
-        v.engine.starts_with("scripted (fallback: rekognition unreachable: ThrottlingException"),
+        v.engine
+            .starts_with("scripted (fallback: rekognition unreachable: ThrottlingException"),
         "{}",
         v.engine
     );
     assert_eq!(fallback.calls(), vec![Some(PersonId(1))]);
-    assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2, "retried once (max_attempts = 2)");
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        2,
+        "retried once (max_attempts = 2)"
+    );
 
     // Without a fallback the same outage is an engine error: the door denies.
     let engine = engine_at(&url, None).await;
@@ -220,7 +231,10 @@ async fn a_server_that_never_answers_is_given_up_on_in_time() {
     let started = Instant::now();
     let v = engine.verify(&photo(ANA), PersonId(1)).await.unwrap();
     let took = started.elapsed();
-    assert!(took < Duration::from_millis(1600), "took {took:?} (timeout_ms = 1000)");
+    assert!(
+        took < Duration::from_millis(1600),
+        "took {took:?} (timeout_ms = 1000)"
+    );
     assert!(v.engine.contains("fallback"), "{}", v.engine);
     assert_eq!(v.face, None);
 }
@@ -242,13 +256,17 @@ async fn access_denied_is_an_error_and_no_face_is_a_verdict() {
     let (url, _) = stand_in(400, "ResourceNotFoundException", Duration::ZERO).await;
     let engine = engine_at(&url, None).await;
     let e = engine.verify(&photo(ANA), PersonId(1)).await.unwrap_err();
-    assert!(e.to_string().contains("facereko collection create home"), "{e}");
+    assert!(
+        e.to_string().contains("facereko collection create home"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
 async fn no_region_anywhere_is_a_clear_config_error() {
     // Only when no endpoint URL is set does the region matter; the environment here has none.
-    if std::env::var_os("AWS_REGION").is_some() || std::env::var_os("AWS_DEFAULT_REGION").is_some() {
+    if std::env::var_os("AWS_REGION").is_some() || std::env::var_os("AWS_DEFAULT_REGION").is_some()
+    {
         return;
     }
     let config = AwsConfig {

@@ -306,7 +306,8 @@ fn describe_all_gives_each_face_its_own_box_and_embedding() {
         .unwrap()
         .to_rgb8();
     // Two 250×250 portraits side by side; Sandler's a little larger so he ranks first.
-    let sandler = image::imageops::resize(&sandler, 300, 300, image::imageops::FilterType::Triangle);
+    let sandler =
+        image::imageops::resize(&sandler, 300, 300, image::imageops::FilterType::Triangle);
     let mut both = RgbImage::from_pixel(600, 320, image::Rgb([128, 128, 128]));
     image::imageops::replace(&mut both, &gore, 10, 35);
     image::imageops::replace(&mut both, &sandler, 290, 10);
@@ -314,7 +315,10 @@ fn describe_all_gives_each_face_its_own_box_and_embedding() {
     assert_eq!((faces.width, faces.height), (600, 320));
     assert_eq!(faces.faces.len(), 2, "{faces:?}");
     let (first, second) = (&faces.faces[0], &faces.faces[1]);
-    assert!(first.left >= 290, "the larger face (right) ranks first: {first:?}");
+    assert!(
+        first.left >= 290,
+        "the larger face (right) ranks first: {first:?}"
+    );
     assert!(second.left + second.width <= 290, "{second:?}");
     let alone = |rel: &str| e.describe_blocking(&lfw(rel)).unwrap().unwrap().embedding;
     assert!(first.embedding.cosine(&alone("Adam_Sandler/01.jpg")) > 0.95);

@@ -219,7 +219,11 @@ mod aws {
 
         async fn index(&self, person: PersonId, face_id: i64, photo: &Photo) -> Result<()> {
             let x = external_image_id(person, face_id);
-            match self.client.index(&self.collection, &photo.bytes, &x).await? {
+            match self
+                .client
+                .index(&self.collection, &photo.bytes, &x)
+                .await?
+            {
                 Some(_) => Ok(()),
                 None => bail!("Rekognition found no face to index in the photo"),
             }
@@ -348,9 +352,10 @@ mod aws {
                 continue;
             }
             let Some(rel) = &f.photo else {
-                report
-                    .refused
-                    .push(format!("face {} of person {}: no photo kept", f.id, f.person_id));
+                report.refused.push(format!(
+                    "face {} of person {}: no photo kept",
+                    f.id, f.person_id
+                ));
                 continue;
             };
             if dry_run {

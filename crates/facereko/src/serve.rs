@@ -173,7 +173,11 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
         println!(
             "  rekognition api: http://{} (SigV4, key {})",
             ep.addr,
-            config.rekognition_api.access_key_id.as_deref().unwrap_or("")
+            config
+                .rekognition_api
+                .access_key_id
+                .as_deref()
+                .unwrap_or("")
         );
     }
     println!("  database:       {}", crate::cli::redact_url(&url));

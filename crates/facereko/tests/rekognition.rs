@@ -6,9 +6,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
+use common::{facereko, Daemon};
 #[cfg(feature = "aws")]
 use common::{ok, wait_attempts};
-use common::{facereko, Daemon};
 
 const KEY_ID: &str = "FACEREKOTESTKEY0001";
 const SECRET: &str = "facereko-test-secret-0123456789abcdef";
@@ -119,7 +119,10 @@ fn a_door_on_the_rekognition_engine_grants_the_card_owner_through_its_own_endpoi
     let created = ok(data, &["collection", "create"]);
     assert!(created.contains("created collection home"), "{created}");
     let listed = ok(data, &["collection", "list"]);
-    assert!(listed.starts_with("home\tdlib-resnet-v1+mirror"), "{listed}");
+    assert!(
+        listed.starts_with("home\tdlib-resnet-v1+mirror"),
+        "{listed}"
+    );
 
     // Enrolling indexes the face into the collection, under "<person id>:<face id>".
     let enrolled = ok(
@@ -134,7 +137,10 @@ fn a_door_on_the_rekognition_engine_grants_the_card_owner_through_its_own_endpoi
             "04:A2:2B:19",
         ],
     );
-    assert!(enrolled.contains("indexed into Rekognition collection home"), "{enrolled}");
+    assert!(
+        enrolled.contains("indexed into Rekognition collection home"),
+        "{enrolled}"
+    );
     ok(
         data,
         &[
@@ -148,10 +154,20 @@ fn a_door_on_the_rekognition_engine_grants_the_card_owner_through_its_own_endpoi
         ],
     );
     let synced = ok(data, &["collection", "sync"]);
-    assert!(synced.contains("0 photos indexed, 2 already there"), "{synced}");
+    assert!(
+        synced.contains("0 photos indexed, 2 already there"),
+        "{synced}"
+    );
 
     // The owner's other photo on the owner's card: granted by Rekognition.
-    ok(data, &["sim", "image", lfw("Aaron_Peirsol/02.jpg").to_str().unwrap()]);
+    ok(
+        data,
+        &[
+            "sim",
+            "image",
+            lfw("Aaron_Peirsol/02.jpg").to_str().unwrap(),
+        ],
+    );
     ok(data, &["sim", "tap", "04:A2:2B:19"]);
     let a = wait_attempts(data, 1);
     assert_eq!(a[0]["outcome"], "granted", "{:?}\n{}", a[0], daemon.log());
@@ -178,7 +194,10 @@ fn a_door_on_the_rekognition_engine_grants_the_card_owner_through_its_own_endpoi
     ok(data, &["collection", "delete", "home", "--yes"]);
     ok(data, &["collection", "create", "home"]);
     let synced = ok(data, &["collection", "sync"]);
-    assert!(synced.contains("2 photos indexed, 0 already there"), "{synced}");
+    assert!(
+        synced.contains("2 photos indexed, 0 already there"),
+        "{synced}"
+    );
     assert!(daemon.stop().success());
 }
 
