@@ -367,12 +367,16 @@ async fn describe(
 }
 
 fn bbox(photo: &PhotoFaces, f: &FaceBox) -> BoundingBox {
-    let (w, h) = (photo.width.max(1) as f32, photo.height.max(1) as f32);
+    let (w, h) = (
+        f64::from(photo.width.max(1)),
+        f64::from(photo.height.max(1)),
+    );
+    let ratio = |v: u32, of: f64| (f64::from(v) / of * 1e6).round() / 1e6;
     BoundingBox {
-        width: f.width as f32 / w,
-        height: f.height as f32 / h,
-        left: f.left as f32 / w,
-        top: f.top as f32 / h,
+        width: ratio(f.width, w),
+        height: ratio(f.height, h),
+        left: ratio(f.left, w),
+        top: ratio(f.top, h),
     }
 }
 
@@ -634,7 +638,7 @@ async fn search_faces_by_image(
                 let s = d.similarity(&embedding, &f.embedding()?);
                 if s >= t {
                     out.push(FaceMatch {
-                        similarity: s,
+                        similarity: score(s),
                         face: face_of(f, &m),
                     });
                 }
@@ -670,7 +674,7 @@ async fn compare_faces(ep: &Endpoint, r: CompareFacesRequest) -> Result<Value, A
         };
         if s >= t {
             matches.push(CompareFacesMatch {
-                similarity: s,
+                similarity: score(s),
                 face,
             });
         } else {

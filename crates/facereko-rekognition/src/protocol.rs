@@ -125,10 +125,10 @@ pub struct CompareFacesRequest {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct BoundingBox {
-    pub width: f32,
-    pub height: f32,
-    pub left: f32,
-    pub top: f32,
+    pub width: f64,
+    pub height: f64,
+    pub left: f64,
+    pub top: f64,
 }
 
 /// An indexed face.
@@ -173,14 +173,14 @@ pub struct UnindexedFace {
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct FaceMatch {
-    pub similarity: f32,
+    pub similarity: f64,
     pub face: Face,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct CompareFacesMatch {
-    pub similarity: f32,
+    pub similarity: f64,
     pub face: FaceDetail,
 }
 
@@ -189,6 +189,12 @@ pub struct CompareFacesMatch {
 pub struct UnsuccessfulFaceDeletion {
     pub face_id: String,
     pub reasons: Vec<&'static str>,
+}
+
+/// A score as sent: `f64`, rounded to 0.001 as Rekognition's are (an `f32` widened as-is would show
+/// as 94.06999969482422).
+pub fn score(s: f32) -> f64 {
+    (f64::from(s) * 1000.0).round() / 1000.0
 }
 
 /// Rekognition's pattern for `ExternalImageId`.
