@@ -246,8 +246,24 @@ pub fn sign(
     ]
 }
 
+/// The key a request claims to be signed with, from its headers alone: lets a server refuse an
+/// unsigned request, or one from a stranger, before reading its body. [`verify`] still decides.
+pub fn claimed_key<'k>(headers: &[(String, String)], keys: &'k [Key]) -> Result<&'k Key, SigError> {
+    let auth = header(headers, "authorization").ok_or(SigError::Missing)?;
+    let key_id = auth
+        .split("Credential=")
+        .nth(1)
+        .and_then(|c| c.split('/').next())
+        .ok_or_else(|| {
+            SigError::Incomplete("Authorization header requires 'Credential' parameter".into())
+        })?;
+    keys.iter()
+        .find(|k| k.access_key_id == key_id)
+        .ok_or(SigError::UnknownKey)
+}
+
 /// Checks that `req` was signed for `service` with one of `keys` within [`MAX_SKEW`] of `now`;
-/// returns the key id that signed it.
+/// returns the key that signed it.
 pub fn verify<'k>(
     req: &Request<'_>,
     keys: &'k [Key],
@@ -502,6 +518,12 @@ mod tests {
             check(&unknown, body, now).unwrap_err(),
             SigError::UnknownKey
         );
+        assert_eq!(
+            claimed_key(&unknown, &[key()]).unwrap_err(),
+            SigError::UnknownKey
+        );
+        assert_eq!(claimed_key(&headers, &[key()]).unwrap(), &key());
+        assert_eq!(claimed_key(&[], &[key()]).unwrap_err(), SigError::Missing);
         let stale = check(&headers, body, now + TimeDelta::minutes(16)).unwrap_err();
         assert!(stale.to_string().contains("Signature expired"), "{stale}");
         check(&headers, body, now + TimeDelta::minutes(14)).unwrap();

@@ -895,7 +895,12 @@ impl AttemptJob {
                 return Looked::Decided(Box::new(decision));
             }
             last_photo = Some(photo);
-            if started.elapsed() >= window {
+            let one_photo = self
+                .parts
+                .engine
+                .as_ref()
+                .is_some_and(|e| e.one_photo_per_look());
+            if started.elapsed() >= window || one_photo {
                 if owner.is_none() {
                     return Looked::Nothing;
                 }

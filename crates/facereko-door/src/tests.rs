@@ -358,6 +358,22 @@ async fn no_face_within_the_capture_window_is_denied() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_engine_billed_per_call_is_asked_once_per_tap() {
+    let r = rig(Mode::CardFace).await;
+    r.engine.set_one_photo_per_look(true);
+    r.engine.push(Script::NoFace);
+    r.engine.push(Script::Match {
+        person: None,
+        similarity: 99.0,
+    });
+    r.tap(ADA);
+    wait(6000).await;
+    assert_eq!(r.engine.calls().len(), 1, "one SearchFacesByImage per tap");
+    assert_eq!(r.store.outcomes(), vec![Outcome::NoFace]);
+    assert_eq!(r.timeline(), tl(&DENY_AFTER_LOOK));
+}
+
+#[tokio::test(start_paused = true)]
 async fn someone_else_s_face_is_denied() {
     let r = rig(Mode::CardFace).await;
     r.engine.push(Script::Mismatch { similarity: 31.0 });

@@ -127,6 +127,9 @@ pub struct Endpoint {
     describer: Arc<dyn Describer>,
     collections: Collections,
     keys: Arc<Vec<Key>>,
+    /// One photo at a time: the engine is shared with the door, which must never queue behind a
+    /// script indexing a folder of photos for more than one photo's time.
+    faces: Arc<tokio::sync::Semaphore>,
 }
 
 impl Endpoint {
@@ -135,6 +138,7 @@ impl Endpoint {
             describer,
             collections,
             keys: Arc::new(keys),
+            faces: Arc::new(tokio::sync::Semaphore::new(1)),
         }
     }
 
@@ -197,15 +201,6 @@ async fn handle(
                 "only POST / with an X-Amz-Target header is served",
             ));
         }
-        let body = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
-            .await
-            .map_err(|_| {
-                ApiError::new(
-                    413,
-                    "ImageTooLargeException",
-                    format!("the request is larger than {MAX_REQUEST_BYTES} bytes"),
-                )
-            })?;
         let pairs: Vec<(String, String)> = headers
             .iter()
             .map(|(n, v)| {
@@ -215,6 +210,25 @@ async fn handle(
                 )
             })
             .collect();
+        let refused = |e: sigv4::SigError| {
+            let status = if matches!(e, sigv4::SigError::Incomplete(_)) {
+                400
+            } else {
+                403
+            };
+            ApiError::new(status, e.code(), e.to_string())
+        };
+        // Strangers are refused before their body is read.
+        sigv4::claimed_key(&pairs, &ep.keys).map_err(refused)?;
+        let body = axum::body::to_bytes(body, MAX_REQUEST_BYTES)
+            .await
+            .map_err(|_| {
+                ApiError::new(
+                    413,
+                    "ImageTooLargeException",
+                    format!("the request is larger than {MAX_REQUEST_BYTES} bytes"),
+                )
+            })?;
         let key = sigv4::verify(
             &sigv4::Request {
                 method: method.as_str(),
@@ -227,14 +241,7 @@ async fn handle(
             "rekognition",
             Utc::now(),
         )
-        .map_err(|e| {
-            let status = if matches!(e, sigv4::SigError::Incomplete(_)) {
-                400
-            } else {
-                403
-            };
-            ApiError::new(status, e.code(), e.to_string())
-        })?;
+        .map_err(refused)?;
         let region = region_of(&pairs);
         if !target.starts_with(TARGET_PREFIX) {
             return Err(ApiError::new(
@@ -350,6 +357,11 @@ async fn describe(
     thorough: bool,
 ) -> Result<PhotoFaces, ApiError> {
     let d = ep.describer.clone();
+    let _turn = ep
+        .faces
+        .acquire()
+        .await
+        .map_err(|_| ApiError::internal("the endpoint is stopping"))?;
     tokio::task::spawn_blocking(move || d.describe(&bytes, max_faces, thorough))
         .await
         .map_err(|e| ApiError::internal(format!("face task failed: {e}")))?

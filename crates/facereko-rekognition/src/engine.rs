@@ -237,4 +237,9 @@ impl FaceEngine for RekognitionEngine {
         self.decide(photo, None, |e, p| Box::pin(e.identify(p)))
             .await
     }
+
+    /// One `SearchFacesByImage` per tap, as the original: every call is billed.
+    fn one_photo_per_look(&self) -> bool {
+        true
+    }
 }

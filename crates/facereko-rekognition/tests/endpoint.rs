@@ -56,6 +56,18 @@ async fn unsigned_and_wrongly_signed_requests_are_refused_and_change_nothing() {
     let (status, _, _) = send(&ep, req).await;
     assert_eq!(status, 403);
 
+    // An unsigned request far over the size limit is refused for its missing signature: its body is
+    // never read.
+    let huge = axum::http::Request::post("/")
+        .header("x-amz-target", "RekognitionService.IndexFaces")
+        .body(axum::body::Body::from(vec![b' '; 64 * 1024 * 1024]))
+        .unwrap();
+    let (status, kind, _) = send(&ep, huge).await;
+    assert_eq!(
+        (status, kind.as_deref()),
+        (403, Some("MissingAuthenticationTokenException"))
+    );
+
     let (_, _, v) = call(&ep, "ListCollections", json!({})).await;
     assert_eq!(v["CollectionIds"], json!([]), "nothing was created");
 }

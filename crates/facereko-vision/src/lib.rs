@@ -123,4 +123,11 @@ pub trait FaceEngine: Send + Sync {
 
     /// 1:N: whose face is in `photo`? `matched` is `None` for a face nobody enrolled.
     async fn identify(&self, photo: &Photo) -> Result<Verdict>;
+
+    /// Whether a look is decided on one photo. Engines paid or rate-limited per call (Rekognition) say
+    /// `true`: the door then asks once per tap, as the original did, instead of once per frame until a
+    /// face shows up within the capture window.
+    fn one_photo_per_look(&self) -> bool {
+        false
+    }
 }

@@ -4,6 +4,7 @@
 //! controller's logic (timing, cues, outcomes) can be tested without model files; the daemon never uses it.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -32,6 +33,7 @@ pub enum Script {
 pub struct ScriptedEngine {
     queue: Mutex<VecDeque<Script>>,
     calls: Mutex<Vec<Option<PersonId>>>,
+    one_photo: AtomicBool,
 }
 
 impl ScriptedEngine {
@@ -44,6 +46,11 @@ impl ScriptedEngine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push_back(s);
+    }
+
+    /// Makes the engine ask for one photo per look, as a per-call-billed engine does.
+    pub fn set_one_photo_per_look(&self, yes: bool) {
+        self.one_photo.store(yes, Ordering::Relaxed);
     }
 
     /// The person each call asked about (`None` for `identify`), oldest first.
@@ -103,5 +110,9 @@ impl FaceEngine for ScriptedEngine {
 
     async fn identify(&self, _photo: &Photo) -> Result<Verdict> {
         self.next(None)
+    }
+
+    fn one_photo_per_look(&self) -> bool {
+        self.one_photo.load(Ordering::Relaxed)
     }
 }

@@ -42,7 +42,17 @@ pub async fn door_engine(
         return Ok(None);
     }
     match config.vision.engine.as_str() {
-        "rekognition" => rekognition_engine(config, local).await.map(Some),
+        "rekognition" => {
+            if config.door.mode == facereko_domain::Mode::Face {
+                let per_day = 86_400_000 / config.door.face_poll_ms.max(1);
+                tracing::warn!(
+                    "face mode with Rekognition asks AWS about every {} ms while armed \
+                     (up to {per_day} SearchFacesByImage calls a day, each billed)",
+                    config.door.face_poll_ms
+                );
+            }
+            rekognition_engine(config, local).await.map(Some)
+        }
         _ => Ok(local.map(|e| Arc::new(e.clone()) as Arc<dyn FaceEngine>)),
     }
 }
