@@ -629,7 +629,7 @@ enum Status {
 }
 
 #[derive(Debug, Serialize)]
-struct Check {
+pub(crate) struct Check {
     name: &'static str,
     status: Status,
     /// A failed required check makes `doctor` exit non-zero.
@@ -640,7 +640,7 @@ struct Check {
 }
 
 impl Check {
-    fn ok(name: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn ok(name: &'static str, detail: impl Into<String>) -> Self {
         Self {
             name,
             status: Status::Ok,
@@ -649,7 +649,11 @@ impl Check {
             fix: None,
         }
     }
-    fn fail(name: &'static str, detail: impl Into<String>, fix: impl Into<String>) -> Self {
+    pub(crate) fn fail(
+        name: &'static str,
+        detail: impl Into<String>,
+        fix: impl Into<String>,
+    ) -> Self {
         Self {
             name,
             status: Status::Fail,
@@ -658,7 +662,7 @@ impl Check {
             fix: Some(fix.into()),
         }
     }
-    fn skip(name: &'static str, detail: impl Into<String>) -> Self {
+    pub(crate) fn skip(name: &'static str, detail: impl Into<String>) -> Self {
         Self {
             name,
             status: Status::Skip,
@@ -741,7 +745,7 @@ pub async fn doctor(data_dir: &Path, config_file: Option<&Path>, a: DoctorArgs) 
     let uses_camera = config.door.mode.uses_camera();
     let models = check_models(data_dir, &config).await;
     let models_ok = models.status == Status::Ok;
-    checks.push(models.required_if(uses_camera));
+    checks.push(models.required_if(crate::rekognition::needs_local_engine(&config)));
     let (camera, frame) = check_camera(&config, &rig, daemon.is_some()).await;
     checks.push(camera.required_if(uses_camera));
     checks.push(check_face(data_dir, &config, models_ok, frame).await);
@@ -749,6 +753,7 @@ pub async fn doctor(data_dir: &Path, config_file: Option<&Path>, a: DoctorArgs) 
     checks.push(check_gpio(&config, &rig, daemon.is_some()).await);
     checks.push(check_mqtt(&config).await);
     checks.push(check_smtp(&config).await);
+    checks.push(crate::rekognition::check_collection(&config).await);
     checks.push(check_clock().await);
 
     let failed: Vec<&str> = checks

@@ -158,6 +158,24 @@ fn a_door_on_the_rekognition_engine_grants_the_card_owner_through_its_own_endpoi
         synced.contains("0 photos indexed, 2 already there"),
         "{synced}"
     );
+    // `doctor` reaches the collection (it may fail on other checks here: no camera frame, no Pi).
+    let out = facereko(data, &["doctor", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "rekognition")
+        .unwrap()
+        .clone();
+    assert_eq!(check["status"], "ok", "{check}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("collection home reachable, 2 faces"),
+        "{check}"
+    );
 
     // The owner's other photo on the owner's card: granted by Rekognition.
     ok(
