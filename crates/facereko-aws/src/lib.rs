@@ -8,8 +8,7 @@
 //! crypto provider as the rest of FaceReko, and bounded timeouts and retries so a call at the door can
 //! never hang: at most `timeout_ms` in all, whatever the network does.
 
-use std::fmt;
-
+use facereko_domain::Secret;
 use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "sdk")]
@@ -31,7 +30,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 pub const DEFAULT_FACE_MATCH_THRESHOLD: f32 = 85.0;
 
 /// The `[aws]` section.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AwsConfig {
     /// Region, such as `eu-west-1`; `None` takes it from the standard chain (`AWS_REGION`,
@@ -42,7 +41,7 @@ pub struct AwsConfig {
     /// A fixed access key (with `secret_access_key`), such as the one a FaceReko Rekognition-compatible
     /// endpoint is set up with. `None` uses the standard credentials chain.
     pub access_key_id: Option<String>,
-    pub secret_access_key: Option<String>,
+    pub secret_access_key: Option<Secret>,
     /// The whole time one AWS call may take, retries included, in milliseconds.
     pub timeout_ms: u64,
     /// Attempts per call (1 = no retry); each attempt gets `timeout_ms / max_attempts`.
@@ -78,29 +77,6 @@ impl Default for AwsConfig {
             sns_topic_arn: None,
             sns_endpoint_url: None,
         }
-    }
-}
-
-/// The secret is never printed.
-impl fmt::Debug for AwsConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AwsConfig")
-            .field("region", &self.region)
-            .field("profile", &self.profile)
-            .field("access_key_id", &self.access_key_id)
-            .field(
-                "secret_access_key",
-                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
-            )
-            .field("timeout_ms", &self.timeout_ms)
-            .field("max_attempts", &self.max_attempts)
-            .field("collection", &self.collection)
-            .field("face_match_threshold", &self.face_match_threshold)
-            .field("max_faces", &self.max_faces)
-            .field("rekognition_endpoint_url", &self.rekognition_endpoint_url)
-            .field("sns_topic_arn", &self.sns_topic_arn)
-            .field("sns_endpoint_url", &self.sns_endpoint_url)
-            .finish()
     }
 }
 
@@ -279,7 +255,7 @@ mod tests {
     fn the_secret_is_not_in_debug_output() {
         let c = AwsConfig {
             access_key_id: Some("AKIDEXAMPLE".into()),
-            secret_access_key: Some("wJalrXUtnFEMI".into()),
+            secret_access_key: Some(Secret::new("wJalrXUtnFEMI")),
             ..Default::default()
         };
         let shown = format!("{c:?}");

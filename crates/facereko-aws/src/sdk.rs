@@ -68,7 +68,7 @@ pub async fn load_with(config: &AwsConfig, region_fallback: Option<&str>) -> Sdk
     if let (Some(id), Some(secret)) = (&config.access_key_id, &config.secret_access_key) {
         loader = loader.credentials_provider(Credentials::new(
             id,
-            secret,
+            secret.expose(),
             None,
             None,
             "facereko-config",
@@ -109,7 +109,9 @@ mod tests {
         let c = AwsConfig {
             region: Some("eu-west-1".into()),
             access_key_id: Some("AKIAFACEREKO0000001".into()),
-            secret_access_key: Some("secret-secret-secret-secret-0000".into()),
+            secret_access_key: Some(facereko_domain::Secret::new(
+                "secret-secret-secret-secret-0000",
+            )),
             ..AwsConfig::default()
         };
         let sdk = load(&c).await;

@@ -1,41 +1,13 @@
 //! Typed configuration of the notifier: `[outbox]`, `[mqtt]`, `[email]` and `[[webhook]]`.
 
-use std::fmt;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// A password, key or shared secret: kept as given, shown as `***` in `Debug` so it never reaches a log.
-#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: impl Into<String>) -> Self {
-        Self(value.into())
-    }
-
-    /// The secret itself, for the one place that must send or compare it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.0.is_empty() {
-            f.write_str("\"\"")
-        } else {
-            f.write_str("\"***\"")
-        }
-    }
-}
+/// Secrets in the notifier's sections (the domain's type, named here for callers of this crate).
+pub use facereko_domain::Secret;
 
 fn invalid(key: &str, reason: impl Into<String>) -> Error {
     Error::Config {

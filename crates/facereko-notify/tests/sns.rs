@@ -83,7 +83,9 @@ fn error(code: &str) -> String {
 fn config(url: &str) -> AwsConfig {
     AwsConfig {
         access_key_id: Some("AKIAFACEREKOSNS01".into()),
-        secret_access_key: Some("sns-test-secret-sns-test-secret-00".into()),
+        secret_access_key: Some(facereko_domain::Secret::new(
+            "sns-test-secret-sns-test-secret-00",
+        )),
         sns_topic_arn: Some("arn:aws:sns:eu-west-1:123456789012:FaceReko".into()),
         sns_endpoint_url: Some(url.into()),
         timeout_ms: 2000,

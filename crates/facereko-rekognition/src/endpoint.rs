@@ -19,6 +19,7 @@ use axum::Router;
 use base64::Engine as _;
 use chrono::Utc;
 use facereko_aws::sigv4::{self, Key};
+use facereko_domain::Secret;
 use facereko_vision::{FaceBox, PhotoFaces};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -30,7 +31,7 @@ use crate::protocol::*;
 use crate::{Error, Result};
 
 /// The `[rekognition_api]` section.
-#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EndpointConfig {
     /// Serve the endpoint (with `facereko serve`).
@@ -39,7 +40,7 @@ pub struct EndpointConfig {
     pub bind: SocketAddr,
     /// The access key clients sign with (`aws configure` on their side).
     pub access_key_id: Option<String>,
-    pub secret_access_key: Option<String>,
+    pub secret_access_key: Option<Secret>,
     /// Where collections are kept; `None` means `<data_dir>/rekognition`.
     pub dir: Option<std::path::PathBuf>,
 }
@@ -53,21 +54,6 @@ impl Default for EndpointConfig {
             secret_access_key: None,
             dir: None,
         }
-    }
-}
-
-impl std::fmt::Debug for EndpointConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("EndpointConfig")
-            .field("enabled", &self.enabled)
-            .field("bind", &self.bind)
-            .field("access_key_id", &self.access_key_id)
-            .field(
-                "secret_access_key",
-                &self.secret_access_key.as_ref().map(|_| "<redacted>"),
-            )
-            .field("dir", &self.dir)
-            .finish()
     }
 }
 
@@ -92,7 +78,7 @@ impl EndpointConfig {
                         "must be 16–128 letters and digits (like AWS access key ids)",
                     );
                 }
-                if secret.len() < 32 {
+                if secret.expose().len() < 32 {
                     return bad(
                         "secret_access_key",
                         "must be at least 32 characters (make one with `openssl rand -base64 30`)",
@@ -113,7 +99,7 @@ impl EndpointConfig {
     pub fn key(&self) -> Option<Key> {
         Some(Key {
             access_key_id: self.access_key_id.clone()?,
-            secret_access_key: self.secret_access_key.clone()?,
+            secret_access_key: self.secret_access_key.as_ref()?.expose().to_string(),
         })
     }
 }

@@ -34,7 +34,7 @@ fn aws(url: &str) -> AwsConfig {
     AwsConfig {
         region: Some("eu-west-1".into()),
         access_key_id: Some(KEY_ID.into()),
-        secret_access_key: Some(SECRET.into()),
+        secret_access_key: Some(facereko_domain::Secret::new(SECRET)),
         rekognition_endpoint_url: Some(url.into()),
         timeout_ms: 2000,
         max_attempts: 2,
@@ -135,7 +135,9 @@ async fn a_wrong_key_is_an_error_even_with_a_fallback() {
     let dir = tempfile::tempdir().unwrap();
     let url = serve(dir.path()).await;
     let mut config = aws(&url);
-    config.secret_access_key = Some("a-wrong-secret-a-wrong-secret-0000".into());
+    config.secret_access_key = Some(facereko_domain::Secret::new(
+        "a-wrong-secret-a-wrong-secret-0000",
+    ));
     let fallback = Arc::new(ScriptedEngine::new());
     fallback.push(Script::Match {
         person: None,
@@ -271,7 +273,7 @@ async fn no_region_anywhere_is_a_clear_config_error() {
     }
     let config = AwsConfig {
         access_key_id: Some(KEY_ID.into()),
-        secret_access_key: Some(SECRET.into()),
+        secret_access_key: Some(facereko_domain::Secret::new(SECRET)),
         profile: Some("facereko-test-profile-that-does-not-exist".into()),
         ..AwsConfig::default()
     };
