@@ -11,7 +11,6 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use facereko_vision::Embedding;
 use serde::{Deserialize, Serialize};
@@ -26,22 +25,27 @@ pub struct StoredFace {
     pub external_image_id: Option<String>,
     pub bounding_box: BoundingBox,
     pub confidence: Option<f32>,
-    /// The embedding as base64 of little-endian `f32`s.
-    pub embedding: String,
+    /// Kept on disk as base64 of little-endian `f32`s; decoded once, when the collection is loaded.
+    #[serde(with = "embedding_base64")]
+    pub embedding: Embedding,
     pub indexed_at: DateTime<Utc>,
 }
 
-impl StoredFace {
-    pub fn embedding(&self) -> Result<Embedding, ApiError> {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(&self.embedding)
-            .map_err(|e| ApiError::internal(format!("face {}: {e}", self.face_id)))?;
-        Embedding::from_le_bytes(&bytes)
-            .map_err(|e| ApiError::internal(format!("face {}: {e}", self.face_id)))
+mod embedding_base64 {
+    use base64::Engine as _;
+    use facereko_vision::Embedding;
+    use serde::{de::Error as _, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(e: &Embedding, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(e.to_le_bytes()))
     }
 
-    pub fn encode(embedding: &Embedding) -> String {
-        base64::engine::general_purpose::STANDARD.encode(embedding.to_le_bytes())
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Embedding, D::Error> {
+        let text = String::deserialize(d)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(D::Error::custom)?;
+        Embedding::from_le_bytes(&bytes).map_err(D::Error::custom)
     }
 }
 
@@ -244,7 +248,7 @@ mod tests {
                 top: 0.1,
             },
             confidence: None,
-            embedding: StoredFace::encode(&crate::describe::sim::embedding_of([1, 0, 0])),
+            embedding: crate::describe::sim::embedding_of([1, 0, 0]),
             indexed_at: Utc::now(),
         }
     }
@@ -294,7 +298,7 @@ mod tests {
         assert_eq!(faces, vec!["a".to_string(), "b".to_string()]);
         assert_eq!(
             again
-                .with(|l| l.get("home")?.faces[0].embedding())
+                .with(|l| Ok(l.get("home")?.faces[0].embedding.clone()))
                 .await
                 .unwrap(),
             crate::describe::sim::embedding_of([1, 0, 0])

@@ -497,7 +497,7 @@ async fn index_faces(ep: &Endpoint, r: IndexFacesRequest) -> Result<Value, ApiEr
                     external_image_id: r.external_image_id.clone(),
                     bounding_box: b,
                     confidence: None,
-                    embedding: StoredFace::encode(&f.embedding),
+                    embedding: f.embedding.clone(),
                     indexed_at: now,
                 },
                 b,
@@ -633,7 +633,7 @@ async fn search_faces_by_image(
             same_model(c, &m)?;
             let mut out = Vec::new();
             for f in &c.faces {
-                let s = d.similarity(&embedding, &f.embedding()?);
+                let s = d.similarity(&embedding, &f.embedding);
                 if s >= t {
                     out.push(FaceMatch {
                         similarity: score(s),
