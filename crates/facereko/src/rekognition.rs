@@ -33,79 +33,93 @@ pub fn needs_local_engine(config: &Config) -> bool {
         || config.rekognition_api.enabled
 }
 
-/// The engine the door decides with (`None` in card mode).
-pub async fn door_engine(
-    config: &Config,
-    local: Option<&LocalEngine>,
-) -> Result<Option<Arc<dyn FaceEngine>>> {
-    if !config.door.mode.uses_camera() {
-        return Ok(None);
-    }
-    match config.vision.engine.as_str() {
-        "rekognition" => {
-            if config.door.mode == facereko_domain::Mode::Face {
-                let per_day = 86_400_000 / config.door.face_poll_ms.max(1);
-                tracing::warn!(
-                    "face mode with Rekognition asks AWS about every {} ms while armed \
-                     (up to {per_day} SearchFacesByImage calls a day, each billed)",
-                    config.door.face_poll_ms
-                );
-            }
-            rekognition_engine(config, local).await.map(Some)
-        }
-        _ => Ok(local.map(|e| Arc::new(e.clone()) as Arc<dyn FaceEngine>)),
-    }
+/// What the daemon decides and enrols with.
+pub struct Engines {
+    /// The engine the door decides with (`None` in card mode).
+    pub door: Option<Arc<dyn FaceEngine>>,
+    /// Indexes enrolments into the collection, when the door decides with Rekognition.
+    pub indexer: Option<Arc<dyn FaceIndexer>>,
 }
 
+/// The door's engine and the enrolment indexer; with Rekognition both share one client.
+pub async fn engines(config: &Config, local: Option<&LocalEngine>) -> Result<Engines> {
+    let uses_camera = config.door.mode.uses_camera();
+    if config.vision.engine != "rekognition" {
+        return Ok(Engines {
+            door: local
+                .filter(|_| uses_camera)
+                .map(|e| Arc::new(e.clone()) as Arc<dyn FaceEngine>),
+            indexer: None,
+        });
+    }
+    if config.door.mode == facereko_domain::Mode::Face {
+        let per_day = 86_400_000 / config.door.face_poll_ms.max(1);
+        tracing::warn!(
+            "face mode with Rekognition asks AWS about every {} ms while armed \
+             (up to {per_day} SearchFacesByImage calls a day, each billed)",
+            config.door.face_poll_ms
+        );
+    }
+    rekognition_engines(config, local, uses_camera).await
+}
+
+/// The indexer for enrolments from the command line, when the door decides with Rekognition.
+pub async fn indexer(config: &Config) -> Result<Option<Arc<dyn FaceIndexer>>> {
+    if config.vision.engine != "rekognition" {
+        return Ok(None);
+    }
+    Ok(rekognition_engines(config, None, false).await?.indexer)
+}
+
+/// One Rekognition client for the indexer and, when `door`, the door's engine.
 #[cfg(feature = "aws")]
-async fn rekognition_engine(
+async fn rekognition_engines(
     config: &Config,
     local: Option<&LocalEngine>,
-) -> Result<Arc<dyn FaceEngine>> {
-    let fallback = match config.vision.fallback.as_str() {
-        "local" => Some(Arc::new(
-            local
-                .context("vision.fallback = \"local\" needs the face models: run `facereko models install`")?
-                .clone(),
-        ) as Arc<dyn FaceEngine>),
-        _ => None,
-    };
-    let engine = facereko_rekognition::engine::RekognitionEngine::new(&config.aws, fallback)
+    door: bool,
+) -> Result<Engines> {
+    use facereko_rekognition::engine::RekognitionEngine;
+    let client = facereko_rekognition::client::CollectionClient::new(&config.aws)
         .await
-        .context("setting up the Rekognition engine")?;
-    Ok(Arc::new(engine))
+        .context("setting up the Rekognition client")?;
+    let door = if door {
+        let fallback = match config.vision.fallback.as_str() {
+            "local" => Some(Arc::new(
+                local
+                    .context("vision.fallback = \"local\" needs the face models: run `facereko models install`")?
+                    .clone(),
+            ) as Arc<dyn FaceEngine>),
+            _ => None,
+        };
+        Some(Arc::new(RekognitionEngine::with_client(
+            client.clone(),
+            &config.aws,
+            fallback,
+        )) as Arc<dyn FaceEngine>)
+    } else {
+        None
+    };
+    Ok(Engines {
+        door,
+        indexer: Some(Arc::new(aws::Indexer {
+            client,
+            collection: config.aws.collection.clone(),
+        })),
+    })
 }
 
 #[cfg(not(feature = "aws"))]
-async fn rekognition_engine(
+async fn rekognition_engines(
     _config: &Config,
     _local: Option<&LocalEngine>,
-) -> Result<Arc<dyn FaceEngine>> {
+    _door: bool,
+) -> Result<Engines> {
     bail!(NOT_BUILT)
 }
 
 #[cfg(not(feature = "aws"))]
 const NOT_BUILT: &str = "this FaceReko was built without the AWS SDK: build it with \
     `cargo build --release --features aws` to use Rekognition, collections and SNS";
-
-/// The indexer for enrolments, when the door decides with Rekognition.
-pub async fn indexer(config: &Config) -> Result<Option<Arc<dyn FaceIndexer>>> {
-    if config.vision.engine != "rekognition" {
-        return Ok(None);
-    }
-    #[cfg(feature = "aws")]
-    {
-        let client = facereko_rekognition::client::CollectionClient::new(&config.aws)
-            .await
-            .context("setting up the Rekognition client")?;
-        Ok(Some(Arc::new(aws::Indexer {
-            client,
-            collection: config.aws.collection.clone(),
-        })))
-    }
-    #[cfg(not(feature = "aws"))]
-    bail!(NOT_BUILT)
-}
 
 /// The running endpoint.
 #[derive(Debug)]

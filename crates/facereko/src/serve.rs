@@ -133,8 +133,10 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
             std::time::Duration::from_secs(2),
         );
     }
-    let engine = crate::rekognition::door_engine(&config, local.as_ref()).await?;
-    let indexer = crate::rekognition::indexer(&config).await?;
+    let crate::rekognition::Engines {
+        door: engine,
+        indexer,
+    } = crate::rekognition::engines(&config, local.as_ref()).await?;
     let endpoint = crate::rekognition::start_endpoint(&config, data_dir, local.as_ref()).await?;
     let web_listener = tokio::net::TcpListener::bind(config.web.bind)
         .await
