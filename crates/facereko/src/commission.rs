@@ -816,7 +816,7 @@ fn check_data_dir(data_dir: &Path) -> Check {
 async fn check_database(data_dir: &Path, config: &Config) -> Check {
     let url = config.database_url(data_dir);
     let shown = crate::cli::redact_url(&url);
-    let fix = "check store.url (or FACEREKO_STORE__URL), that the database server runs and lets this user \
+    let fix = "check store.database_url (or FACEREKO_STORE__DATABASE_URL), that the database server runs and lets this user \
                in, then run `facereko migrate`";
     let options = (&config.store).into();
     let open = Store::open_with(&url, data_dir, &options);
