@@ -147,8 +147,8 @@ enum TapSource {
     Reader(PolledReader),
 }
 
-/// The daemon keeps a request for the next card open until its timeout even after this command is gone,
-/// so ask in short slices: a Ctrl-C leaves the door deciding taps again within this time.
+/// Ask in slices: the daemon drops a wait as soon as its client's connection closes, and short requests
+/// also bound a wait that a daemon of an older version would keep after a Ctrl-C.
 const DAEMON_SLICE: Duration = Duration::from_secs(5);
 
 impl TapSource {
