@@ -338,7 +338,8 @@ enum Step {
     Corrupt,
 }
 
-const MAX_FRAME: usize = 16 << 20;
+/// The largest frame a camera may deliver; the simulated camera's image files are held to it too.
+pub const MAX_FRAME: usize = 16 << 20;
 
 impl JpegSplitter {
     pub fn new() -> Self {

@@ -3,7 +3,8 @@
 //! [`SimOutputs`] records every change with the time it happened (tokio's clock, so a test with a paused
 //! clock sees exact durations). [`card_reader`] and [`inputs`] return the device and a cloneable handle that
 //! feeds it; the daemon's control socket holds the handles. [`SimCamera`] returns the bytes of a file, or of
-//! the files in a folder one after the other.
+//! the files in a folder one after the other: regular files only, at most a real frame's size
+//! ([`crate::camera::MAX_FRAME`]), so a device or a named pipe given as a photo is refused, never read.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -194,16 +195,17 @@ impl SimCamera {
         }
     }
 
-    /// A source from a path: a folder becomes [`CameraSource::Folder`], anything else a file. The path must
-    /// exist.
+    /// A source from a path: a folder becomes [`CameraSource::Folder`], a regular file a
+    /// [`CameraSource::File`]. The path must exist; a device, named pipe or socket is refused.
     pub fn source_for(path: &Path) -> Result<CameraSource> {
         let meta = std::fs::metadata(path)
             .map_err(|e| Error::Camera(format!("{}: {e}", path.display())))?;
-        Ok(if meta.is_dir() {
-            CameraSource::Folder(path.to_path_buf())
-        } else {
-            CameraSource::File(path.to_path_buf())
-        })
+        if meta.is_dir() {
+            return Ok(CameraSource::Folder(path.to_path_buf()));
+        }
+        crate::files::check_regular_file(path)
+            .map_err(|e| Error::Camera(format!("{}: {e}", path.display())))?;
+        Ok(CameraSource::File(path.to_path_buf()))
     }
 
     pub fn set_source(&self, source: CameraSource) {
@@ -233,7 +235,7 @@ impl SimCamera {
                 let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
                     .map_err(|e| Error::Camera(format!("{}: {e}", dir.display())))?
                     .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| ImageFormat::from_path(p).is_some())
+                    .filter(|p| ImageFormat::from_path(p).is_some() && p.is_file())
                     .collect();
                 if files.is_empty() {
                     return Err(Error::Camera(format!(
@@ -254,9 +256,13 @@ impl SimCamera {
 impl Camera for SimCamera {
     async fn capture(&self) -> Result<Photo> {
         let path = self.next_file()?;
-        let bytes = tokio::fs::read(&path)
-            .await
-            .map_err(|e| Error::Camera(format!("{}: {e}", path.display())))?;
+        let read = path.clone();
+        let bytes = tokio::task::spawn_blocking(move || {
+            crate::files::read_regular_file(&read, crate::camera::MAX_FRAME as u64)
+        })
+        .await
+        .map_err(|e| Error::Camera(format!("{}: {e}", path.display())))?
+        .map_err(|e| Error::Camera(format!("{}: {e}", path.display())))?;
         Photo::from_bytes(bytes)
             .ok_or_else(|| Error::Camera(format!("{} is neither a JPEG nor a PNG", path.display())))
     }
@@ -340,5 +346,70 @@ mod tests {
         let cam = SimCamera::new(CameraSource::Nothing);
         let err = cam.capture().await.unwrap_err().to_string();
         assert!(err.contains("facereko sim image"), "{err}");
+    }
+
+    fn mkfifo(path: &Path) {
+        let made = std::process::Command::new("mkfifo")
+            .arg(path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+    }
+
+    #[test]
+    fn sim_image_refuses_devices_and_named_pipes() {
+        // Regression: `sim image /dev/zero` was accepted and every tap read it until memory ran out.
+        let err = SimCamera::source_for(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("door.jpg");
+        mkfifo(&fifo);
+        let err = SimCamera::source_for(&fifo).unwrap_err().to_string();
+        assert!(err.contains("named pipe"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_capture_never_blocks_on_a_named_pipe_or_reads_a_device() {
+        // Regression: a named pipe in the camera's folder (or put in place of its file) left one blocked
+        // thread behind per tap, and /dev/zero was read without limit.
+        let dir = tempfile::tempdir().unwrap();
+        let photo = dir.path().join("a.jpg");
+        std::fs::write(&photo, JPEG).unwrap();
+        let cam = SimCamera::new(SimCamera::source_for(&photo).unwrap());
+        std::fs::remove_file(&photo).unwrap();
+        mkfifo(&photo);
+        let capture = tokio::time::timeout(std::time::Duration::from_secs(5), cam.capture());
+        let err = capture
+            .await
+            .expect("the capture blocked on a named pipe")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("named pipe"), "{err}");
+
+        cam.set_source(CameraSource::File("/dev/zero".into()));
+        let capture = tokio::time::timeout(std::time::Duration::from_secs(5), cam.capture());
+        let err = capture.await.unwrap().unwrap_err().to_string();
+        assert!(err.contains("character device"), "{err}");
+
+        // In a folder, a pipe named like a photo is skipped.
+        let folder = tempfile::tempdir().unwrap();
+        mkfifo(&folder.path().join("a.jpg"));
+        std::fs::write(folder.path().join("b.jpg"), JPEG).unwrap();
+        cam.set_source(SimCamera::source_for(folder.path()).unwrap());
+        assert_eq!(cam.capture().await.unwrap().bytes, JPEG);
+        assert_eq!(cam.capture().await.unwrap().bytes, JPEG);
+    }
+
+    #[tokio::test]
+    async fn a_capture_is_bounded_by_the_frame_size_not_the_file_metadata() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.jpg");
+        let f = std::fs::File::create(&big).unwrap();
+        f.set_len(crate::camera::MAX_FRAME as u64 + 1).unwrap();
+        let cam = SimCamera::new(CameraSource::File(big));
+        let err = cam.capture().await.unwrap_err().to_string();
+        assert!(err.contains("larger than 16 MiB"), "{err}");
     }
 }

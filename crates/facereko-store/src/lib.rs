@@ -981,6 +981,44 @@ impl Store {
 mod tests {
     use super::*;
 
+    #[cfg(unix)]
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_sqlite_database_is_created_owner_only() {
+        // Regression: facereko.db (people, faces, password hashes) was created 0644, readable by everyone.
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&Store::default_url(dir.path()), dir.path())
+            .await
+            .unwrap();
+        store.add_person("Ada Lovelace").await.unwrap();
+        let db = dir.path().join("facereko.db");
+        assert_eq!(mode(&db), 0o600);
+        let wal = dir.path().join("facereko.db-wal");
+        if wal.exists() {
+            assert_eq!(mode(&wal), 0o600);
+        }
+        // A database named by URL elsewhere is created the same way.
+        let other = dir.path().join("sub/other.db");
+        Store::open(&format!("sqlite://{}", other.display()), dir.path())
+            .await
+            .unwrap();
+        assert_eq!(mode(&other), 0o600);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn the_spool_is_created_owner_only() {
+        // Regression: spool.db (attempts waiting for the server) was created 0644.
+        let dir = tempfile::tempdir().unwrap();
+        let _spool = spool::Spool::open(dir.path()).await.unwrap();
+        assert_eq!(mode(&dir.path().join("spool.db")), 0o600);
+    }
+
     #[test]
     fn url_schemes_pick_the_backend() {
         assert_eq!(

@@ -67,6 +67,7 @@ pub(crate) type Spooled = (i64, [u8; 16], NewAttempt, Option<String>);
 impl Spool {
     pub(crate) async fn open(data_dir: &std::path::Path) -> Result<Self> {
         let path = data_dir.join("spool.db");
+        crate::backend::sqlite::create_private(&path)?;
         let options = SqliteConnectOptions::from_str("sqlite:")?
             .filename(&path)
             .create_if_missing(true)

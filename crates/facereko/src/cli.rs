@@ -22,6 +22,12 @@ pub enum SimCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the configuration in effect as JSON (secrets hidden); standard error says where it came from.
+    Show,
+}
+
+#[derive(Debug, Subcommand)]
 pub enum PeopleCommand {
     /// Add a person, optionally with a card.
     Add {
@@ -82,6 +88,31 @@ pub async fn open_store(data_dir: &Path, config_file: Option<&Path>) -> Result<S
 }
 
 pub use facereko_store::redact_url;
+
+pub fn config(data_dir: &Path, config_file: Option<&Path>, cmd: ConfigCommand) -> Result<()> {
+    let ConfigCommand::Show = cmd;
+    let loaded = Config::load_from(config_file, data_dir, std::env::vars_os())?;
+    eprintln!(
+        "configuration file: {}",
+        loaded
+            .file
+            .as_deref()
+            .map_or("none (defaults)".to_string(), |f| f.display().to_string())
+    );
+    eprintln!(
+        "environment: {}",
+        if loaded.env_vars.is_empty() {
+            "no FACEREKO_* configuration variables".to_string()
+        } else {
+            loaded.env_vars.join(", ")
+        }
+    );
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&loaded.config.redacted_json()?)?
+    );
+    Ok(())
+}
 
 pub async fn sim(data_dir: &Path, cmd: SimCommand) -> Result<()> {
     let req = match cmd {

@@ -147,8 +147,8 @@ enum TapSource {
     Reader(PolledReader),
 }
 
-/// The daemon keeps a request for the next card open until its timeout even after this command is gone,
-/// so ask in short slices: a Ctrl-C leaves the door deciding taps again within this time.
+/// Ask in slices: the daemon drops a wait as soon as its client's connection closes, and short requests
+/// also bound a wait that a daemon of an older version would keep after a Ctrl-C.
 const DAEMON_SLICE: Duration = Duration::from_secs(5);
 
 impl TapSource {
@@ -816,7 +816,7 @@ fn check_data_dir(data_dir: &Path) -> Check {
 async fn check_database(data_dir: &Path, config: &Config) -> Check {
     let url = config.database_url(data_dir);
     let shown = crate::cli::redact_url(&url);
-    let fix = "check store.url (or FACEREKO_STORE__URL), that the database server runs and lets this user \
+    let fix = "check store.database_url (or FACEREKO_STORE__DATABASE_URL), that the database server runs and lets this user \
                in, then run `facereko migrate`";
     let options = (&config.store).into();
     let open = Store::open_with(&url, data_dir, &options);

@@ -2,8 +2,11 @@
 //! daemon's own user can use it), one JSON request and one JSON reply per line.
 //!
 //! It is how `facereko sim tap`, `sim image`, `status`, `arm`/`disarm` and `card read` talk to a running
-//! `facereko serve`; nothing listens on the network for it.
+//! `facereko serve`; nothing listens on the network for it. Every request gets a reply, a malformed one
+//! included (too long, not UTF-8, not JSON). A client waiting for a card (`next_card`) keeps its
+//! connection open; when it closes it, the daemon stops waiting for it.
 
+use std::future::Future;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -14,13 +17,19 @@ use facereko_door::DoorHandle;
 use facereko_hardware::sim::{SimCamera, SimTapper};
 use facereko_hardware::{Camera as _, CardTap};
 use serde::{Deserialize, Serialize};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt as _, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{UnixListener, UnixStream};
 
 pub const SOCKET_NAME: &str = "control.sock";
 
 /// Longest request line accepted (a path or a UID, never more).
 const MAX_LINE: usize = 8 * 1024;
+
+/// A longer line is read and dropped up to this much before the reply.
+const MAX_DISCARD: usize = 1 << 20;
+
+/// A client has this long to send its request line.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
@@ -113,18 +122,107 @@ pub async fn serve(listener: UnixListener, targets: Targets) {
     }
 }
 
+/// What the client sent before its first newline.
+#[derive(Debug, PartialEq)]
+enum Incoming {
+    Line(Vec<u8>),
+    /// Longer than [`MAX_LINE`]; read to its newline (at most [`MAX_DISCARD`]) and dropped.
+    TooLong,
+    /// The connection closed before anything was sent.
+    Closed,
+    /// No whole line within [`REQUEST_TIMEOUT`].
+    TooSlow,
+}
+
+/// Reads one request line. A line over [`MAX_LINE`] is still read to its end, so that the reply reaches
+/// the client: closing a Unix socket with unread data resets the connection, reply and all.
+async fn read_request<R: AsyncBufRead + Unpin>(r: &mut R) -> std::io::Result<Incoming> {
+    let mut line = Vec::new();
+    let mut seen = 0usize;
+    loop {
+        let buf = r.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(match seen {
+                0 => Incoming::Closed,
+                n if n > MAX_LINE => Incoming::TooLong,
+                _ => Incoming::Line(line),
+            });
+        }
+        let newline = buf.iter().position(|b| *b == b'\n');
+        let part = newline.unwrap_or(buf.len());
+        seen += part;
+        if seen <= MAX_LINE {
+            line.extend_from_slice(&buf[..part]);
+        }
+        r.consume(newline.map_or(part, |i| i + 1));
+        if newline.is_some() {
+            return Ok(if seen > MAX_LINE {
+                Incoming::TooLong
+            } else {
+                Incoming::Line(line)
+            });
+        }
+        if seen > MAX_DISCARD {
+            return Ok(Incoming::TooLong);
+        }
+    }
+}
+
+/// Runs `work` while the client stays connected; `None` when the client's connection closes first (the
+/// work is dropped, and with it whatever it was waiting for). Anything the client sends meanwhile is
+/// ignored: a request is one line.
+async fn while_connected<T>(
+    work: impl Future<Output = T>,
+    client: &mut (impl AsyncRead + Unpin),
+) -> Option<T> {
+    let gone = async {
+        let mut scratch = [0u8; 512];
+        while let Ok(n) = client.read(&mut scratch).await {
+            if n == 0 {
+                break;
+            }
+        }
+    };
+    tokio::select! {
+        out = work => Some(out),
+        () = gone => None,
+    }
+}
+
 async fn handle(stream: UnixStream, targets: &Targets) -> Result<()> {
     let (read, mut write) = stream.into_split();
-    let mut lines = BufReader::new(read.take(MAX_LINE as u64 + 1));
-    let mut line = String::new();
-    lines.read_line(&mut line).await?;
-    let reply = if line.len() > MAX_LINE {
-        Reply::err("request too long")
-    } else {
-        match serde_json::from_str::<Request>(&line) {
-            Ok(req) => answer(req, targets).await,
-            Err(e) => Reply::err(format!("bad request: {e}")),
-        }
+    let mut read = BufReader::new(read);
+    let incoming = match tokio::time::timeout(REQUEST_TIMEOUT, read_request(&mut read)).await {
+        Ok(incoming) => incoming?,
+        Err(_) => Incoming::TooSlow,
+    };
+    let reply = match incoming {
+        Incoming::Closed => return Ok(()),
+        Incoming::TooLong => Reply::err(format!(
+            "bad request: longer than {MAX_LINE} bytes (one JSON object per line)"
+        )),
+        Incoming::TooSlow => Reply::err(format!(
+            "bad request: no request line within {} s",
+            REQUEST_TIMEOUT.as_secs()
+        )),
+        Incoming::Line(bytes) => match String::from_utf8(bytes) {
+            Err(_) => Reply::err("bad request: not UTF-8 text (one JSON object per line)"),
+            Ok(line) => match serde_json::from_str::<Request>(&line) {
+                // A card wait lasts as long as its client: Ctrl-C on `card read` must not leave it
+                // behind in the daemon.
+                Ok(req @ Request::NextCard { .. }) => {
+                    match while_connected(answer(req, targets), &mut read).await {
+                        Some(reply) => reply,
+                        None => {
+                            tracing::info!("card read: the client left; its wait for a card ended");
+                            return Ok(());
+                        }
+                    }
+                }
+                Ok(req) => answer(req, targets).await,
+                Err(e) => Reply::err(format!("bad request: {e}")),
+            },
+        },
     };
     let mut out = serde_json::to_vec(&reply)?;
     out.push(b'\n');
@@ -219,4 +317,73 @@ pub async fn request(data_dir: &Path, req: &Request) -> Result<Reply> {
         bail!("{}", reply.message);
     }
     Ok(reply)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn read_all(input: &[u8]) -> Vec<Incoming> {
+        let mut r = BufReader::with_capacity(64, input);
+        let mut out = Vec::new();
+        loop {
+            let i = read_request(&mut r).await.unwrap();
+            let done = i == Incoming::Closed;
+            out.push(i);
+            if done {
+                return out;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_long_line_is_read_to_its_end_and_the_next_one_still_parses() {
+        let mut input = vec![b'x'; MAX_LINE + 1];
+        input.extend_from_slice(b"\n{\"cmd\":\"status\"}\n");
+        let got = read_all(&input).await;
+        assert_eq!(
+            got,
+            [
+                Incoming::TooLong,
+                Incoming::Line(br#"{"cmd":"status"}"#.to_vec()),
+                Incoming::Closed
+            ]
+        );
+        let mut exact = vec![b'y'; MAX_LINE];
+        exact.push(b'\n');
+        assert_eq!(
+            read_all(&exact).await[0],
+            Incoming::Line(vec![b'y'; MAX_LINE])
+        );
+    }
+
+    #[tokio::test]
+    async fn a_wait_ends_when_its_client_leaves() {
+        // Regression: a `card read` stopped with Ctrl-C left its wait for a card running in the daemon.
+        let (client, server) = UnixStream::pair().unwrap();
+        let (read, _write) = server.into_split();
+        let mut read = BufReader::new(read);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let wait = async move {
+            let _ = rx.await;
+        };
+        let run = tokio::spawn(async move { while_connected(wait, &mut read).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!tx.is_closed());
+        drop(client);
+        let outcome = tokio::time::timeout(Duration::from_secs(5), run)
+            .await
+            .expect("the wait outlived its client")
+            .unwrap();
+        assert_eq!(outcome, None);
+        assert!(tx.is_closed(), "the waiting side was dropped");
+    }
+
+    #[tokio::test]
+    async fn a_wait_that_ends_first_gives_its_answer() {
+        let (_client, server) = UnixStream::pair().unwrap();
+        let (read, _write) = server.into_split();
+        let mut read = BufReader::new(read);
+        assert_eq!(while_connected(async { 7 }, &mut read).await, Some(7));
+    }
 }

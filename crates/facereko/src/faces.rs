@@ -253,15 +253,14 @@ pub struct EnrolArgs {
     dir: Option<PathBuf>,
 }
 
-/// Reads an image file as a photo, refusing what is not a JPEG or PNG before any decoding.
+/// The largest photo file `enrol` reads.
+const MAX_PHOTO_BYTES: u64 = 32 << 20;
+
+/// Reads an image file as a photo, refusing what is not a regular file of at most [`MAX_PHOTO_BYTES`]
+/// (a device or a named pipe is never read) and what is not a JPEG or PNG, before any decoding.
 fn read_photo(path: &Path) -> Result<Photo> {
-    let meta =
-        std::fs::metadata(path).with_context(|| format!("{} cannot be read", path.display()))?;
-    if meta.len() > 32 * 1024 * 1024 {
-        bail!("{} is larger than 32 MB", path.display());
-    }
-    let bytes =
-        std::fs::read(path).with_context(|| format!("{} cannot be read", path.display()))?;
+    let bytes = facereko_hardware::files::read_regular_file(path, MAX_PHOTO_BYTES)
+        .with_context(|| format!("{} cannot be read", path.display()))?;
     Photo::from_bytes(bytes)
         .with_context(|| format!("{} is neither a JPEG nor a PNG", path.display()))
 }
@@ -277,6 +276,11 @@ async fn person_for(store: &Store, name: &str) -> Result<(Person, bool)> {
 
 pub async fn enrol(data_dir: &Path, config_file: Option<&Path>, a: EnrolArgs) -> Result<()> {
     let (config, _) = Config::load(config_file, data_dir)?;
+    // A photo that cannot be used is refused before the models load.
+    let photo = match (&a.dir, &a.image) {
+        (None, Some(image)) => Some(read_photo(image)?),
+        _ => None,
+    };
     let store = open_store(data_dir, config_file).await?;
     let engine = load_engine(&config, data_dir).await?;
     let model = model_id(&config.vision);
@@ -284,11 +288,10 @@ pub async fn enrol(data_dir: &Path, config_file: Option<&Path>, a: EnrolArgs) ->
     if let Some(dir) = a.dir {
         return enrol_dir(&store, &engine, &model, indexer.as_deref(), &dir).await;
     }
-    let (Some(name), Some(image)) = (a.name, a.image) else {
+    let (Some(name), Some(image), Some(photo)) = (a.name, a.image, photo) else {
         bail!("--name and --image are needed (or --dir)");
     };
     let name = name.trim();
-    let photo = read_photo(&image)?;
     // Refuse a taken card before anything is written.
     if let Some(uid) = &a.card {
         if let Some((_, owner)) = store.lookup_card(uid).await? {

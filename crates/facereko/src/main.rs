@@ -62,6 +62,9 @@ enum Command {
     Disarm,
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// The configuration in effect (defaults, file and FACEREKO_* environment), secrets hidden.
+    #[command(subcommand)]
+    Config(cli::ConfigCommand),
     /// The face models.
     #[command(subcommand)]
     Models(ModelsCommand),
@@ -174,6 +177,7 @@ async fn run(args: Args) -> Result<()> {
         Command::Card(c) => commission::card(&data_dir, config_file, c).await,
         Command::Selftest(c) => commission::selftest(&data_dir, config_file, c).await,
         Command::Doctor(a) => commission::doctor(&data_dir, config_file, a).await,
+        Command::Config(c) => cli::config(&data_dir, config_file, c),
         Command::Migrate => {
             let store = cli::open_store(&data_dir, config_file).await?;
             println!("database {} is migrated", store.backend());

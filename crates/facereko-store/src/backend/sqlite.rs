@@ -84,6 +84,7 @@ pub(crate) async fn connect(url: &str) -> Result<Sql> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
         }
+        create_private(path)?;
     }
     // An in-memory database lives as long as its one connection: keep it forever.
     let write = SqlitePoolOptions::new()
@@ -103,6 +104,25 @@ pub(crate) async fn connect(url: &str) -> Result<Sql> {
             .connect_lazy_with(options)
     };
     Ok(Sql { read, write })
+}
+
+/// Creates an SQLite file that does not exist yet as an empty file readable by its owner only (SQLite
+/// itself would make it 0644 under the usual umask). People, faces and password hashes live in it; SQLite
+/// gives the `-wal` and `-shm` files it creates later the database file's mode. An existing file is left
+/// as it is.
+pub(crate) fn create_private(path: &std::path::Path) -> Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(Error::io(path, e)),
+    }
 }
 
 include!("common.rs");

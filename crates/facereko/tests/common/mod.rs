@@ -12,12 +12,18 @@ pub fn bin() -> PathBuf {
 
 /// Runs `facereko --data-dir DIR ARGS…` to completion.
 pub fn facereko(data_dir: &Path, args: &[&str]) -> Output {
+    facereko_env(data_dir, args, &[])
+}
+
+/// [`facereko`] with these environment variables set as well.
+pub fn facereko_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(bin())
         .arg("--data-dir")
         .arg(data_dir)
         .args(args)
         .env_remove("FACEREKO_CONFIG")
         .env("FACEREKO_LOG", "info")
+        .envs(env.iter().copied())
         .output()
         .expect("run facereko")
 }
@@ -43,6 +49,11 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(data_dir: &Path, args: &[&str]) -> Daemon {
+        Self::start_env(data_dir, args, &[])
+    }
+
+    /// [`Daemon::start`] with these environment variables set as well.
+    pub fn start_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let log = data_dir.join(format!("serve-{}.log", std::process::id()));
         let file = std::fs::File::create(&log).unwrap();
         let child = Command::new(bin())
@@ -53,6 +64,7 @@ impl Daemon {
             .args(args)
             .env_remove("FACEREKO_CONFIG")
             .env("FACEREKO_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::from(file.try_clone().unwrap()))
             .stderr(Stdio::from(file))
             .spawn()
