@@ -538,6 +538,10 @@ impl Controller {
             Command::CaptureNextCard(tx) => {
                 self.card_observers.retain(|w| !w.is_closed());
                 self.card_observers.push(tx);
+                tracing::info!(
+                    "a command waits to see the next card ({} waiting); the door still decides it",
+                    self.card_observers.len()
+                );
             }
             Command::Shutdown(_) => unreachable!("handled by the loop"),
         }
