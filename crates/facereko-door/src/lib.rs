@@ -58,6 +58,13 @@ pub enum Error {
     Stopped,
     #[error("no card was presented within {0} ms")]
     NoCard(u64),
+    /// Arming or disarming took effect, but the store did not save it (yet).
+    #[error(
+        "the door is {} now, but saving that failed ({reason}); it is retried in the background, and \
+         until it is saved a restart would not know it",
+        if *armed { "Active (armed)" } else { "Offline (disarmed)" }
+    )]
+    NotSaved { armed: bool, reason: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -105,15 +112,27 @@ impl std::fmt::Debug for Command {
 }
 
 impl DoorHandle {
-    /// Arms (Active) or disarms (Offline) the door. It takes effect at once; saving it in the store
-    /// happens in the background (in order, the latest state wins, retried while the store is down).
+    /// Arms (Active) or disarms (Offline) the door. It takes effect at once; the store saves it in the
+    /// background (in order, the latest state wins, retried while the store is down). Returns once it is
+    /// saved, or [`Error::NotSaved`] when saving failed or took longer than [`STORE_WAIT`] — the door is
+    /// in the new state either way.
     pub async fn arm(&self, armed: bool) -> Result<()> {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(Command::Arm(armed, tx))
             .await
             .map_err(|_| Error::Stopped)?;
-        rx.await.map_err(|_| Error::Stopped)?
+        match tokio::time::timeout(STORE_WAIT, rx).await {
+            Ok(Ok(saved)) => saved,
+            Ok(Err(_)) => Err(Error::Stopped),
+            Err(_) => Err(Error::NotSaved {
+                armed,
+                reason: format!(
+                    "no answer from the store within {} ms",
+                    STORE_WAIT.as_millis()
+                ),
+            }),
+        }
     }
 
     /// Releases the lock for `unlock_seconds`, as the exit button does; `reason` goes to the log and event.
@@ -248,7 +267,7 @@ pub async fn start(
         rx
     });
     let (progress_tx, progress_rx) = mpsc::unbounded_channel();
-    let (armed_tx, armed_rx) = watch::channel(armed);
+    let (armed_tx, armed_rx) = mpsc::unbounded_channel();
     tokio::spawn(save_armed(
         parts.store.clone(),
         door_id.to_string(),
@@ -328,33 +347,65 @@ async fn read_cards(
 /// How long a failed save of the armed state waits before it tries again.
 const ARMED_RETRY: Duration = Duration::from_secs(5);
 
+/// A state to save, and who waits to hear that it was saved.
+type ArmRequest = (bool, oneshot::Sender<Result<()>>);
+
 /// Saves each armed state the controller takes, in order; a newer state replaces one not yet saved. A
-/// failure is logged as an error and retried: until it is saved, a restart would come up in the old state.
-async fn save_armed(store: Arc<dyn DoorStore>, door_id: String, mut rx: watch::Receiver<bool>) {
-    while rx.changed().await.is_ok() {
-        loop {
-            let armed = *rx.borrow_and_update();
-            match store.set_armed(&door_id, armed).await {
-                Ok(()) => break,
-                Err(e) => {
-                    tracing::error!(
-                        "could not save that door {door_id:?} is {}: {e}; it is {} now, but a restart \
-                         would not know it; retrying in {} s",
-                        if armed { "armed" } else { "disarmed" },
-                        if armed { "Active" } else { "Offline" },
-                        ARMED_RETRY.as_secs()
-                    );
-                    tokio::select! {
-                        changed = rx.changed() => if changed.is_err() {
+/// failure is logged as an error, answered as [`Error::NotSaved`] and retried: until it is saved, a
+/// restart would come up in the old state.
+async fn save_armed(
+    store: Arc<dyn DoorStore>,
+    door_id: String,
+    mut rx: mpsc::UnboundedReceiver<ArmRequest>,
+) {
+    let mut pending: Option<(bool, Vec<oneshot::Sender<Result<()>>>)> = None;
+    loop {
+        let (mut armed, mut replies) = match pending.take() {
+            Some(p) => p,
+            None => match rx.recv().await {
+                Some((a, r)) => (a, vec![r]),
+                None => return,
+            },
+        };
+        while let Ok((a, r)) = rx.try_recv() {
+            armed = a;
+            replies.push(r);
+        }
+        match store.set_armed(&door_id, armed).await {
+            Ok(()) => {
+                for r in replies {
+                    let _ = r.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                tracing::error!(
+                    "could not save that door {door_id:?} is {}: {e}; it is {} now, but a restart would \
+                     not know it; retrying in {} s",
+                    if armed { "armed" } else { "disarmed" },
+                    if armed { "Active" } else { "Offline" },
+                    ARMED_RETRY.as_secs()
+                );
+                let reason = e.to_string();
+                for r in replies {
+                    let _ = r.send(Err(Error::NotSaved {
+                        armed,
+                        reason: reason.clone(),
+                    }));
+                }
+                tokio::select! {
+                    next = rx.recv() => match next {
+                        Some((a, r)) => pending = Some((a, vec![r])),
+                        None => {
                             // The controller stopped: one last try with the state it ended in.
-                            let armed = *rx.borrow();
                             if let Err(e) = store.set_armed(&door_id, armed).await {
-                                tracing::error!("could not save the armed state of door {door_id:?}: {e}");
+                                tracing::error!(
+                                    "could not save the armed state of door {door_id:?}: {e}"
+                                );
                             }
                             return;
-                        },
-                        _ = tokio::time::sleep(ARMED_RETRY) => {}
-                    }
+                        }
+                    },
+                    _ = tokio::time::sleep(ARMED_RETRY) => pending = Some((armed, Vec::new())),
                 }
             }
         }
@@ -389,8 +440,8 @@ struct Controller {
     last_seen: HashMap<CardUid, Instant>,
     /// Commands waiting to see the next tap.
     card_observers: Vec<oneshot::Sender<CardTap>>,
-    /// The armed state to save (see [`save_armed`]).
-    armed_tx: watch::Sender<bool>,
+    /// Armed states to save (see [`save_armed`]).
+    armed_tx: mpsc::UnboundedSender<ArmRequest>,
     door_open: Option<bool>,
     held_open_at: Option<Instant>,
     face_poll_at: Option<Instant>,
@@ -502,8 +553,6 @@ impl Controller {
     fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Arm(armed, reply) => {
-                // Saved in the background: a hung store must not hold the loop (and a released relay).
-                self.armed_tx.send_replace(armed);
                 if armed != self.armed {
                     self.armed = armed;
                     tracing::info!(
@@ -524,7 +573,11 @@ impl Controller {
                     self.schedule_face_poll(Instant::now());
                     self.refresh_status();
                 }
-                let _ = reply.send(Ok(()));
+                // Saved in the background: a hung store must not hold the loop (and a released relay).
+                if let Err(unsent) = self.armed_tx.send((armed, reply)) {
+                    let (_, reply) = unsent.0;
+                    let _ = reply.send(Err(Error::Stopped));
+                }
             }
             Command::Unlock(reason) => {
                 tracing::info!("unlock requested: {reason}");

@@ -802,15 +802,19 @@ async fn arming_never_waits_for_a_store_that_never_answers_and_the_relay_locks_o
     wait(1000).await;
     assert!(r.outputs.level(Output::Relay));
     r.store.hung.store(true, Ordering::SeqCst);
-    tokio::time::timeout(Duration::from_millis(10), r.door.arm(false))
-        .await
-        .expect("disarming answers at once")
-        .unwrap();
-    assert!(!r.door.status().armed);
-    tokio::time::timeout(Duration::from_millis(10), r.door.arm(true))
-        .await
-        .expect("and so does arming")
-        .unwrap();
+    let door = r.door.clone();
+    let disarm = tokio::spawn(async move { door.arm(false).await });
+    wait(10).await;
+    assert!(!r.door.status().armed, "disarmed at once");
+    let door = r.door.clone();
+    let arm = tokio::spawn(async move { door.arm(true).await });
+    wait(10).await;
+    assert!(r.door.status().armed, "armed again at once");
+    // The callers hear, within STORE_WAIT, that the state is in effect but not saved.
+    let err = disarm.await.unwrap().unwrap_err();
+    assert!(matches!(err, Error::NotSaved { armed: false, .. }), "{err}");
+    let err = arm.await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("Active (armed) now"), "{err}");
     wait(20_000).await;
     let relay: Vec<_> = r
         .timeline()
@@ -829,9 +833,11 @@ async fn arming_never_waits_for_a_store_that_never_answers_and_the_relay_locks_o
 async fn a_failed_save_of_the_armed_state_is_retried_and_the_latest_state_wins() {
     let r = rig(Mode::Card).await;
     r.store.down.store(true, Ordering::SeqCst);
-    r.door.arm(false).await.unwrap();
-    r.door.arm(true).await.unwrap();
-    r.door.arm(false).await.unwrap();
+    for armed in [false, true, false] {
+        let err = r.door.arm(armed).await.unwrap_err();
+        assert!(matches!(err, Error::NotSaved { .. }), "{err}");
+        assert!(err.to_string().contains("unreachable"), "{err}");
+    }
     assert!(!r.door.status().armed, "in effect at once");
     wait(1000).await;
     assert_eq!(r.store.armed.lock().unwrap().get("front"), None);
