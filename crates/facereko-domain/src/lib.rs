@@ -338,10 +338,13 @@ pub enum Outcome {
     CameraError,
     EngineError,
     SystemOff,
+    /// The store could not be asked about the card or person (a database server that is down): the door
+    /// denied without knowing who it was. Kept apart from `unknown_card` so the history tells the truth.
+    StoreUnavailable,
 }
 
 impl Outcome {
-    pub const ALL: [Outcome; 10] = [
+    pub const ALL: [Outcome; 11] = [
         Outcome::Granted,
         Outcome::UnknownCard,
         Outcome::CardDisabled,
@@ -352,6 +355,7 @@ impl Outcome {
         Outcome::CameraError,
         Outcome::EngineError,
         Outcome::SystemOff,
+        Outcome::StoreUnavailable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -366,6 +370,7 @@ impl Outcome {
             Outcome::CameraError => "camera_error",
             Outcome::EngineError => "engine_error",
             Outcome::SystemOff => "system_off",
+            Outcome::StoreUnavailable => "store_unavailable",
         }
     }
 
@@ -698,5 +703,17 @@ mod tests {
             );
         }
         assert!("door".parse::<Mode>().is_err());
+    }
+
+    /// Regression: with the database down, known cards were logged as `unknown_card`.
+    #[test]
+    fn store_unavailable_is_an_outcome_of_its_own() {
+        let o: Outcome = "store_unavailable".parse().unwrap();
+        assert_eq!(o, Outcome::StoreUnavailable);
+        assert!(!o.is_granted());
+        assert!(Outcome::ALL.contains(&o));
+        assert_ne!(o, Outcome::UnknownCard);
+        let json: Outcome = serde_json::from_str("\"store_unavailable\"").unwrap();
+        assert_eq!(json, o);
     }
 }

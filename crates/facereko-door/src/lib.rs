@@ -2,10 +2,18 @@
 //!
 //! The one design decision a newcomer must know: the controller is a state machine driven by events — a
 //! tap, a due cue, an input change, a command, an attempt's progress — in one `select!` loop, and nothing
-//! in that loop sleeps. The slow part of an attempt (card lookup, countdown, photo, face match, storing)
-//! runs in its own task and reports back, so while the door is unlocked for 10 s, or while someone faces the
-//! camera, the next tap is still read and handled. Cues are plans of output changes at instants (see
+//! in that loop sleeps or waits for I/O. The slow part of an attempt (card lookup, countdown, photo, face
+//! match, storing) runs in its own task and reports back, so while the door is unlocked for 10 s, or while
+//! someone faces the camera, the next tap is still read and handled; arming and disarming take effect at
+//! once and are saved by a task of their own. Cues are plans of output changes at instants (see
 //! [`cues`]); tests run the whole controller on tokio's paused clock and assert exact times.
+//!
+//! The door decides every tap. A command that wants to see a card ("tap now", `card read`) only observes
+//! the next tap ([`DoorHandle::next_card`]); nothing takes the reader away from the door.
+//!
+//! An attempt is stored (or spooled) before its cue plays, so a door that dies right after opening still
+//! has the grant in its history. A store that is down or hung never holds the door: every wait for it is
+//! bounded by [`STORE_WAIT`], and a card that could not be looked up is logged as `store_unavailable`.
 //!
 //! Fail-secure: the outputs are driven to the safe state (relay locked, buzzer and green off) at start, on
 //! [`DoorHandle::shutdown`], and by a drop guard when the controller task ends or panics.
@@ -33,7 +41,11 @@ pub mod port;
 pub use config::DoorConfig;
 pub use port::{DoorStore, PortError};
 
-use cues::Cues;
+use cues::{Beep, Cues};
+
+/// The longest the door waits for the store during an attempt (card lookup, storing before the cue). A
+/// store that is known to be down answers at once; this bounds a hung one.
+pub const STORE_WAIT: Duration = Duration::from_secs(2);
 
 /// Errors of the door crate.
 #[derive(Debug, thiserror::Error)]
@@ -46,6 +58,13 @@ pub enum Error {
     Stopped,
     #[error("no card was presented within {0} ms")]
     NoCard(u64),
+    /// Arming or disarming took effect, but the store did not save it (yet).
+    #[error(
+        "the door is {} now, but saving that failed ({reason}); it is retried in the background, and \
+         until it is saved a restart would not know it",
+        if *armed { "Active (armed)" } else { "Offline (disarmed)" }
+    )]
+    NotSaved { armed: bool, reason: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -93,14 +112,27 @@ impl std::fmt::Debug for Command {
 }
 
 impl DoorHandle {
-    /// Arms (Active) or disarms (Offline) the door; persisted in the store.
+    /// Arms (Active) or disarms (Offline) the door. It takes effect at once; the store saves it in the
+    /// background (in order, the latest state wins, retried while the store is down). Returns once it is
+    /// saved, or [`Error::NotSaved`] when saving failed or took longer than [`STORE_WAIT`] — the door is
+    /// in the new state either way.
     pub async fn arm(&self, armed: bool) -> Result<()> {
         let (tx, rx) = oneshot::channel();
         self.commands
             .send(Command::Arm(armed, tx))
             .await
             .map_err(|_| Error::Stopped)?;
-        rx.await.map_err(|_| Error::Stopped)?
+        match tokio::time::timeout(STORE_WAIT, rx).await {
+            Ok(Ok(saved)) => saved,
+            Ok(Err(_)) => Err(Error::Stopped),
+            Err(_) => Err(Error::NotSaved {
+                armed,
+                reason: format!(
+                    "no answer from the store within {} ms",
+                    STORE_WAIT.as_millis()
+                ),
+            }),
+        }
     }
 
     /// Releases the lock for `unlock_seconds`, as the exit button does; `reason` goes to the log and event.
@@ -111,7 +143,9 @@ impl DoorHandle {
             .map_err(|_| Error::Stopped)
     }
 
-    /// Hands the next card presented to the caller instead of deciding on it (enrolment, "tap now").
+    /// Shows the caller the next card presented (enrolment, "tap now", `card read`). The door still decides
+    /// that tap like any other; the caller only observes it. Dropping the future (its client went away) or
+    /// the timeout withdraws the request.
     pub async fn next_card(&self, timeout: Duration) -> Result<CardTap> {
         let (tx, rx) = oneshot::channel();
         self.commands
@@ -233,6 +267,12 @@ pub async fn start(
         rx
     });
     let (progress_tx, progress_rx) = mpsc::unbounded_channel();
+    let (armed_tx, armed_rx) = mpsc::unbounded_channel();
+    tokio::spawn(save_armed(
+        parts.store.clone(),
+        door_id.to_string(),
+        armed_rx,
+    ));
 
     let controller = Controller {
         door_id: door_id.to_string(),
@@ -242,7 +282,8 @@ pub async fn start(
         armed,
         busy: false,
         last_seen: HashMap::new(),
-        card_waiters: Vec::new(),
+        card_observers: Vec::new(),
+        armed_tx,
         door_open: None,
         held_open_at: None,
         face_poll_at: None,
@@ -303,6 +344,74 @@ async fn read_cards(
     }
 }
 
+/// How long a failed save of the armed state waits before it tries again.
+const ARMED_RETRY: Duration = Duration::from_secs(5);
+
+/// A state to save, and who waits to hear that it was saved.
+type ArmRequest = (bool, oneshot::Sender<Result<()>>);
+
+/// Saves each armed state the controller takes, in order; a newer state replaces one not yet saved. A
+/// failure is logged as an error, answered as [`Error::NotSaved`] and retried: until it is saved, a
+/// restart would come up in the old state.
+async fn save_armed(
+    store: Arc<dyn DoorStore>,
+    door_id: String,
+    mut rx: mpsc::UnboundedReceiver<ArmRequest>,
+) {
+    let mut pending: Option<(bool, Vec<oneshot::Sender<Result<()>>>)> = None;
+    loop {
+        let (mut armed, mut replies) = match pending.take() {
+            Some(p) => p,
+            None => match rx.recv().await {
+                Some((a, r)) => (a, vec![r]),
+                None => return,
+            },
+        };
+        while let Ok((a, r)) = rx.try_recv() {
+            armed = a;
+            replies.push(r);
+        }
+        match store.set_armed(&door_id, armed).await {
+            Ok(()) => {
+                for r in replies {
+                    let _ = r.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                tracing::error!(
+                    "could not save that door {door_id:?} is {}: {e}; it is {} now, but a restart would \
+                     not know it; retrying in {} s",
+                    if armed { "armed" } else { "disarmed" },
+                    if armed { "Active" } else { "Offline" },
+                    ARMED_RETRY.as_secs()
+                );
+                let reason = e.to_string();
+                for r in replies {
+                    let _ = r.send(Err(Error::NotSaved {
+                        armed,
+                        reason: reason.clone(),
+                    }));
+                }
+                tokio::select! {
+                    next = rx.recv() => match next {
+                        Some((a, r)) => pending = Some((a, vec![r])),
+                        None => {
+                            // The controller stopped: one last try with the state it ended in.
+                            if let Err(e) = store.set_armed(&door_id, armed).await {
+                                tracing::error!(
+                                    "could not save the armed state of door {door_id:?}: {e}"
+                                );
+                            }
+                            return;
+                        }
+                    },
+                    _ = tokio::time::sleep(ARMED_RETRY) => pending = Some((armed, Vec::new())),
+                }
+            }
+        }
+    }
+}
+
 async fn read_inputs(mut inputs: Box<dyn Inputs>, tx: mpsc::Sender<InputEvent>) {
     loop {
         match inputs.next_event().await {
@@ -327,9 +436,12 @@ struct Controller {
     cues: Cues,
     armed: bool,
     busy: bool,
-    /// When each card was last seen, for debouncing.
+    /// When each decided card was last seen, for debouncing.
     last_seen: HashMap<CardUid, Instant>,
-    card_waiters: Vec<oneshot::Sender<CardTap>>,
+    /// Commands waiting to see the next tap.
+    card_observers: Vec<oneshot::Sender<CardTap>>,
+    /// Armed states to save (see [`save_armed`]).
+    armed_tx: mpsc::UnboundedSender<ArmRequest>,
     door_open: Option<bool>,
     held_open_at: Option<Instant>,
     face_poll_at: Option<Instant>,
@@ -374,7 +486,7 @@ impl Controller {
                         let _ = done.send(());
                         return;
                     }
-                    Some(cmd) => self.on_command(cmd).await,
+                    Some(cmd) => self.on_command(cmd),
                     None => {
                         tracing::info!("every door handle is gone: stopping");
                         self.shut_down();
@@ -383,14 +495,14 @@ impl Controller {
                 },
                 Some(p) = progress.recv() => self.on_progress(p),
                 _ = sleep_until(deadline.unwrap_or_else(Instant::now)), if deadline.is_some() => {
-                    self.on_time(Instant::now()).await;
+                    self.on_time(Instant::now());
                 }
                 Some(tap) = taps.recv() => self.on_tap(tap),
                 Some(s) = reader_status.recv() => {
                     self.status.send_modify(|st| st.reader = s);
                 }
                 Some(ev) = async { inputs.as_mut()?.recv().await }, if inputs.is_some() => {
-                    self.on_input(ev).await;
+                    self.on_input(ev);
                 }
             }
         }
@@ -438,16 +550,10 @@ impl Controller {
         });
     }
 
-    async fn on_command(&mut self, cmd: Command) {
+    fn on_command(&mut self, cmd: Command) {
         match cmd {
             Command::Arm(armed, reply) => {
-                let res = self
-                    .parts
-                    .store
-                    .set_armed(&self.door_id, armed)
-                    .await
-                    .map_err(Error::Store);
-                if res.is_ok() && armed != self.armed {
+                if armed != self.armed {
                     self.armed = armed;
                     tracing::info!(
                         "door {:?} {}",
@@ -467,7 +573,11 @@ impl Controller {
                     self.schedule_face_poll(Instant::now());
                     self.refresh_status();
                 }
-                let _ = reply.send(res);
+                // Saved in the background: a hung store must not hold the loop (and a released relay).
+                if let Err(unsent) = self.armed_tx.send((armed, reply)) {
+                    let (_, reply) = unsent.0;
+                    let _ = reply.send(Err(Error::Stopped));
+                }
             }
             Command::Unlock(reason) => {
                 tracing::info!("unlock requested: {reason}");
@@ -478,7 +588,14 @@ impl Controller {
                     time: Utc::now(),
                 });
             }
-            Command::CaptureNextCard(tx) => self.card_waiters.push(tx),
+            Command::CaptureNextCard(tx) => {
+                self.card_observers.retain(|w| !w.is_closed());
+                self.card_observers.push(tx);
+                tracing::info!(
+                    "a command waits to see the next card ({} waiting); the door still decides it",
+                    self.card_observers.len()
+                );
+            }
             Command::Shutdown(_) => unreachable!("handled by the loop"),
         }
     }
@@ -495,7 +612,7 @@ impl Controller {
         self.refresh_status();
     }
 
-    async fn on_time(&mut self, now: Instant) {
+    fn on_time(&mut self, now: Instant) {
         let was_unlocked = self.cues.unlocked_until().is_some();
         self.apply_due(now);
         if was_unlocked && self.cues.unlocked_until().is_none() {
@@ -520,29 +637,42 @@ impl Controller {
         }
     }
 
-    fn debounced(&mut self, uid: &CardUid, now: Instant) -> bool {
+    /// Whether a card that was decided is still (or again, within the window) on the reader. Only decided
+    /// taps start the window: a tap dropped because the door was busy leaves the card free to try again.
+    fn still_on_reader(&mut self, uid: &CardUid, now: Instant) -> bool {
         let window = Duration::from_millis(self.config.debounce_ms);
         if self.last_seen.len() > 256 {
             self.last_seen
                 .retain(|_, t| now.duration_since(*t) < window);
         }
-        // A card resting on the reader is seen on every poll: measure from the last sighting, so it stays
-        // one tap until it has been away for the whole window.
-        let previous = self.last_seen.insert(uid.clone(), now);
-        previous.is_some_and(|t| now.duration_since(t) < window)
+        match self.last_seen.get_mut(uid) {
+            // A card resting on the reader is seen on every poll: measure from the last sighting, so it
+            // stays one tap until it has been away for the whole window.
+            Some(seen) if now.duration_since(*seen) < window => {
+                *seen = now;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Shows the tap to the commands waiting for one; they only observe it.
+    fn show_observers(&mut self, tap: &CardTap) {
+        self.card_observers.retain(|w| !w.is_closed());
+        if self.card_observers.is_empty() {
+            return;
+        }
+        let n = self.card_observers.len();
+        for w in self.card_observers.drain(..) {
+            let _ = w.send(tap.clone());
+        }
+        tracing::info!("card {} shown to {n} waiting command(s)", tap.uid);
     }
 
     fn on_tap(&mut self, tap: CardTap) {
         let now = Instant::now();
-        self.card_waiters.retain(|w| !w.is_closed());
-        if !self.card_waiters.is_empty() {
-            for w in self.card_waiters.drain(..) {
-                let _ = w.send(tap.clone());
-            }
-            tracing::info!("card {} handed to a waiting command", tap.uid);
-            return;
-        }
-        if self.debounced(&tap.uid, now) {
+        self.show_observers(&tap);
+        if self.still_on_reader(&tap.uid, now) {
             tracing::debug!("card {} still on the reader: same tap", tap.uid);
             return;
         }
@@ -559,6 +689,7 @@ impl Controller {
             return;
         }
         tracing::info!("card {} tapped", tap.uid);
+        self.last_seen.insert(tap.uid.clone(), now);
         self.busy = true;
         self.refresh_status();
         let job = AttemptJob::new(self);
@@ -586,7 +717,8 @@ impl Controller {
         match p {
             Progress::KnownCard => {
                 let beep = Duration::from_millis(self.config.known_beep_ms);
-                self.cues.beeps(now, &[(beep, Duration::ZERO)], self.gap());
+                self.cues
+                    .beeps(now, Beep::Known, &[(beep, Duration::ZERO)], self.gap());
                 self.apply_due(now);
             }
             Progress::Decided(outcome) => {
@@ -594,12 +726,15 @@ impl Controller {
                 if outcome.is_granted() {
                     self.unlock(now);
                     let beep = Duration::from_millis(self.config.grant_beep_ms);
-                    self.cues.beeps(now, &[(beep, Duration::ZERO)], self.gap());
+                    self.cues
+                        .beeps(now, Beep::Grant, &[(beep, Duration::ZERO)], self.gap());
                 } else {
                     let on = Duration::from_millis(self.config.deny_beep_on_ms);
                     let off = Duration::from_millis(self.config.deny_beep_off_ms);
                     let pattern = vec![(on, off); self.config.deny_beeps as usize];
-                    self.cues.beeps(now, &pattern, self.gap());
+                    if !self.cues.beeps(now, Beep::Deny, &pattern, self.gap()) {
+                        tracing::debug!("denial beeps already waiting: not queued again");
+                    }
                 }
                 self.apply_due(now);
                 if self.config.mode == Mode::Face {
@@ -628,7 +763,7 @@ impl Controller {
         Duration::from_millis(self.config.deny_beep_off_ms)
     }
 
-    async fn on_input(&mut self, ev: InputEvent) {
+    fn on_input(&mut self, ev: InputEvent) {
         let now = Instant::now();
         let (state, alarm) = match ev {
             InputEvent::ExitPressed => {
@@ -736,13 +871,29 @@ impl AttemptJob {
                 .similarity
                 .map_or(String::new(), |s| format!(" (similarity {s:.1} %)"))
         );
-        let _ = self.progress.send(Progress::Decided(outcome));
-        let stored = match self
+        // Stored (or spooled) before the cue: a door that dies right after acting keeps the attempt. A
+        // store that takes longer than STORE_WAIT does not hold the cue; the row follows when it can.
+        let write = self
             .parts
             .store
-            .record_attempt(&d.attempt, d.photo.as_ref())
-            .await
-        {
+            .record_attempt(&d.attempt, d.photo.as_ref());
+        tokio::pin!(write);
+        let early = match tokio::time::timeout(STORE_WAIT, &mut write).await {
+            Ok(r) => Some(r),
+            Err(_) => {
+                tracing::error!(
+                    "storing the attempt takes longer than {} ms: playing the cue first",
+                    STORE_WAIT.as_millis()
+                );
+                None
+            }
+        };
+        let _ = self.progress.send(Progress::Decided(outcome));
+        let written = match early {
+            Some(r) => r,
+            None => write.await,
+        };
+        let stored = match written {
             Ok(a) => Some(Box::new(a)),
             Err(e) => {
                 tracing::error!("could not store the attempt: {e}");
@@ -753,7 +904,11 @@ impl AttemptJob {
     }
 
     async fn decide_card(&self, uid: CardUid, tapped: Instant) -> Decision {
-        let found = self.parts.store.lookup_card(&uid).await;
+        let found = match tokio::time::timeout(STORE_WAIT, self.parts.store.lookup_card(&uid)).await
+        {
+            Ok(r) => r,
+            Err(_) => Err(format!("no answer within {} ms", STORE_WAIT.as_millis()).into()),
+        };
         let lookup_ms = millis(tapped.elapsed());
         let deny = |mut a: NewAttempt, outcome: Outcome, detail: Option<String>| {
             a.outcome = outcome;
@@ -768,9 +923,14 @@ impl AttemptJob {
             Ok(Some(found)) => found,
             Ok(None) => return deny(self.base(Some(uid), None), Outcome::UnknownCard, None),
             Err(e) => {
+                // Not `unknown_card`: the card may well be known; the store could not say.
                 tracing::error!("card lookup failed: {e}");
                 let detail = Some(format!("card lookup failed: {e}"));
-                return deny(self.base(Some(uid), None), Outcome::UnknownCard, detail);
+                return deny(
+                    self.base(Some(uid), None),
+                    Outcome::StoreUnavailable,
+                    detail,
+                );
             }
         };
         let base = self.base(Some(uid), Some(&person));
@@ -801,6 +961,9 @@ impl AttemptJob {
         match self.look(after_lookup, Some(&person)).await {
             Looked::Decided(d) => {
                 let mut d = *d;
+                if d.attempt.outcome == Outcome::FaceMismatch {
+                    self.explain_mismatch(&mut d.attempt, &person).await;
+                }
                 timings.capture_ms = d.attempt.timings.capture_ms;
                 timings.detect_ms = d.attempt.timings.detect_ms;
                 timings.match_ms = d.attempt.timings.match_ms;
@@ -915,10 +1078,32 @@ impl AttemptJob {
         }
     }
 
+    /// A card owner's face did not match: if they have no face enrolled at all, the attempt says so
+    /// (a face mismatch would suggest someone else stood there). Skipped when the store cannot tell quickly.
+    async fn explain_mismatch(&self, attempt: &mut NewAttempt, owner: &Person) {
+        let asked =
+            tokio::time::timeout(STORE_WAIT, self.parts.store.enrolled_faces(owner.id)).await;
+        if let Ok(Ok(Some(0))) = asked {
+            let engine = attempt.detail.take().unwrap_or_default();
+            attempt.detail = Some(format!(
+                "no face enrolled for this person: enrol one ({})",
+                if engine.is_empty() {
+                    "no engine"
+                } else {
+                    &engine
+                }
+            ));
+        }
+    }
+
     /// `face` mode: the face matched `id`; the person must still be enabled and within their schedule.
     async fn admit_identified(&self, attempt: &mut NewAttempt, id: facereko_domain::PersonId) {
         attempt.person_id = Some(id);
-        let person = match self.parts.store.person(id).await {
+        let found = match tokio::time::timeout(STORE_WAIT, self.parts.store.person(id)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!("no answer within {} ms", STORE_WAIT.as_millis()).into()),
+        };
+        let person = match found {
             Ok(Some(p)) => p,
             Ok(None) => {
                 attempt.outcome = Outcome::FaceMismatch;
@@ -927,7 +1112,7 @@ impl AttemptJob {
                 return;
             }
             Err(e) => {
-                attempt.outcome = Outcome::EngineError;
+                attempt.outcome = Outcome::StoreUnavailable;
                 attempt.detail = Some(format!("person lookup failed: {e}"));
                 return;
             }

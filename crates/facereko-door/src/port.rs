@@ -22,6 +22,11 @@ pub trait DoorStore: Send + Sync {
     async fn set_armed(&self, door_id: &str, armed: bool) -> Result<(), PortError>;
     /// Queues an event that is not an attempt (arm/disarm, door state, alarm) for the notifier.
     async fn enqueue_event(&self, door_id: &str, event: &Event) -> Result<(), PortError>;
+    /// How many faces `person` has enrolled, when the store can tell: a face mismatch of someone with none
+    /// says so instead of looking like someone else's face.
+    async fn enrolled_faces(&self, _person: PersonId) -> Result<Option<usize>, PortError> {
+        Ok(None)
+    }
 }
 #[async_trait]
 impl DoorStore for facereko_store::Store {
@@ -52,5 +57,13 @@ impl DoorStore for facereko_store::Store {
     async fn enqueue_event(&self, door_id: &str, event: &Event) -> Result<(), PortError> {
         facereko_store::Store::enqueue_event(self, door_id, event).await?;
         Ok(())
+    }
+
+    async fn enrolled_faces(&self, person: PersonId) -> Result<Option<usize>, PortError> {
+        Ok(Some(
+            facereko_store::Store::faces(self, Some(person))
+                .await?
+                .len(),
+        ))
     }
 }

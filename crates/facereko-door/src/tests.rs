@@ -1,6 +1,7 @@
 //! Controller tests on tokio's paused clock: every cue is asserted with its exact time.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -11,14 +12,29 @@ use facereko_vision::testing::{Script, ScriptedEngine};
 
 use super::*;
 
-/// An in-memory directory for the controller's timing tests.
+/// An in-memory directory for the controller's timing tests, which can also play a store that is down
+/// (every read and write but `record_attempt` fails at once, as the real store does once it knows; the
+/// attempt is kept, as the real store spools it) or hung (calls never return).
 #[derive(Default)]
 struct MemoryStore {
     people: Mutex<HashMap<PersonId, Person>>,
     cards: Mutex<HashMap<CardUid, Card>>,
+    faces: Mutex<HashMap<PersonId, usize>>,
     attempts: Mutex<Vec<Attempt>>,
     armed: Mutex<HashMap<String, bool>>,
     events: Mutex<Vec<Event>>,
+    down: AtomicBool,
+    hung: AtomicBool,
+    hung_lookups: AtomicBool,
+    /// How long storing an attempt takes (a commit is not instant).
+    record_delay: Mutex<Duration>,
+    /// Outputs whose relay level is noted at each attempt's commit.
+    witness: Mutex<Option<SimOutputs>>,
+    relay_at_commit: Mutex<Vec<bool>>,
+}
+
+fn unreachable_error() -> PortError {
+    "the database at mysql://db/FaceReko is unreachable: pool timed out".into()
 }
 
 impl MemoryStore {
@@ -44,7 +60,19 @@ impl MemoryStore {
             },
         );
         self.cards.lock().unwrap().insert(uid, card);
+        self.faces.lock().unwrap().insert(id, 1);
         id
+    }
+
+    /// Fails at once (`down`) or never answers (`hung`).
+    async fn fault(&self) -> Result<(), PortError> {
+        if self.hung.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        if self.down.load(Ordering::SeqCst) {
+            return Err(unreachable_error());
+        }
+        Ok(())
     }
 
     fn attempts(&self) -> Vec<Attempt> {
@@ -59,6 +87,10 @@ impl MemoryStore {
 #[async_trait]
 impl DoorStore for MemoryStore {
     async fn lookup_card(&self, uid: &CardUid) -> Result<Option<(Card, Person)>, PortError> {
+        if self.hung_lookups.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        self.fault().await?;
         let card = self.cards.lock().unwrap().get(uid).cloned();
         Ok(card.map(|c| {
             let p = self.people.lock().unwrap()[&c.person_id].clone();
@@ -67,6 +99,7 @@ impl DoorStore for MemoryStore {
     }
 
     async fn person(&self, id: PersonId) -> Result<Option<Person>, PortError> {
+        self.fault().await?;
         Ok(self.people.lock().unwrap().get(&id).cloned())
     }
 
@@ -75,6 +108,19 @@ impl DoorStore for MemoryStore {
         a: &NewAttempt,
         photo: Option<&Photo>,
     ) -> Result<Attempt, PortError> {
+        if self.hung.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        let delay = *self.record_delay.lock().unwrap();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        if let Some(outputs) = &*self.witness.lock().unwrap() {
+            self.relay_at_commit
+                .lock()
+                .unwrap()
+                .push(outputs.level(Output::Relay));
+        }
         let mut all = self.attempts.lock().unwrap();
         let stored = Attempt {
             id: all.len() as i64 + 1,
@@ -96,17 +142,32 @@ impl DoorStore for MemoryStore {
     }
 
     async fn armed(&self, door_id: &str) -> Result<Option<bool>, PortError> {
+        self.fault().await?;
         Ok(self.armed.lock().unwrap().get(door_id).copied())
     }
 
     async fn set_armed(&self, door_id: &str, armed: bool) -> Result<(), PortError> {
+        self.fault().await?;
         self.armed.lock().unwrap().insert(door_id.into(), armed);
         Ok(())
     }
 
     async fn enqueue_event(&self, _door_id: &str, event: &Event) -> Result<(), PortError> {
+        self.fault().await?;
         self.events.lock().unwrap().push(event.clone());
         Ok(())
+    }
+
+    async fn enrolled_faces(&self, person: PersonId) -> Result<Option<usize>, PortError> {
+        self.fault().await?;
+        Ok(Some(
+            self.faces
+                .lock()
+                .unwrap()
+                .get(&person)
+                .copied()
+                .unwrap_or(0),
+        ))
     }
 }
 
@@ -526,21 +587,335 @@ async fn face_mode_identifies_without_a_card() {
     assert!(r.engine.calls().iter().all(Option::is_none), "1:N");
 }
 
+/// Regression: a waiting `card read` or "tap now" took the next tap away from the door: no decision, no
+/// attempt row, no cue. It now only observes the tap; the door decides it as any other.
 #[tokio::test(start_paused = true)]
-async fn a_waiting_command_gets_the_next_card_instead_of_the_door() {
+async fn a_waiting_command_observes_the_tap_and_the_door_still_decides_it() {
     let r = rig(Mode::Card).await;
     let door = r.door.clone();
     let waiter = tokio::spawn(async move { door.next_card(Duration::from_secs(5)).await });
+    let door = r.door.clone();
+    let second = tokio::spawn(async move { door.next_card(Duration::from_secs(5)).await });
     wait(10).await;
     r.tap(ADA);
     let tap = waiter.await.unwrap().unwrap();
     assert_eq!(tap.uid.to_string(), ADA);
+    assert_eq!(
+        second.await.unwrap().unwrap().uid.to_string(),
+        ADA,
+        "every observer sees it"
+    );
     wait(100).await;
-    assert!(r.store.attempts().is_empty());
+    assert_eq!(
+        r.store.outcomes(),
+        vec![Outcome::Granted],
+        "decided and logged"
+    );
+    assert!(r.outputs.level(Output::Relay), "and acted on");
+    // An unknown card shown to a waiting command is still refused, with its cue.
+    wait(5000).await;
+    let door = r.door.clone();
+    let waiter = tokio::spawn(async move { door.next_card(Duration::from_secs(5)).await });
+    wait(10).await;
+    r.outputs.clear();
+    let t = Instant::now();
+    r.tap("DE:AD:BE:EF");
+    assert_eq!(
+        waiter.await.unwrap().unwrap().uid.to_string(),
+        "DE:AD:BE:EF"
+    );
+    wait(3000).await;
+    assert_eq!(
+        r.store.outcomes(),
+        vec![Outcome::Granted, Outcome::UnknownCard]
+    );
+    let buzzer: Vec<_> = r
+        .outputs
+        .changes()
+        .iter()
+        .filter(|c| c.output == Output::Buzzer && c.active)
+        .map(|c| (c.at - t).as_millis() as u64)
+        .collect();
+    assert_eq!(buzzer, vec![0, 1000, 2000], "three denial beeps at once");
     let err = r
         .door
         .next_card(Duration::from_millis(200))
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NoCard(200)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_withdrawn_card_request_sees_nothing_and_changes_nothing() {
+    let r = rig(Mode::Card).await;
+    // One request times out, one is dropped by its client (an HTTP request that went away).
+    let gone = r
+        .door
+        .next_card(Duration::from_millis(50))
+        .await
+        .unwrap_err();
+    assert!(matches!(gone, Error::NoCard(50)));
+    let door = r.door.clone();
+    let dropped = tokio::spawn(async move { door.next_card(Duration::from_secs(60)).await });
+    wait(10).await;
+    dropped.abort();
+    assert!(dropped.await.unwrap_err().is_cancelled());
+    r.tap(ADA);
+    wait(100).await;
+    assert_eq!(r.store.outcomes(), vec![Outcome::Granted]);
+    assert!(r.outputs.level(Output::Relay));
+    // A later request gets the next tap, not one from before it asked.
+    let door = r.door.clone();
+    let later = tokio::spawn(async move { door.next_card(Duration::from_secs(5)).await });
+    wait(10).await;
+    r.tap(BOB);
+    assert_eq!(later.await.unwrap().unwrap().uid.to_string(), BOB);
+}
+
+/// The times (ms after the rig started) at which the buzzer went on, with how long each beep lasted.
+fn beeps(r: &Rig) -> Vec<(u64, u64)> {
+    let changes: Vec<_> = r
+        .outputs
+        .changes()
+        .into_iter()
+        .filter(|c| c.output == Output::Buzzer)
+        .collect();
+    changes
+        .windows(2)
+        .filter(|w| w[0].active && !w[1].active)
+        .map(|w| {
+            (
+                (w[0].at - r.t0).as_millis() as u64,
+                (w[1].at - w[0].at).as_millis() as u64,
+            )
+        })
+        .collect()
+}
+
+/// Regression: 1 000 taps of unknown cards in 10 s left the buzzer beeping for ~38 minutes, and a real
+/// grant's beep waited behind them.
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_unknown_cards_cannot_queue_beeps_and_a_grant_is_heard_at_once() {
+    let r = rig(Mode::Card).await;
+    for i in 0..1000u32 {
+        let uid = CardUid::from_bytes(&(0xA000_0000 + i).to_be_bytes()).unwrap();
+        r.tapper.tap(CardTap::new(uid)).unwrap();
+        wait(10).await;
+    }
+    r.tap(ADA);
+    wait(30_000).await;
+    let outcomes = r.store.outcomes();
+    assert_eq!(outcomes.len(), 1001, "every tap decided and logged");
+    assert_eq!(
+        outcomes
+            .iter()
+            .filter(|o| **o == Outcome::UnknownCard)
+            .count(),
+        1000
+    );
+    assert_eq!(outcomes.last(), Some(&Outcome::Granted));
+    let beeps = beeps(&r);
+    let grant = beeps
+        .iter()
+        .position(|&(_, len)| len == 2000)
+        .expect("the grant's long beep");
+    assert_eq!(grant, beeps.len() - 1, "nothing plays after it: {beeps:?}");
+    let (at, _) = beeps[grant];
+    assert!(
+        (10_000..=11_000).contains(&at),
+        "the grant beep starts within a second of the tap, at {at} ms: {beeps:?}"
+    );
+    // Back to back denials for 10 s are at most four patterns of three beeps.
+    assert!(beeps.len() <= 13, "{} beeps: {beeps:?}", beeps.len());
+    assert!(!r.outputs.level(Output::Buzzer));
+}
+
+/// Regression: a tap dropped because another attempt was being decided still started the 3 s debounce,
+/// so that card was then ignored although nothing had been decided for it.
+#[tokio::test(start_paused = true)]
+async fn a_tap_dropped_while_busy_does_not_start_the_debounce() {
+    let r = rig(Mode::CardFace).await;
+    for _ in 0..2 {
+        r.engine.push(Script::Match {
+            person: None,
+            similarity: 97.5,
+        });
+    }
+    r.tap(ADA);
+    wait(100).await;
+    assert!(r.door.status().busy);
+    r.tap(BOB); // dropped: Ada's attempt is being decided
+    wait(1400).await;
+    assert!(!r.door.status().busy);
+    r.tap(BOB); // 1.4 s after the dropped tap, well within 3 s
+    wait(2000).await;
+    let a = r.store.attempts();
+    let who: Vec<_> = a.iter().map(|a| a.person.as_deref().unwrap()).collect();
+    assert_eq!(who, ["Ada Lovelace", "Bob"]);
+    assert_eq!(r.store.outcomes(), vec![Outcome::Granted, Outcome::Granted]);
+}
+
+/// Regression: with the database down, a known card was logged as `unknown_card`.
+#[tokio::test(start_paused = true)]
+async fn a_store_that_is_down_is_logged_as_store_unavailable_at_once() {
+    let r = rig(Mode::CardFace).await;
+    r.store.down.store(true, Ordering::SeqCst);
+    r.tap(ADA);
+    wait(5000).await;
+    assert_eq!(r.timeline(), tl(&DENY_AT_ONCE), "refused at once");
+    let a = &r.store.attempts()[0];
+    assert_eq!(a.outcome, Outcome::StoreUnavailable);
+    assert_eq!(a.card_uid.as_ref().unwrap().to_string(), ADA);
+    assert!(
+        a.detail.as_deref().unwrap().contains("unreachable"),
+        "{a:?}"
+    );
+    assert!(r.engine.calls().is_empty());
+}
+
+/// A store that never answers a lookup holds a tap for at most `STORE_WAIT`, and the door carries on.
+#[tokio::test(start_paused = true)]
+async fn a_hung_card_lookup_is_bounded() {
+    let r = rig(Mode::Card).await;
+    r.store.hung_lookups.store(true, Ordering::SeqCst);
+    r.tap(ADA);
+    wait(STORE_WAIT.as_millis() as u64 + 3000).await;
+    let at = STORE_WAIT.as_millis() as u64;
+    let expected: Vec<(u64, &str)> = DENY_AT_ONCE.iter().map(|(t, s)| (t + at, *s)).collect();
+    assert_eq!(r.timeline(), tl(&expected));
+    assert_eq!(r.store.outcomes(), vec![Outcome::StoreUnavailable]);
+    r.store.hung_lookups.store(false, Ordering::SeqCst);
+    r.tap(BOB);
+    wait(100).await;
+    assert_eq!(
+        r.store.outcomes(),
+        vec![Outcome::StoreUnavailable, Outcome::Granted]
+    );
+}
+
+/// Regression: arm/disarm awaited the store inside the controller loop, so a hung database held the relay
+/// open past its 10 s.
+#[tokio::test(start_paused = true)]
+async fn arming_never_waits_for_a_store_that_never_answers_and_the_relay_locks_on_time() {
+    let r = rig(Mode::Card).await;
+    r.tap(ADA);
+    wait(1000).await;
+    assert!(r.outputs.level(Output::Relay));
+    r.store.hung.store(true, Ordering::SeqCst);
+    let door = r.door.clone();
+    let disarm = tokio::spawn(async move { door.arm(false).await });
+    wait(10).await;
+    assert!(!r.door.status().armed, "disarmed at once");
+    let door = r.door.clone();
+    let arm = tokio::spawn(async move { door.arm(true).await });
+    wait(10).await;
+    assert!(r.door.status().armed, "armed again at once");
+    // The callers hear, within STORE_WAIT, that the state is in effect but not saved.
+    let err = disarm.await.unwrap().unwrap_err();
+    assert!(matches!(err, Error::NotSaved { armed: false, .. }), "{err}");
+    let err = arm.await.unwrap().unwrap_err();
+    assert!(err.to_string().contains("Active (armed) now"), "{err}");
+    wait(20_000).await;
+    let relay: Vec<_> = r
+        .timeline()
+        .into_iter()
+        .filter(|(_, s)| s.starts_with("relay"))
+        .collect();
+    assert_eq!(relay, tl(&[(0, "relay on"), (10_000, "relay off")]));
+    assert!(!r.outputs.level(Output::Relay));
+    // The door still answers the exit button.
+    r.inputs.send(InputEvent::ExitPressed).unwrap();
+    wait(10).await;
+    assert!(r.outputs.level(Output::Relay));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_save_of_the_armed_state_is_retried_and_the_latest_state_wins() {
+    let r = rig(Mode::Card).await;
+    r.store.down.store(true, Ordering::SeqCst);
+    for armed in [false, true, false] {
+        let err = r.door.arm(armed).await.unwrap_err();
+        assert!(matches!(err, Error::NotSaved { .. }), "{err}");
+        assert!(err.to_string().contains("unreachable"), "{err}");
+    }
+    assert!(!r.door.status().armed, "in effect at once");
+    wait(1000).await;
+    assert_eq!(r.store.armed.lock().unwrap().get("front"), None);
+    r.store.down.store(false, Ordering::SeqCst);
+    wait(ARMED_RETRY.as_millis() as u64 + 100).await;
+    assert_eq!(
+        r.store.armed.lock().unwrap().get("front"),
+        Some(&false),
+        "saved once the store is back"
+    );
+}
+
+/// Regression: the cue played before the attempt was stored, so a process killed in between acted on an
+/// attempt that the history never got.
+#[tokio::test(start_paused = true)]
+async fn a_grant_is_stored_before_the_lock_opens() {
+    let store = Arc::new(MemoryStore::default());
+    store.add(1, "Ada Lovelace", ADA);
+    *store.record_delay.lock().unwrap() = Duration::from_millis(5);
+    let r = rig_with(store, config(Mode::Card)).await;
+    *r.store.witness.lock().unwrap() = Some(r.outputs.clone());
+    r.tap(ADA);
+    wait(15_000).await;
+    assert_eq!(r.store.outcomes(), vec![Outcome::Granted]);
+    assert_eq!(
+        *r.store.relay_at_commit.lock().unwrap(),
+        vec![false],
+        "the relay was still locked when the grant committed"
+    );
+    let first = &r.timeline()[0];
+    assert_eq!(
+        first,
+        &(5, "red off".to_string()),
+        "the cue follows the commit"
+    );
+}
+
+/// A commit that hangs does not hold the cue for more than `STORE_WAIT`.
+#[tokio::test(start_paused = true)]
+async fn a_hung_commit_delays_the_cue_by_at_most_the_store_wait() {
+    let store = Arc::new(MemoryStore::default());
+    store.add(1, "Ada Lovelace", ADA);
+    *store.record_delay.lock().unwrap() = Duration::from_secs(3600);
+    let r = rig_with(store, config(Mode::Card)).await;
+    r.tap(ADA);
+    wait(STORE_WAIT.as_millis() as u64 + 100).await;
+    assert!(r.outputs.level(Output::Relay));
+    let relay_on = r
+        .timeline()
+        .into_iter()
+        .find(|(_, s)| s == "relay on")
+        .unwrap();
+    assert_eq!(relay_on.0, STORE_WAIT.as_millis() as u64);
+}
+
+/// Regression: a card owner with no enrolled face was denied as a bare `face_mismatch`, as if someone
+/// else had faced the camera.
+#[tokio::test(start_paused = true)]
+async fn a_card_owner_without_an_enrolled_face_is_told_so() {
+    let store = Arc::new(MemoryStore::default());
+    let ada = store.add(1, "Ada Lovelace", ADA);
+    store.add(2, "Bob", BOB);
+    store.faces.lock().unwrap().insert(ada, 0);
+    let r = rig_with(store, config(Mode::CardFace)).await;
+    r.engine.push(Script::Mismatch { similarity: 0.0 });
+    r.engine.push(Script::Mismatch { similarity: 31.0 });
+    r.tap(ADA);
+    wait(4000).await;
+    r.tap(BOB);
+    wait(4000).await;
+    let a = r.store.attempts();
+    assert_eq!(a[0].outcome, Outcome::FaceMismatch);
+    let detail = a[0].detail.as_deref().unwrap();
+    assert!(detail.contains("no face enrolled"), "{detail}");
+    assert_eq!(a[1].outcome, Outcome::FaceMismatch);
+    assert!(
+        !a[1].detail.as_deref().unwrap().contains("no face enrolled"),
+        "Bob has a face: {:?}",
+        a[1].detail
+    );
 }

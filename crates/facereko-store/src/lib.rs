@@ -195,6 +195,43 @@ macro_rules! with_db {
     };
 }
 
+/// `with_db!` for a call that reaches the database server: refused at once with
+/// [`Error::Unavailable`] while the server is known to be down, and a connection failure marks it down
+/// (see [`Breaker`]).
+macro_rules! guarded {
+    ($store:expr, $b:ident => $body:expr) => {{
+        let store: &Store = $store;
+        match store.refuse_while_down() {
+            Err(e) => Err(e),
+            Ok(()) => {
+                let r = with_db!(store.db(), $b => $body);
+                store.note(r)
+            }
+        }
+    }};
+}
+
+/// Remembers that a MySQL/PostgreSQL server is down. Without it every call waits out the pool's connect
+/// timeout (5 s) before failing, so a door would take 5 s per tap and drop the taps in between. Once a
+/// call finds the server unreachable, calls fail at once until a background probe (one query every
+/// [`OpenOptions::probe_every`]) gets an answer again. SQLite never trips it.
+#[derive(Debug, Default)]
+struct Breaker {
+    state: std::sync::Mutex<Option<Down>>,
+}
+
+#[derive(Debug)]
+struct Down {
+    since: std::time::Instant,
+    message: String,
+}
+
+impl Breaker {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Down>> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 struct Inner {
     db: Db,
     backend: Backend,
@@ -202,7 +239,8 @@ struct Inner {
     data_dir: PathBuf,
     photos: Photos,
     spool: Option<spool::Spool>,
-    spool_retry: std::time::Duration,
+    breaker: Breaker,
+    probe_every: std::time::Duration,
 }
 
 /// The store. Cheap to clone (an `Arc` inside); every clone shares the pools.
@@ -230,6 +268,9 @@ pub struct OpenOptions {
     pub spool: bool,
     /// How often a background task tries to replay the spool.
     pub spool_retry: std::time::Duration,
+    /// While a MySQL/PostgreSQL server is known to be down, how often a background probe asks whether it
+    /// is back (calls in between fail at once).
+    pub probe_every: std::time::Duration,
 }
 
 impl Default for OpenOptions {
@@ -238,6 +279,7 @@ impl Default for OpenOptions {
             max_connections: 5,
             spool: true,
             spool_retry: std::time::Duration::from_secs(15),
+            probe_every: std::time::Duration::from_secs(1),
         }
     }
 }
@@ -355,7 +397,8 @@ impl Store {
                 data_dir: data_dir.to_path_buf(),
                 photos,
                 spool,
-                spool_retry: options.spool_retry,
+                breaker: Breaker::default(),
+                probe_every: options.probe_every,
             }),
         };
         if store.inner.spool.is_some() {
@@ -406,14 +449,83 @@ impl Store {
         &self.inner.db
     }
 
+    /// Whether the database server is known to be down right now (calls fail at once until a background
+    /// probe reaches it again). Always `false` for SQLite.
+    pub fn known_down(&self) -> bool {
+        self.inner.breaker.lock().is_some()
+    }
+
+    fn refuse_while_down(&self) -> Result<()> {
+        match &*self.inner.breaker.lock() {
+            None => Ok(()),
+            Some(down) => Err(Error::Unavailable {
+                url: self.inner.url.clone(),
+                message: format!(
+                    "down for {} s ({}); checking again in the background",
+                    down.since.elapsed().as_secs(),
+                    down.message
+                ),
+            }),
+        }
+    }
+
+    /// Passes `r` through; a connection failure marks the server down and starts the probe.
+    fn note<T>(&self, r: Result<T>) -> Result<T> {
+        if let Err(e) = &r {
+            let closed_by_us = matches!(e, Error::Db(sqlx::Error::PoolClosed));
+            if e.is_unavailable() && !closed_by_us && self.inner.backend != Backend::Sqlite {
+                self.mark_down(e);
+            }
+        }
+        r
+    }
+
+    fn mark_down(&self, e: &Error) {
+        {
+            let mut state = self.inner.breaker.lock();
+            if state.is_some() {
+                return;
+            }
+            *state = Some(Down {
+                since: std::time::Instant::now(),
+                message: e.to_string(),
+            });
+        }
+        tracing::warn!(
+            url = %self.inner.url,
+            error = %e,
+            "database unreachable: failing fast until it answers again"
+        );
+        let weak = Arc::downgrade(&self.inner);
+        let every = self.inner.probe_every;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                // Ends with the last clone of the store.
+                let Some(inner) = weak.upgrade() else { return };
+                let store = Store { inner };
+                // The probe itself bypasses the breaker; it may wait out the connect timeout.
+                match with_db!(store.db(), b => b.schema_version().await) {
+                    Ok(_) => {
+                        *store.inner.breaker.lock() = None;
+                        tracing::info!(url = %store.inner.url, "the database answers again");
+                        store.replay_spool_logged().await;
+                        return;
+                    }
+                    Err(e) => tracing::debug!(error = %e, "the database is still unreachable"),
+                }
+            }
+        });
+    }
+
     /// The schema version the database is at (after `open`, the newest this binary knows).
     pub async fn schema_version(&self) -> Result<i64> {
-        with_db!(self.db(), b => b.schema_version().await)
+        guarded!(self, b => b.schema_version().await)
     }
 
     /// Re-applies pending migrations (for `facereko migrate`; `open` already did). Returns the version.
     pub async fn migrate(&self) -> Result<i64> {
-        with_db!(self.db(), b => b.migrate().await)
+        guarded!(self, b => b.migrate().await)
     }
 
     // ------------------------------------------------------------------ people and cards
@@ -422,34 +534,34 @@ impl Store {
     /// person of that name exists.
     pub async fn add_person(&self, name: &str) -> Result<PersonId> {
         let name = check_name(name)?;
-        with_db!(self.db(), b => b.add_person(&name, Utc::now()).await)
+        guarded!(self, b => b.add_person(&name, Utc::now()).await)
     }
 
     /// The person with their cards.
     pub async fn person(&self, id: PersonId) -> Result<Option<Person>> {
-        with_db!(self.db(), b => b.person(id).await)
+        guarded!(self, b => b.person(id).await)
     }
 
     /// Exact (case-sensitive) name match.
     pub async fn person_by_name(&self, name: &str) -> Result<Option<Person>> {
-        with_db!(self.db(), b => b.person_by_name(name.trim()).await)
+        guarded!(self, b => b.person_by_name(name.trim()).await)
     }
 
     /// Everyone, by name, with their cards.
     pub async fn list_people(&self) -> Result<Vec<Person>> {
-        with_db!(self.db(), b => b.list_people().await)
+        guarded!(self, b => b.list_people().await)
     }
 
     /// Saves name, active flag, validity and schedule (cards are managed with the card methods).
     pub async fn update_person(&self, p: &Person) -> Result<()> {
         let mut p = p.clone();
         p.name = check_name(&p.name)?;
-        with_db!(self.db(), b => b.update_person(&p).await)
+        guarded!(self, b => b.update_person(&p).await)
     }
 
     /// Deletes a person with their cards and faces (their attempts stay, with the name as it was).
     pub async fn delete_person(&self, id: PersonId) -> Result<()> {
-        let photos = with_db!(self.db(), b => b.delete_person(id).await)?;
+        let photos = guarded!(self, b => b.delete_person(id).await)?;
         for p in photos {
             if let Err(e) = self.inner.photos.remove(&p).await {
                 tracing::warn!(error = %e, "could not delete an enrolment photo");
@@ -470,20 +582,20 @@ impl Store {
                 "a card label has at most 100 characters".into(),
             ));
         }
-        with_db!(self.db(), b => b.add_card(person, uid, label, Utc::now()).await)
+        guarded!(self, b => b.add_card(person, uid, label, Utc::now()).await)
     }
 
     pub async fn set_card_active(&self, uid: &CardUid, active: bool) -> Result<()> {
-        with_db!(self.db(), b => b.set_card_active(uid, active).await)
+        guarded!(self, b => b.set_card_active(uid, active).await)
     }
 
     pub async fn remove_card(&self, uid: &CardUid) -> Result<()> {
-        with_db!(self.db(), b => b.remove_card(uid).await)
+        guarded!(self, b => b.remove_card(uid).await)
     }
 
     /// The card and its owner (with all their cards), or `None` for an unknown card.
     pub async fn lookup_card(&self, uid: &CardUid) -> Result<Option<(Card, Person)>> {
-        with_db!(self.db(), b => b.lookup_card(uid).await)
+        guarded!(self, b => b.lookup_card(uid).await)
     }
 
     // ------------------------------------------------------------------ faces
@@ -513,7 +625,7 @@ impl Store {
             None => None,
         };
         let bytes = encode_embedding(embedding);
-        let r = with_db!(self.db(), b => b.add_face(person, &bytes, model_id, rel.as_deref(), Utc::now()).await);
+        let r = guarded!(self, b => b.add_face(person, &bytes, model_id, rel.as_deref(), Utc::now()).await);
         if r.is_err() {
             if let Some(rel) = &rel {
                 let _ = self.inner.photos.remove(rel).await;
@@ -524,12 +636,12 @@ impl Store {
 
     /// Enrolled faces of one person, or of everyone (`None`), oldest first.
     pub async fn faces(&self, person: Option<PersonId>) -> Result<Vec<FaceRecord>> {
-        with_db!(self.db(), b => b.faces(person).await)
+        guarded!(self, b => b.faces(person).await)
     }
 
     /// Deletes a face and its enrolment photo. Bumps [`Store::faces_version`].
     pub async fn delete_face(&self, id: i64) -> Result<()> {
-        let photo = with_db!(self.db(), b => b.delete_face(id).await)?;
+        let photo = guarded!(self, b => b.delete_face(id).await)?;
         if let Some(p) = photo {
             self.inner.photos.remove(&p).await?;
         }
@@ -539,7 +651,7 @@ impl Store {
     /// A counter bumped in the same transaction as every face added or deleted (also by other doors
     /// sharing the database): reload the gallery when it changes.
     pub async fn faces_version(&self) -> Result<i64> {
-        with_db!(self.db(), b => b.faces_version().await)
+        guarded!(self, b => b.faces_version().await)
     }
 
     // ------------------------------------------------------------------ attempts
@@ -561,16 +673,14 @@ impl Store {
             }
             None => None,
         };
-        if let Some(spool) = self.inner.spool.as_ref().filter(|s| s.bypassing()) {
-            return spool.push(a, rel.as_deref(), &uuid).await;
-        }
-        let r = with_db!(self.db(), b => b.insert_attempt(a, rel.as_deref(), &uuid, true).await);
+        // While the server is known to be down the guard refuses at once, so the attempt goes straight to
+        // the spool instead of waiting out the connect timeout.
+        let r = guarded!(self, b => b.insert_attempt(a, rel.as_deref(), &uuid, true).await);
         match r {
             Ok(attempt) => Ok(attempt),
             Err(e) if e.is_unavailable() && self.inner.spool.is_some() => {
                 let spool = self.inner.spool.as_ref().ok_or(e)?;
                 tracing::warn!(url = %self.inner.url, "database unreachable: spooling the attempt");
-                spool.mark_offline(self.inner.spool_retry);
                 spool.push(a, rel.as_deref(), &uuid).await
             }
             Err(e) => {
@@ -593,7 +703,7 @@ impl Store {
         uuid: &[u8; 16],
     ) -> Result<bool> {
         check_door_id(&a.door_id)?;
-        if with_db!(self.db(), b => b.attempt_photo_by_uuid(uuid).await)?.is_some() {
+        if guarded!(self, b => b.attempt_photo_by_uuid(uuid).await)?.is_some() {
             return Ok(false);
         }
         let rel = match photo {
@@ -604,7 +714,7 @@ impl Store {
             }
             None => None,
         };
-        with_db!(self.db(), b => b.insert_attempt(a, rel.as_deref(), uuid, false).await)?;
+        guarded!(self, b => b.insert_attempt(a, rel.as_deref(), uuid, false).await)?;
         Ok(true)
     }
 
@@ -619,13 +729,12 @@ impl Store {
         loop {
             let batch = spool.peek(100).await?;
             if batch.is_empty() {
-                spool.mark_online();
                 return Ok(moved);
             }
             for (spool_id, uuid, attempt, photo) in batch {
                 // Insert by uuid first, delete from the spool second: a crash in between replays a row the
                 // server already has, which `insert_attempt` recognises by its uuid.
-                match with_db!(self.db(), b => b.insert_attempt(&attempt, photo.as_deref(), &uuid, true).await)
+                match guarded!(self, b => b.insert_attempt(&attempt, photo.as_deref(), &uuid, true).await)
                 {
                     Ok(_) => {}
                     Err(e) if e.unique_violation() => {} // inserted concurrently by another replay
@@ -669,21 +778,21 @@ impl Store {
         }
         let rows: Vec<(NewAttempt, [u8; 16])> =
             attempts.iter().map(|a| (a.clone(), random_16())).collect();
-        with_db!(self.db(), b => b.bulk_insert_attempts(&rows).await)
+        guarded!(self, b => b.bulk_insert_attempts(&rows).await)
     }
 
     /// Newest first; keyset paging with `before_id`.
     pub async fn attempts(&self, q: &AttemptQuery) -> Result<Vec<Attempt>> {
-        with_db!(self.db(), b => b.attempts(q).await)
+        guarded!(self, b => b.attempts(q).await)
     }
 
     pub async fn attempt(&self, id: i64) -> Result<Option<Attempt>> {
-        with_db!(self.db(), b => b.attempt(id).await)
+        guarded!(self, b => b.attempt(id).await)
     }
 
     /// The number of stored attempts (a full count: for tools and tests, not for page rendering).
     pub async fn count_attempts(&self) -> Result<i64> {
-        with_db!(self.db(), b => b.count_attempts().await)
+        guarded!(self, b => b.count_attempts().await)
     }
 
     /// Absolute path of a stored photo given the relative path in `Attempt::photo` /
@@ -696,7 +805,7 @@ impl Store {
 
     /// Whether the door is armed; `None` if it was never set.
     pub async fn armed(&self, door_id: &str) -> Result<Option<bool>> {
-        let v = with_db!(self.db(), b => b.setting(door_id, "armed").await)?;
+        let v = guarded!(self, b => b.setting(door_id, "armed").await)?;
         v.map(|v| match v.as_str() {
             "true" => Ok(true),
             "false" => Ok(false),
@@ -708,7 +817,7 @@ impl Store {
     pub async fn set_armed(&self, door_id: &str, armed: bool) -> Result<()> {
         check_door_id(door_id)?;
         let v = if armed { "true" } else { "false" };
-        with_db!(self.db(), b => b.set_setting(door_id, "armed", v).await)
+        guarded!(self, b => b.set_setting(door_id, "armed", v).await)
     }
 
     // ------------------------------------------------------------------ notifier outbox
@@ -716,7 +825,7 @@ impl Store {
     /// Appends an event to the door's outbox; the id is the event id.
     pub async fn enqueue_event(&self, door_id: &str, event: &Event) -> Result<i64> {
         check_door_id(door_id)?;
-        with_db!(self.db(), b => b.enqueue_event(door_id, Utc::now(), event).await)
+        guarded!(self, b => b.enqueue_event(door_id, Utc::now(), event).await)
     }
 
     /// Registers a sink; a new sink starts after the current newest entry (history is not replayed).
@@ -728,7 +837,7 @@ impl Store {
                 "sink name {sink:?}: 1-64 characters"
             )));
         }
-        with_db!(self.db(), b => b.outbox_register_sink(door_id, sink).await)
+        guarded!(self, b => b.outbox_register_sink(door_id, sink).await)
     }
 
     /// Entries for `door_id` with id > the sink's cursor, oldest first, at most `limit`.
@@ -738,22 +847,22 @@ impl Store {
         sink: &str,
         limit: u32,
     ) -> Result<Vec<OutboxEntry>> {
-        with_db!(self.db(), b => b.outbox_pending(door_id, sink, limit).await)
+        guarded!(self, b => b.outbox_pending(door_id, sink, limit).await)
     }
 
     /// Moves the sink's cursor to `up_to_id` (never backwards).
     pub async fn outbox_ack(&self, door_id: &str, sink: &str, up_to_id: i64) -> Result<()> {
-        with_db!(self.db(), b => b.outbox_ack(door_id, sink, up_to_id).await)
+        guarded!(self, b => b.outbox_ack(door_id, sink, up_to_id).await)
     }
 
     /// Per sink: cursor, pending count, time of the oldest pending entry.
     pub async fn outbox_stats(&self, door_id: &str) -> Result<Vec<SinkStats>> {
-        with_db!(self.db(), b => b.outbox_stats(door_id).await)
+        guarded!(self, b => b.outbox_stats(door_id).await)
     }
 
     /// Deletes entries older than `older_than` that every sink of their door has acknowledged.
     pub async fn outbox_prune(&self, older_than: DateTime<Utc>) -> Result<u64> {
-        with_db!(self.db(), b => b.outbox_prune(older_than).await)
+        guarded!(self, b => b.outbox_prune(older_than).await)
     }
 
     // ------------------------------------------------------------------ retention
@@ -771,8 +880,7 @@ impl Store {
                 continue;
             };
             loop {
-                let paths =
-                    with_db!(self.db(), b => b.take_expired_photos(outcome, cutoff, 500).await)?;
+                let paths = guarded!(self, b => b.take_expired_photos(outcome, cutoff, 500).await)?;
                 if paths.is_empty() {
                     break;
                 }
@@ -786,7 +894,7 @@ impl Store {
         }
         report.orphans_deleted = self.sweep_orphan_photos(now - ORPHAN_GRACE).await?;
         report.outbox_pruned = self.outbox_prune(now - OUTBOX_HORIZON).await?;
-        report.sessions_purged = with_db!(self.db(), b => b.purge_sessions(now).await)?;
+        report.sessions_purged = guarded!(self, b => b.purge_sessions(now).await)?;
         Ok(report)
     }
 
@@ -798,7 +906,7 @@ impl Store {
         if files.is_empty() {
             return Ok(0);
         }
-        let faces: HashSet<String> = with_db!(self.db(), b => b.face_photos().await)?
+        let faces: HashSet<String> = guarded!(self, b => b.face_photos().await)?
             .into_iter()
             .collect();
         let spooled: HashSet<String> = match &self.inner.spool {
@@ -838,7 +946,7 @@ impl Store {
             let Some(uuid) = photos::unhex(stem).filter(|u| u.len() == 16) else {
                 return Ok(false); // not ours: leave foreign files alone
             };
-            let row = with_db!(self.db(), b => b.attempt_photo_by_uuid(&uuid).await)?;
+            let row = guarded!(self, b => b.attempt_photo_by_uuid(&uuid).await)?;
             return Ok(match row {
                 None => true,
                 Some(photo) => photo.as_deref() != Some(rel),
@@ -877,19 +985,19 @@ impl Store {
                 "password_hash must be an Argon2 PHC string (use hash_password)".into(),
             ));
         }
-        with_db!(self.db(), b => b.add_account(a, Utc::now()).await)
+        guarded!(self, b => b.add_account(a, Utc::now()).await)
     }
 
     pub async fn account(&self, id: i64) -> Result<Option<Account>> {
-        with_db!(self.db(), b => b.account(id).await)
+        guarded!(self, b => b.account(id).await)
     }
 
     pub async fn account_by_username(&self, username: &str) -> Result<Option<Account>> {
-        with_db!(self.db(), b => b.account_by_username(username).await)
+        guarded!(self, b => b.account_by_username(username).await)
     }
 
     pub async fn list_accounts(&self) -> Result<Vec<Account>> {
-        with_db!(self.db(), b => b.list_accounts().await)
+        guarded!(self, b => b.list_accounts().await)
     }
 
     pub async fn update_account(&self, id: i64, u: &AccountUpdate) -> Result<()> {
@@ -901,12 +1009,12 @@ impl Store {
                 "password_hash must be an Argon2 PHC string (use hash_password)".into(),
             ));
         }
-        with_db!(self.db(), b => b.update_account(id, u).await)
+        guarded!(self, b => b.update_account(id, u).await)
     }
 
     /// Deletes the account with its sessions and API tokens.
     pub async fn delete_account(&self, id: i64) -> Result<()> {
-        with_db!(self.db(), b => b.delete_account(id).await)
+        guarded!(self, b => b.delete_account(id).await)
     }
 
     /// Counts a failed login; at `lock_after` consecutive failures the account is locked until
@@ -917,34 +1025,34 @@ impl Store {
         lock_after: u32,
         lock_until: DateTime<Utc>,
     ) -> Result<i64> {
-        with_db!(self.db(), b => b.record_login_failure(id, lock_after, lock_until).await)
+        guarded!(self, b => b.record_login_failure(id, lock_after, lock_until).await)
     }
 
     /// Resets the failure count and lock, stamps `last_login`.
     pub async fn record_login_success(&self, id: i64) -> Result<()> {
-        with_db!(self.db(), b => b.record_login_success(id, Utc::now()).await)
+        guarded!(self, b => b.record_login_success(id, Utc::now()).await)
     }
 
     /// Starts a session and returns its secret token (for the cookie); only its SHA-256 is stored.
     pub async fn create_session(&self, account_id: i64, ttl: chrono::Duration) -> Result<String> {
         let token = new_token();
         let now = Utc::now();
-        with_db!(self.db(), b => b.create_session(account_id, &token_hash(&token), now, now + ttl).await)?;
+        guarded!(self, b => b.create_session(account_id, &token_hash(&token), now, now + ttl).await)?;
         Ok(token)
     }
 
     /// The live (unexpired) session for a cookie token, with its account.
     pub async fn session(&self, token: &str) -> Result<Option<(Session, Account)>> {
-        with_db!(self.db(), b => b.session(&token_hash(token), Utc::now()).await)
+        guarded!(self, b => b.session(&token_hash(token), Utc::now()).await)
     }
 
     pub async fn delete_session(&self, token: &str) -> Result<()> {
-        with_db!(self.db(), b => b.delete_session(&token_hash(token)).await)
+        guarded!(self, b => b.delete_session(&token_hash(token)).await)
     }
 
     /// Logs an account out everywhere (after a password change, say).
     pub async fn delete_sessions_of(&self, account_id: i64) -> Result<u64> {
-        with_db!(self.db(), b => b.delete_sessions_of(account_id).await)
+        guarded!(self, b => b.delete_sessions_of(account_id).await)
     }
 
     /// Creates an API token; returns its id and the secret, which is shown once and stored hashed.
@@ -958,22 +1066,22 @@ impl Store {
             return Err(Error::Invalid("token name: 1-100 characters".into()));
         }
         let token = new_token();
-        let id = with_db!(self.db(), b => b.add_api_token(account_id, name, &token_hash(&token), Utc::now(), expires).await)?;
+        let id = guarded!(self, b => b.add_api_token(account_id, name, &token_hash(&token), Utc::now(), expires).await)?;
         Ok((id, token))
     }
 
     /// The token's metadata and account, if the token is known and unexpired; stamps `last_used`.
     pub async fn api_token(&self, token: &str) -> Result<Option<(ApiToken, Account)>> {
-        with_db!(self.db(), b => b.api_token(&token_hash(token), Utc::now()).await)
+        guarded!(self, b => b.api_token(&token_hash(token), Utc::now()).await)
     }
 
     /// Tokens of one account, or all (`None`).
     pub async fn api_tokens(&self, account_id: Option<i64>) -> Result<Vec<ApiToken>> {
-        with_db!(self.db(), b => b.api_tokens(account_id).await)
+        guarded!(self, b => b.api_tokens(account_id).await)
     }
 
     pub async fn revoke_api_token(&self, id: i64) -> Result<()> {
-        with_db!(self.db(), b => b.revoke_api_token(id).await)
+        guarded!(self, b => b.revoke_api_token(id).await)
     }
 }
 
@@ -1063,7 +1171,8 @@ mod tests {
                 data_dir: dir.path().to_path_buf(),
                 photos: Photos::new(dir.path()).unwrap(),
                 spool: Some(spool::Spool::open(dir.path()).await.unwrap()),
-                spool_retry: std::time::Duration::from_secs(1),
+                breaker: Breaker::default(),
+                probe_every: std::time::Duration::from_secs(1),
             }),
         };
         let spool = store.inner.spool.as_ref().unwrap();

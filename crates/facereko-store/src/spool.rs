@@ -19,9 +19,6 @@ pub(crate) struct Spool {
     pool: SqlitePool,
     /// Held by a replay, so a timer-driven replay and a manual one do not race.
     pub(crate) replaying: tokio::sync::Mutex<()>,
-    /// Until when attempts go straight to the spool: after the server was found unreachable, each
-    /// attempt would otherwise wait out the pool's connect timeout before being spooled.
-    offline_until: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 fn to_stored(a: &NewAttempt, photo: Option<&str>, id: i64) -> Attempt {
@@ -91,23 +88,7 @@ impl Spool {
         Ok(Self {
             pool,
             replaying: tokio::sync::Mutex::new(()),
-            offline_until: std::sync::Mutex::new(None),
         })
-    }
-
-    /// Whether the server was found unreachable recently enough to skip trying it.
-    pub(crate) fn bypassing(&self) -> bool {
-        let until = *self.offline_until.lock().unwrap_or_else(|e| e.into_inner());
-        until.is_some_and(|t| std::time::Instant::now() < t)
-    }
-
-    pub(crate) fn mark_offline(&self, hold: Duration) {
-        *self.offline_until.lock().unwrap_or_else(|e| e.into_inner()) =
-            Some(std::time::Instant::now() + hold);
-    }
-
-    pub(crate) fn mark_online(&self) {
-        *self.offline_until.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Keeps an attempt; returns it with a provisional negative id (minus the spool row id).

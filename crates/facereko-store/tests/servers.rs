@@ -23,6 +23,10 @@ use tokio::task::JoinHandle;
 struct Outage {
     addr: SocketAddr,
     up: Arc<AtomicBool>,
+    /// While set (and not up), connections are accepted and then never answered, like a host whose
+    /// packets vanish: a client waits out its whole connect timeout.
+    blackhole: Arc<AtomicBool>,
+    held: Arc<Mutex<Vec<TcpStream>>>,
     links: Arc<Mutex<Vec<JoinHandle<()>>>>,
     accept: JoinHandle<()>,
 }
@@ -32,15 +36,22 @@ impl Outage {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let up = Arc::new(AtomicBool::new(true));
+        let blackhole = Arc::new(AtomicBool::new(false));
+        let held: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
         let links: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
         let (up2, links2) = (up.clone(), links.clone());
+        let (blackhole2, held2) = (blackhole.clone(), held.clone());
         let accept = tokio::spawn(async move {
             loop {
                 let Ok((mut client, _)) = listener.accept().await else {
                     return;
                 };
                 if !up2.load(Ordering::SeqCst) {
-                    drop(client); // refused, as far as the client can tell
+                    if blackhole2.load(Ordering::SeqCst) {
+                        held2.lock().unwrap().push(client); // never answered
+                    } else {
+                        drop(client); // refused, as far as the client can tell
+                    }
                     continue;
                 }
                 let link = tokio::spawn(async move {
@@ -54,6 +65,8 @@ impl Outage {
         Outage {
             addr,
             up,
+            blackhole,
+            held,
             links,
             accept,
         }
@@ -66,7 +79,15 @@ impl Outage {
         }
     }
 
+    /// Cuts the open connections and swallows new ones without a word.
+    fn blackhole(&self) {
+        self.blackhole.store(true, Ordering::SeqCst);
+        self.cut();
+    }
+
     fn restore(&self) {
+        self.blackhole.store(false, Ordering::SeqCst);
+        self.held.lock().unwrap().clear();
         self.up.store(true, Ordering::SeqCst);
     }
 }
@@ -191,6 +212,104 @@ async fn mysql_spool_survives_an_outage() {
 #[ignore = "needs FACEREKO_TEST_POSTGRES_URL (set by .ci/run)"]
 async fn postgres_spool_survives_an_outage() {
     spool_survives_an_outage(Backend::Postgres, &env_url(POSTGRES_VAR)).await;
+}
+
+/// Regression: while the server was down every call waited out the 5 s pool timeout, so each tap at the
+/// door took 5 s and the taps in between were dropped. Once a call has found the server down, the next
+/// ones fail in well under 200 ms until a background probe sees it back.
+async fn a_server_known_down_fails_fast(backend: Backend, admin: &str) {
+    let (url, name) = TestDb::create_database(backend, admin).await;
+    let _cleanup = DbGuard(backend, admin.to_string(), name.clone());
+    let relay = Outage::relay_to(server_addr(&url)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let options = OpenOptions {
+        probe_every: Duration::from_millis(200),
+        ..OpenOptions::default()
+    };
+    let store = Store::open_with(&via(&url, relay.addr), dir.path(), &options)
+        .await
+        .unwrap();
+    let ada = store.add_person("Ada").await.unwrap();
+    let uid: facereko_domain::CardUid = "04:A2:2B:19".parse().unwrap();
+    store.add_card(ada, &uid, None).await.unwrap();
+    assert!(store.lookup_card(&uid).await.unwrap().is_some());
+    assert!(!store.known_down());
+
+    relay.blackhole();
+    // The first call finds out (it may wait out the connect timeout).
+    let first = std::time::Instant::now();
+    let err = store.lookup_card(&uid).await.unwrap_err();
+    assert!(err.is_unavailable(), "{err:?}");
+    assert!(
+        first.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        first.elapsed()
+    );
+    assert!(store.known_down());
+    // Every later call, of any kind, fails at once.
+    for _ in 0..5 {
+        let t = std::time::Instant::now();
+        let err = store.lookup_card(&uid).await.unwrap_err();
+        assert!(err.is_unavailable(), "{err:?}");
+        assert!(
+            t.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            t.elapsed()
+        );
+        let t = std::time::Instant::now();
+        assert!(store.faces_version().await.unwrap_err().is_unavailable());
+        assert!(store.armed("front").await.unwrap_err().is_unavailable());
+        assert!(
+            t.elapsed() < Duration::from_millis(200),
+            "{:?}",
+            t.elapsed()
+        );
+    }
+    // An attempt goes to the spool at once.
+    let t = std::time::Instant::now();
+    let spooled = store
+        .record_attempt(
+            &attempt("front", None, Outcome::StoreUnavailable, now()),
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(spooled.id < 0, "{spooled:?}");
+    assert!(
+        t.elapsed() < Duration::from_millis(200),
+        "{:?}",
+        t.elapsed()
+    );
+
+    relay.restore();
+    let back = std::time::Instant::now();
+    while store.known_down() || store.spooled().await.unwrap() > 0 {
+        assert!(
+            back.elapsed() < Duration::from_secs(20),
+            "the probe never saw the server back"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(store.lookup_card(&uid).await.unwrap().is_some());
+    let all = store.attempts(&AttemptQuery::default()).await.unwrap();
+    assert_eq!(all.len(), 1, "the spooled attempt was replayed");
+    assert_eq!(all[0].outcome, Outcome::StoreUnavailable);
+
+    drop(store);
+    drop(relay);
+    drop_database(backend, admin, &name).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs FACEREKO_TEST_MYSQL_URL (set by .ci/run)"]
+async fn mysql_known_down_fails_fast() {
+    a_server_known_down_fails_fast(Backend::MySql, &env_url(MYSQL_VAR)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs FACEREKO_TEST_POSTGRES_URL (set by .ci/run)"]
+async fn postgres_known_down_fails_fast() {
+    a_server_known_down_fails_fast(Backend::Postgres, &env_url(POSTGRES_VAR)).await;
 }
 
 #[tokio::test]

@@ -107,6 +107,7 @@ pub fn outcome_label(o: Outcome) -> &'static str {
         Outcome::CameraError => "Camera error",
         Outcome::EngineError => "Face engine error",
         Outcome::SystemOff => "System off",
+        Outcome::StoreUnavailable => "Database unavailable",
     }
 }
 

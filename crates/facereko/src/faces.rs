@@ -10,7 +10,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use facereko_domain::{CardUid, ImageFormat, Person, PersonId, Photo};
 use facereko_store::Store;
-use facereko_vision::{models, Gallery, LocalEngine, VisionConfig};
+use facereko_vision::{models, FaceEngine, Gallery, LocalEngine, Verdict, VisionConfig};
 
 use crate::cli::{open_store, parse_uid};
 use crate::config::Config;
@@ -59,29 +59,121 @@ pub async fn refresh_gallery(store: &Store, engine: &LocalEngine, model: &str) -
     Ok(version)
 }
 
-/// Keeps the engine's gallery equal to the store's faces: reloads whenever the store's face version moves
-/// on from `seen` (enrolments at this door, or at another door sharing the database).
-pub fn spawn_gallery_sync(
+/// The longest a decision waits to learn whether the gallery is current; past it (or with the store
+/// down, which answers at once) the door decides with the faces it has.
+pub const GALLERY_CHECK_WAIT: Duration = Duration::from_millis(300);
+
+/// Keeps the local engine's gallery equal to the store's faces (enrolments at this door, or at another
+/// door sharing the database): reloads whenever the store's face version moves on. The door's engine
+/// checks before every decision (one cheap query), and a periodic task catches up while the door is idle.
+#[derive(Debug)]
+pub struct GallerySync {
     store: Store,
     engine: LocalEngine,
     model: String,
-    seen: i64,
-    every: Duration,
-) {
+    /// The face version the gallery reflects; held while reloading, so one reload runs at a time.
+    seen: tokio::sync::Mutex<i64>,
+}
+
+impl GallerySync {
+    /// Loads the gallery now.
+    pub async fn start(store: Store, engine: LocalEngine, model: String) -> Result<Arc<Self>> {
+        let seen = refresh_gallery(&store, &engine, &model).await?;
+        Ok(Arc::new(Self {
+            store,
+            engine,
+            model,
+            seen: tokio::sync::Mutex::new(seen),
+        }))
+    }
+
+    /// Reloads the gallery if the store's faces changed; `Ok(true)` when it did.
+    pub async fn check(&self) -> Result<bool> {
+        let mut seen = self.seen.lock().await;
+        if self.store.faces_version().await? == *seen {
+            return Ok(false);
+        }
+        *seen = refresh_gallery(&self.store, &self.engine, &self.model).await?;
+        Ok(true)
+    }
+}
+
+/// Checks the gallery every `every` while the door is idle; a store that is down is reported once, not
+/// on every check.
+pub fn spawn_gallery_sync(sync: Arc<GallerySync>, every: Duration) {
     tokio::spawn(async move {
-        let mut seen = seen;
+        let mut failing = false;
         loop {
             tokio::time::sleep(every).await;
-            match store.faces_version().await {
-                Ok(v) if v != seen => match refresh_gallery(&store, &engine, &model).await {
-                    Ok(v) => seen = v,
-                    Err(e) => tracing::error!("could not load the face gallery: {e:#}"),
-                },
+            match sync.check().await {
+                Ok(_) if failing => {
+                    failing = false;
+                    tracing::info!("face gallery checks work again");
+                }
                 Ok(_) => {}
-                Err(e) => tracing::warn!("could not check for new faces: {e}"),
+                Err(e) if !failing => {
+                    failing = true;
+                    tracing::warn!(
+                        "could not check for new faces: {e:#}; keeping the faces loaded"
+                    );
+                }
+                Err(e) => tracing::debug!("could not check for new faces: {e:#}"),
             }
         }
     });
+}
+
+/// The door's face engine with its gallery brought up to date at the start of each decision, so a tap
+/// right after an enrolment is compared with the new face (not only after the next periodic reload).
+pub struct FreshGallery {
+    inner: Arc<dyn FaceEngine>,
+    sync: Arc<GallerySync>,
+}
+
+impl FreshGallery {
+    pub fn new(inner: Arc<dyn FaceEngine>, sync: Arc<GallerySync>) -> Self {
+        Self { inner, sync }
+    }
+
+    async fn catch_up(&self) {
+        match tokio::time::timeout(GALLERY_CHECK_WAIT, self.sync.check()).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::debug!("deciding with the faces loaded: {e:#}"),
+            Err(_) => tracing::warn!(
+                "the face gallery check took over {} ms: deciding with the faces loaded",
+                GALLERY_CHECK_WAIT.as_millis()
+            ),
+        }
+    }
+}
+
+impl std::fmt::Debug for FreshGallery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FreshGallery")
+            .field("engine", &self.inner.name())
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait::async_trait]
+impl FaceEngine for FreshGallery {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    async fn verify(&self, photo: &Photo, person: PersonId) -> facereko_vision::Result<Verdict> {
+        self.catch_up().await;
+        self.inner.verify(photo, person).await
+    }
+
+    async fn identify(&self, photo: &Photo) -> facereko_vision::Result<Verdict> {
+        self.catch_up().await;
+        self.inner.identify(photo).await
+    }
+
+    fn one_photo_per_look(&self) -> bool {
+        self.inner.one_photo_per_look()
+    }
 }
 
 /// Face enrolment for the web app: the local engine embeds, the store keeps. Without models (a card-only

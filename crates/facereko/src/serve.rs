@@ -11,6 +11,7 @@ use facereko_door::{DoorHandle, Parts};
 use facereko_hardware::sim::{self, CameraSource, SimCamera, SimOutputs};
 use facereko_hardware::{Camera, CardReader, Inputs, Outputs};
 use facereko_store::Store;
+use facereko_vision::FaceEngine;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::Config;
@@ -79,6 +80,82 @@ fn real(config: &Config) -> Result<Devices> {
     })
 }
 
+/// Opens the configured devices (simulated with `--simulate` or off a Raspberry Pi).
+fn open_devices(config: &Config, simulate: bool) -> Result<Devices> {
+    if simulate {
+        tracing::info!("simulated devices (--simulate)");
+        return simulated(config);
+    }
+    let detection = facereko_hardware::pi::detect(&config.hardware);
+    tracing::info!("{}", detection.summary);
+    if detection.real {
+        real(config)
+    } else {
+        simulated(config)
+    }
+}
+
+/// SIGINT/SIGTERM, handled from the moment the outputs are open: the handler drives the outputs to the
+/// safe state itself, then tells the rest of the daemon to stop. It does not rely on the door controller,
+/// which may not be running yet (the database is still being reached) or may be stuck.
+struct Signals {
+    rx: tokio::sync::watch::Receiver<Option<&'static str>>,
+}
+
+impl Signals {
+    fn install(outputs: Arc<dyn Outputs>) -> Result<Signals> {
+        // Registered here, before any await: a signal from now on is ours, not the default "terminate".
+        let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+        let (tx, rx) = tokio::sync::watch::channel(None);
+        tokio::spawn(async move {
+            loop {
+                let name = tokio::select! {
+                    _ = term.recv() => "SIGTERM",
+                    _ = int.recv() => "SIGINT",
+                };
+                match outputs.lock_down() {
+                    Ok(()) => tracing::info!(
+                        target: "facereko::safety",
+                        "{name}: relay locked, buzzer and green off; stopping"
+                    ),
+                    Err(e) => {
+                        tracing::error!(target: "facereko::safety", "{name}: lock-down failed: {e}")
+                    }
+                }
+                tx.send_replace(Some(name));
+            }
+        });
+        Ok(Signals { rx })
+    }
+
+    /// Waits for SIGINT or SIGTERM (the outputs are already safe when it returns).
+    async fn requested(&mut self) -> &'static str {
+        loop {
+            if let Some(name) = *self.rx.borrow_and_update() {
+                return name;
+            }
+            if self.rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+}
+
+/// What runs once the daemon has started.
+struct Running {
+    store: Store,
+    door: DoorHandle,
+    task: tokio::task::JoinHandle<()>,
+    notifier: facereko_notify::NotifierHandle,
+    endpoint: Option<crate::rekognition::RunningEndpoint>,
+    web_stop: tokio::sync::oneshot::Sender<()>,
+    web_task: tokio::task::JoinHandle<std::io::Result<()>>,
+    control_task: tokio::task::JoinHandle<()>,
+    /// Keeps the simulated inputs' channel open for as long as the door runs.
+    _inputs_handle: Option<sim::SimInputsHandle>,
+}
+
 pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -> Result<()> {
     let (mut config, config_path) = Config::load(config_file, data_dir)?;
     if let Some(mode) = args.mode {
@@ -90,27 +167,86 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
         })?;
     }
     let listener = control::bind(data_dir).await?;
+
+    // The outputs first, in the safe state, with the signal and panic handlers on them: whatever happens
+    // while the database is reached or the models load, the lock stays locked and a signal locks it.
+    let devices = open_devices(&config, args.simulate)?;
+    devices
+        .outputs
+        .lock_down()
+        .context("driving the outputs to the safe state")?;
+    tracing::info!(
+        target: "facereko::safety",
+        "outputs in the safe state: relay locked, buzzer and green off"
+    );
+    facereko_hardware::safety::install_panic_lock_down(devices.outputs.clone());
+    let mut signals = Signals::install(devices.outputs.clone())?;
+
+    let starting = start(data_dir, &config, config_path.as_deref(), listener, devices);
+    let running = tokio::select! {
+        r = starting => r?,
+        name = signals.requested() => {
+            tracing::info!("{name} while starting: stopped before the door ran");
+            let _ = std::fs::remove_file(control::socket_path(data_dir));
+            return Ok(());
+        }
+    };
+    let Running {
+        store,
+        door,
+        mut task,
+        notifier,
+        endpoint,
+        web_stop,
+        web_task,
+        control_task,
+        _inputs_handle,
+    } = running;
+
+    let outcome = tokio::select! {
+        name = signals.requested() => {
+            tracing::info!("{name}: stopping the door");
+            Ok(())
+        }
+        res = &mut task => Err(anyhow::anyhow!("the door controller stopped unexpectedly: {res:?}")),
+    };
+    if outcome.is_ok() {
+        door.shutdown().await;
+        let _ = task.await;
+    }
+    let _ = web_stop.send(());
+    if tokio::time::timeout(std::time::Duration::from_secs(5), web_task)
+        .await
+        .is_err()
+    {
+        tracing::warn!("web app did not stop within 5 s");
+    }
+    if let Some(ep) = endpoint {
+        ep.stop().await;
+    }
+    notifier.shutdown().await;
+    store.close().await;
+    control_task.abort();
+    let _ = std::fs::remove_file(control::socket_path(data_dir));
+    outcome
+}
+
+/// Everything after the devices: database, face engine, web app, the door itself, control socket.
+async fn start(
+    data_dir: &Path,
+    config: &Config,
+    config_path: Option<&Path>,
+    listener: tokio::net::UnixListener,
+    devices: Devices,
+) -> Result<Running> {
     let url = config.database_url(data_dir);
     let store = Store::open_with(&url, data_dir, &(&config.store).into())
         .await
         .with_context(|| format!("opening the database {}", crate::cli::redact_url(&url)))?;
 
-    let devices = if args.simulate {
-        tracing::info!("simulated devices (--simulate)");
-        simulated(&config)?
-    } else {
-        let detection = facereko_hardware::pi::detect(&config.hardware);
-        tracing::info!("{}", detection.summary);
-        if detection.real {
-            real(&config)?
-        } else {
-            simulated(&config)?
-        }
-    };
-
-    let local = match crate::faces::load_engine(&config, data_dir).await {
+    let local = match crate::faces::load_engine(config, data_dir).await {
         Ok(engine) => Some(engine),
-        Err(e) if crate::rekognition::needs_local_engine(&config) => return Err(e),
+        Err(e) if crate::rekognition::needs_local_engine(config) => return Err(e),
         Err(e) => {
             tracing::info!(
                 "face engine not loaded ({e:#}): card mode needs none, enrolling faces does"
@@ -118,26 +254,32 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
             None
         }
     };
-    if let Some(engine) = &local {
-        let model = crate::faces::model_id(&config.vision);
-        let seen = crate::faces::refresh_gallery(&store, engine, &model).await?;
-        tracing::info!(
-            "local face engine: threshold {:.2} %",
-            config.vision.threshold
-        );
-        crate::faces::spawn_gallery_sync(
-            store.clone(),
-            engine.clone(),
-            model,
-            seen,
-            std::time::Duration::from_secs(2),
-        );
-    }
+    let gallery = match &local {
+        Some(engine) => {
+            let model = crate::faces::model_id(&config.vision);
+            let sync =
+                crate::faces::GallerySync::start(store.clone(), engine.clone(), model).await?;
+            tracing::info!(
+                "local face engine: threshold {:.2} %",
+                config.vision.threshold
+            );
+            crate::faces::spawn_gallery_sync(sync.clone(), std::time::Duration::from_secs(2));
+            Some(sync)
+        }
+        None => None,
+    };
     let crate::rekognition::Engines {
         door: engine,
         indexer,
-    } = crate::rekognition::engines(&config, local.as_ref()).await?;
-    let endpoint = crate::rekognition::start_endpoint(&config, data_dir, local.as_ref()).await?;
+    } = crate::rekognition::engines(config, local.as_ref()).await?;
+    // The door's engine checks the gallery is current at the start of each decision.
+    let engine = match (engine, gallery) {
+        (Some(e), Some(sync)) => {
+            Some(Arc::new(crate::faces::FreshGallery::new(e, sync)) as Arc<dyn FaceEngine>)
+        }
+        (e, _) => e,
+    };
+    let endpoint = crate::rekognition::start_endpoint(config, data_dir, local.as_ref()).await?;
     let web_listener = tokio::net::TcpListener::bind(config.web.bind)
         .await
         .with_context(|| {
@@ -198,7 +340,6 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
         data_dir.display()
     );
 
-    facereko_hardware::safety::install_panic_lock_down(devices.outputs.clone());
     let parts = Parts {
         store: Arc::new(store.clone()),
         engine,
@@ -213,7 +354,7 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
         devices.inputs,
     )
     .await?;
-    let notifier = start_notifier(&store, &config, &door).await?;
+    let notifier = start_notifier(&store, config, &door).await?;
     tokio::spawn(store.clone().run_retention(config.store.retention.clone()));
     let enroller = crate::faces::Enroller::new(store.clone(), local, &config.vision, indexer);
     let web = facereko_web::AppState::new(
@@ -243,23 +384,17 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
             notifier: Some(notifier.clone()),
         },
     ));
-
-    let outcome = wait_for_signal(&door, task).await;
-    let _ = web_stop.send(());
-    if tokio::time::timeout(std::time::Duration::from_secs(5), web_task)
-        .await
-        .is_err()
-    {
-        tracing::warn!("web app did not stop within 5 s");
-    }
-    if let Some(ep) = endpoint {
-        ep.stop().await;
-    }
-    notifier.shutdown().await;
-    store.close().await;
-    control_task.abort();
-    let _ = std::fs::remove_file(control::socket_path(data_dir));
-    outcome
+    Ok(Running {
+        store,
+        door,
+        task,
+        notifier,
+        endpoint,
+        web_stop,
+        web_task,
+        control_task,
+        _inputs_handle: devices._inputs_handle,
+    })
 }
 
 /// Starts the notifier over the store's outbox, wakes it on every door event, and hands MQTT commands
@@ -320,20 +455,4 @@ pub fn open_camera(config: &Config, simulate: bool) -> Result<Box<dyn Camera>> {
     Ok(Box::new(SimCamera::new(
         SimCamera::source_for(p).with_context(|| format!("sim.camera {}", p.display()))?,
     )))
-}
-
-async fn wait_for_signal(door: &DoorHandle, task: tokio::task::JoinHandle<()>) -> Result<()> {
-    let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut task = task;
-    tokio::select! {
-        _ = term.recv() => tracing::info!("SIGTERM: locking the door and stopping"),
-        _ = int.recv() => tracing::info!("SIGINT: locking the door and stopping"),
-        res = &mut task => {
-            bail!("the door controller stopped unexpectedly: {res:?}");
-        }
-    }
-    door.shutdown().await;
-    let _ = task.await;
-    Ok(())
 }
