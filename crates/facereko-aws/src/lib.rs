@@ -91,6 +91,25 @@ pub fn valid_collection_id(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
 }
 
+/// Whether `url`'s host is this machine: `localhost`, `127.0.0.0/8` or `[::1]`.
+pub fn is_loopback_url(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = match host_port.strip_prefix('[') {
+        Some(v6) => match v6.split_once(']') {
+            Some((h, _)) => h,
+            None => return false,
+        },
+        None => host_port.split(':').next().unwrap_or(""),
+    };
+    let host = host.strip_suffix('.').unwrap_or(host);
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 impl AwsConfig {
     /// Checks every value once, naming the bad key.
     pub fn validate(&self) -> Result<()> {
@@ -152,6 +171,20 @@ impl AwsConfig {
                 if !(u.starts_with("http://") || u.starts_with("https://")) {
                     return bad(key, format!("= {u:?} must be an http:// or https:// URL"));
                 }
+            }
+        }
+        // The door opens on what Rekognition answers: over plain HTTP anyone on the path could answer
+        // "that is the card owner". Only the same machine is trusted without TLS.
+        if let Some(u) = &self.rekognition_endpoint_url {
+            if u.starts_with("http://") && !is_loopback_url(u) {
+                return bad(
+                    "rekognition_endpoint_url",
+                    format!(
+                        "= {u:?}: plain http:// is refused except to this machine (127.0.0.1, \
+                         [::1], localhost), since whoever answers decides who gets in; use \
+                         https:// (e.g. a TLS reverse proxy in front of the other door's endpoint)"
+                    ),
+                );
             }
         }
         if let Some(arn) = &self.sns_topic_arn {
@@ -238,6 +271,44 @@ mod tests {
         for (c, key) in cases {
             let e = c.validate().unwrap_err().to_string();
             assert!(e.contains(key), "{e} should name {key}");
+        }
+    }
+
+    /// Regression: a Rekognition endpoint over plain http:// on the network was trusted as is, so
+    /// anyone on the path could answer "that is the card owner".
+    #[test]
+    fn plain_http_to_rekognition_is_refused_except_to_loopback() {
+        for url in [
+            "http://10.0.0.5:8085",
+            "http://door2.lan:8085",
+            "http://127.0.0.1.evil.example:8085",
+            "http://localhost@10.0.0.5:8085",
+            "http://[::ffff:10.0.0.5]:8085",
+        ] {
+            let c = AwsConfig {
+                rekognition_endpoint_url: Some(url.into()),
+                ..Default::default()
+            };
+            let e = c.validate().unwrap_err().to_string();
+            assert!(
+                e.contains("aws.rekognition_endpoint_url") && e.contains("https://"),
+                "{url}: {e}"
+            );
+        }
+        for url in [
+            "http://127.0.0.1:8085",
+            "http://127.0.0.2:8085/",
+            "http://[::1]:8085",
+            "http://localhost:8085",
+            "http://LOCALHOST.",
+            "https://10.0.0.5:8443",
+            "https://rekognition.eu-west-1.amazonaws.com",
+        ] {
+            let c = AwsConfig {
+                rekognition_endpoint_url: Some(url.into()),
+                ..Default::default()
+            };
+            c.validate().unwrap_or_else(|e| panic!("{url}: {e}"));
         }
     }
 

@@ -68,6 +68,9 @@ pub struct OutboxConfig {
     pub batch: u32,
     /// Entries delivered to every sink are deleted after this many days.
     pub keep_days: u32,
+    /// Put the card UID in attempt events (MQTT, webhooks, e-mail, SNS). Off: in `card` mode a UID is
+    /// the whole credential, and events travel to brokers, inboxes and third parties.
+    pub include_card_uid: bool,
 }
 
 impl Default for OutboxConfig {
@@ -78,6 +81,7 @@ impl Default for OutboxConfig {
             poll_interval_ms: 1000,
             batch: 50,
             keep_days: 7,
+            include_card_uid: false,
         }
     }
 }
@@ -154,15 +158,20 @@ impl Default for MqttConfig {
 }
 
 /// `[mqtt.commands]`: remote `arm`, `disarm` and `unlock` on `<prefix>/<door_id>/command`. Off by default.
+/// How a command is signed: [`crate::commands`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MqttCommandsConfig {
     pub enabled: bool,
-    /// Commands must be JSON `{"command": "unlock", "secret": "…"}` carrying this secret.
+    /// The HMAC-SHA256 key of signed commands (`{"command", "ts", "nonce", "sig"}`); never sent.
     pub secret: Secret,
-    /// Accept commands without a secret because the broker's ACL already limits who may publish to the
-    /// command topic (needed for Home Assistant's fixed payloads).
+    /// Also accept unsigned bare `ARM`, `DISARM`, `UNLOCK` (Home Assistant's fixed payloads, which
+    /// cannot be signed): the broker's ACL alone then decides who may open the door, and such a
+    /// command can be replayed by anyone allowed to publish on the topic. An explicit opt-in.
     pub trust_broker_acl: bool,
+    /// Take commands over a plain `mqtt://` connection, where anyone on the network path can read and
+    /// alter them. Off: commands need `mqtts://`.
+    pub allow_plaintext: bool,
 }
 
 /// `[mqtt.home_assistant]`: MQTT discovery of the door (lock), the system (switch) and the last attempt
@@ -311,11 +320,19 @@ impl MqttConfig {
             return Err(invalid("mqtt.publish_timeout_secs", "must be 1–600"));
         }
         let c = &self.commands;
+        if c.enabled && !broker.tls && !c.allow_plaintext {
+            return Err(invalid(
+                "mqtt.commands.allow_plaintext",
+                "commands are enabled on a plain mqtt:// connection, where anyone on the network path \
+                 can read and alter them: use an mqtts:// url, or set allow_plaintext = true (e.g. for \
+                 a broker on this machine)",
+            ));
+        }
         if c.enabled && c.secret.is_empty() && !c.trust_broker_acl {
             return Err(invalid(
                 "mqtt.commands.secret",
-                "commands are enabled: set a secret, or trust_broker_acl = true if the broker's ACL \
-                 limits who may publish to the command topic",
+                "commands are enabled: set a secret to sign them with, or trust_broker_acl = true if \
+                 the broker's ACL alone may decide who publishes to the command topic",
             ));
         }
         if c.enabled && !c.secret.is_empty() && c.secret.expose().len() < 16 {
@@ -612,6 +629,13 @@ mod tests {
             .contains("mqtt.commands.secret"));
         m.commands.trust_broker_acl = true;
         m.validate().unwrap();
+        m.commands.secret = Secret::new("too-short");
+        assert!(m
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("mqtt.commands.secret"));
+        m.commands.secret = Secret::default();
         m.topic_prefix = "a/+/b".into();
         assert!(m
             .validate()
@@ -654,6 +678,36 @@ mod tests {
             .contains("webhook[0].url"));
     }
 
+    /// Regression: commands were taken over plain mqtt://, readable and alterable on the network path.
+    #[test]
+    fn commands_over_plain_mqtt_need_allow_plaintext() {
+        let mut m = MqttConfig {
+            url: Some("mqtt://broker.lan".into()),
+            commands: MqttCommandsConfig {
+                enabled: true,
+                secret: Secret::new("a-long-shared-secret"),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        let e = m.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("mqtt.commands.allow_plaintext") && e.contains("mqtts://"),
+            "{e}"
+        );
+        m.commands.trust_broker_acl = true;
+        assert!(m.validate().is_err(), "the ACL opt-in does not lift it");
+        m.commands.allow_plaintext = true;
+        m.validate().unwrap();
+        m.commands.allow_plaintext = false;
+        m.url = Some("mqtts://broker.lan".into());
+        m.validate().unwrap();
+        // Events alone over plain MQTT stay fine.
+        m.url = Some("mqtt://broker.lan".into());
+        m.commands.enabled = false;
+        m.validate().unwrap();
+    }
+
     #[test]
     fn secrets_are_redacted_in_debug() {
         let c = NotifyConfig {
@@ -663,7 +717,7 @@ mod tests {
                 commands: MqttCommandsConfig {
                     enabled: true,
                     secret: Secret::new("command-hunter2-long"),
-                    trust_broker_acl: false,
+                    ..Default::default()
                 },
                 ..Default::default()
             },

@@ -10,19 +10,24 @@
 //! The original connected to AWS IoT at import time and gave up when the network was down; here a sink
 //! that cannot be reached is just a sink with a backlog, visible in [`NotifierHandle::status`].
 //!
+//! What leaves the door is the event minus the card UID: in `card` mode a UID is the whole credential,
+//! so attempts carry it only with `[outbox] include_card_uid = true` (one setting for every sink).
+//!
 //! Wiring, in the daemon:
 //!
 //! ```no_run
 //! # async fn wire(store: facereko_store::Store, config: facereko_notify::NotifyConfig)
 //! #     -> facereko_notify::Result<()> {
 //! let (tx, mut commands) = tokio::sync::mpsc::channel(16);
-//! let notifier = facereko_notify::spawn(store.clone(), "front", &config, Some(tx)).await?;
+//! // The door's current state, kept up to date by the daemon: the retained MQTT state at each connect.
+//! let (live_tx, live) = tokio::sync::watch::channel(facereko_notify::LiveState::default());
+//! let notifier = facereko_notify::spawn(store.clone(), "front", &config, Some(tx), Some(live)).await?;
 //! // The door: after `store.record_attempt(..)` (which writes the outbox entry) call `notifier.wake()`;
 //! // for armed/disarmed, door state and alarms call `notifier.publish(&event).await?`.
 //! // The door takes authorised MQTT commands from `commands.recv().await`.
 //! // The web page and `facereko status`: `notifier.status().await`.
 //! notifier.shutdown().await;
-//! # drop(commands.try_recv());
+//! # drop(commands.try_recv()); drop(live_tx);
 //! # Ok(()) }
 //! ```
 
@@ -33,11 +38,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use facereko_domain::Event;
+use facereko_domain::{DoorState, Event};
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+pub mod commands;
 pub mod config;
 pub mod email;
 pub mod mqtt;
@@ -49,13 +55,39 @@ pub mod sns;
 pub mod tls;
 pub mod webhook;
 
+pub use commands::{CommandRequest, DoorCommand};
 pub use config::{
     EmailConfig, EventKind, HomeAssistantConfig, MqttCommandsConfig, MqttConfig, NotifyConfig,
     OutboxConfig, Secret, SmtpTls, WebhookConfig,
 };
-pub use mqtt::{CommandRequest, DoorCommand};
 pub use outbox::{backlog, MemoryOutbox, Outbox, OutboxEntry, SinkBacklog};
 pub use payload::EventPayload;
+
+/// The door's state now, for the retained MQTT state published at every (re)connect. The daemon feeds
+/// it from the door controller through a `watch` channel (this crate does not know the door crate).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LiveState {
+    /// The system is Active.
+    pub armed: bool,
+    /// The lock is released.
+    pub unlocked: bool,
+    /// The door contact says open; `None` without a door contact.
+    pub door_open: Option<bool>,
+}
+
+impl LiveState {
+    /// The state's `door` field: `unlocked` while the lock is released, else `opened` while the contact
+    /// says open, else `locked`.
+    pub fn door(&self) -> DoorState {
+        if self.unlocked {
+            DoorState::Unlocked
+        } else if self.door_open == Some(true) {
+            DoorState::Opened
+        } else {
+            DoorState::Locked
+        }
+    }
+}
 
 /// Errors of the notifier crate (set-up and store access; delivery failures are [`DeliveryError`]s and
 /// end up in the status, not here).
@@ -361,15 +393,17 @@ impl Backoff {
 }
 
 /// Starts the notifier for `door_id` over the real store with the sinks the config enables; commands
-/// received over MQTT (when enabled) go to `commands`. Needs a Tokio runtime; returns once every sink is
-/// registered in the outbox (connections are made in the background).
+/// received over MQTT (when enabled) go to `commands`; `live` is the door's current state (the retained
+/// MQTT state at every connect). Needs a Tokio runtime; returns once every sink is registered in the
+/// outbox (connections are made in the background).
 pub async fn spawn(
     store: facereko_store::Store,
     door_id: &str,
     config: &NotifyConfig,
     commands: Option<mpsc::Sender<CommandRequest>>,
+    live: Option<watch::Receiver<LiveState>>,
 ) -> Result<NotifierHandle> {
-    spawn_with(Arc::new(store), door_id, config, commands).await
+    spawn_with(Arc::new(store), door_id, config, commands, live).await
 }
 
 /// [`spawn`] over any [`Outbox`] (e.g. [`MemoryOutbox`]).
@@ -378,19 +412,24 @@ pub async fn spawn_with(
     door_id: &str,
     config: &NotifyConfig,
     commands: Option<mpsc::Sender<CommandRequest>>,
+    live: Option<watch::Receiver<LiveState>>,
 ) -> Result<NotifierHandle> {
     config.validate()?;
     check_door_id(door_id)?;
     let mut sinks: Vec<Arc<dyn Notifier>> = Vec::new();
     if config.mqtt.enabled() {
-        let armed = outbox.armed(door_id).await.unwrap_or_else(|e| {
-            tracing::warn!(door_id, error = %e, "cannot read the armed flag for the MQTT state");
-            None
-        });
+        let armed = match &live {
+            Some(live) => Some(live.borrow().armed),
+            None => outbox.armed(door_id).await.unwrap_or_else(|e| {
+                tracing::warn!(door_id, error = %e, "cannot read the armed flag for the MQTT state");
+                None
+            }),
+        };
         sinks.push(Arc::new(mqtt::MqttNotifier::start(
             &config.mqtt,
             door_id,
             armed,
+            live,
             commands,
         )?));
     }
@@ -535,6 +574,11 @@ async fn run_sink(inner: Arc<Inner>, index: usize, registered: bool) {
             if *stop.borrow() {
                 return;
             }
+            let entry = if inner.config.include_card_uid {
+                entry
+            } else {
+                without_card_uid(entry)
+            };
             let result = sink.deliver(&entry).await;
             let dropped = match result {
                 Ok(()) => false,
@@ -582,6 +626,14 @@ async fn run_sink(inner: Arc<Inner>, index: usize, registered: bool) {
             });
         }
     }
+}
+
+/// The entry as sinks see it without `include_card_uid`: no card UID (in `card` mode it is the credential).
+fn without_card_uid(mut entry: OutboxEntry) -> OutboxEntry {
+    if let Event::Attempt { attempt, .. } = &mut entry.event {
+        attempt.card_uid = None;
+    }
+    entry
 }
 
 async fn run_pruner(inner: Arc<Inner>) {
@@ -696,6 +748,45 @@ mod tests {
     fn outbox_has_sink(outbox: &MemoryOutbox) -> bool {
         // The memory outbox never waits, so one poll answers.
         matches!(poll_once(outbox.backlog("front")), Some(Ok(b)) if !b.is_empty())
+    }
+
+    /// Regression: attempt events carried the card UID to every sink, and in `card` mode the UID is the
+    /// whole credential.
+    #[tokio::test]
+    async fn attempts_reach_the_sinks_without_the_card_uid_unless_configured() {
+        for include in [false, true] {
+            let outbox = Arc::new(MemoryOutbox::new(Path::new("/nonexistent")));
+            let sink = Arc::new(RecordingNotifier::new("rec"));
+            let config = OutboxConfig {
+                include_card_uid: include,
+                ..fast()
+            };
+            let handle = spawn_sinks(outbox.clone(), "front", &config, vec![sink.clone()]).await;
+            until("registration", || outbox_has_sink(&outbox)).await;
+            handle
+                .publish(&Event::Attempt {
+                    door_id: "front".into(),
+                    attempt: attempt(1, Outcome::UnknownCard, None),
+                })
+                .await
+                .unwrap();
+            until("delivered", || sink.delivered().len() == 1).await;
+            let entry = sink.entries().remove(0);
+            let payload = EventPayload::from_entry(&entry);
+            let json = String::from_utf8(payload.to_json()).unwrap();
+            let summary = payload::summary(&payload);
+            if include {
+                assert!(json.contains(r#""card_uid":"04:A2:2B:19""#), "{json}");
+                assert_eq!(summary, "card 04:A2:2B:19 denied (unknown card) at front");
+            } else {
+                assert!(
+                    !json.contains("card_uid") && !json.contains("04:A2"),
+                    "{json}"
+                );
+                assert_eq!(summary, "someone denied (unknown card) at front");
+            }
+            handle.shutdown().await;
+        }
     }
 
     #[tokio::test]

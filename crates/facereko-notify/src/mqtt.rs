@@ -13,38 +13,21 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use facereko_domain::Event;
 use rumqttc::{
     AsyncClient, ConnectionError, EventLoop, LastWill, MqttOptions, Outgoing, Packet, Publish, QoS,
     SubscribeReasonCode, TlsConfiguration, Transport,
 };
-use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::config::{BrokerUrl, MqttCommandsConfig, MqttConfig};
+use crate::commands::CommandGuard;
+pub use crate::commands::{CommandRequest, DoorCommand};
+use crate::config::{BrokerUrl, MqttConfig};
 use crate::payload::{legacy_message, EventPayload, StateSnapshot};
-use crate::{tls, DeliveryError, Error, Notifier, OutboxEntry, Result};
-
-/// What a remote operator may ask of the door.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum DoorCommand {
-    Arm,
-    Disarm,
-    Unlock,
-}
-
-/// An authorised command, handed to the door through the channel given to [`crate::spawn`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct CommandRequest {
-    pub command: DoorCommand,
-    pub received: DateTime<Utc>,
-    /// Where it came from, for the log: `mqtt:<topic>`.
-    pub origin: String,
-}
+use crate::{tls, DeliveryError, Error, LiveState, Notifier, OutboxEntry, Result};
 
 /// The topics of one door.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -204,7 +187,13 @@ struct Shared {
     options: MqttOptions,
     conn: watch::Sender<Conn>,
     snapshot: Mutex<StateSnapshot>,
-    commands: Option<(MqttCommandsConfig, mpsc::Sender<CommandRequest>)>,
+    /// The door's state now, published at every connect (else the retained state would say `null`
+    /// until the next change).
+    live: Option<watch::Receiver<LiveState>>,
+    commands: Option<(CommandGuard, mpsc::Sender<CommandRequest>)>,
+    /// Packet ids of the commands received on the current connection: a QoS 1 redelivery (DUP) of one
+    /// of them is not run again.
+    command_pkids: Mutex<HashSet<u16>>,
     stopping: AtomicBool,
     /// The connection generation during which the last delivery failed: `ready` waits for a newer one.
     failed_generation: AtomicU64,
@@ -296,19 +285,21 @@ pub fn options(config: &MqttConfig, door_id: &str) -> Result<MqttOptions> {
 }
 
 impl MqttNotifier {
-    /// Starts the connection task (it connects in the background and keeps reconnecting); `armed` is
-    /// the door's persisted flag for the first state message. Needs a Tokio runtime.
+    /// Starts the connection task (it connects in the background and keeps reconnecting). The
+    /// retained state at every connect comes from `live`, the door's current state; without it, from
+    /// `armed`, the door's persisted flag. Needs a Tokio runtime.
     pub fn start(
         config: &MqttConfig,
         door_id: &str,
         armed: Option<bool>,
+        live: Option<watch::Receiver<LiveState>>,
         commands: Option<mpsc::Sender<CommandRequest>>,
     ) -> Result<Self> {
         config.validate()?;
         let options = options(config, door_id)?;
         let commands = if config.commands.enabled {
             match commands {
-                Some(tx) => Some((config.commands.clone(), tx)),
+                Some(tx) => Some((CommandGuard::new(&config.commands, door_id, Utc::now()), tx)),
                 None => {
                     tracing::warn!(
                         "mqtt.commands.enabled is set but nothing receives commands; ignoring them"
@@ -338,7 +329,9 @@ impl MqttNotifier {
                 armed,
                 ..Default::default()
             }),
+            live,
             commands,
+            command_pkids: Mutex::new(HashSet::new()),
             stopping: AtomicBool::new(false),
             failed_generation: AtomicU64::new(0),
         });
@@ -559,6 +552,11 @@ async fn drive(
         match event {
             rumqttc::Event::Incoming(Packet::ConnAck(_)) => {
                 *generation += 1;
+                shared
+                    .command_pkids
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clear();
                 tracing::info!(door_id = %shared.door_id, broker = ?shared.options.broker_address(),
                     "MQTT connected");
                 tokio::spawn(announce(shared.clone(), session.clone(), *generation));
@@ -588,9 +586,18 @@ async fn drive(
 /// After CONNACK: retained online state, Home Assistant discovery, command subscription; then the
 /// connection is offered to deliveries.
 async fn announce(shared: Arc<Shared>, session: Arc<Session>, generation: u64) {
+    let state = {
+        let mut s = shared.snapshot();
+        if let Some(live) = &shared.live {
+            let now = *live.borrow();
+            s.armed = Some(now.armed);
+            s.door = Some(now.door());
+        }
+        s.to_json()
+    };
     let mut msgs = vec![Msg {
         topic: shared.topics.state.clone(),
-        payload: shared.snapshot().to_json(),
+        payload: state,
         retain: true,
     }];
     if let Some(prefix) = &shared.home_assistant {
@@ -703,7 +710,7 @@ fn on_publish(shared: &Shared, p: &Publish) {
         tracing::debug!(topic = %p.topic, "ignoring a message on an unexpected topic");
         return;
     }
-    let Some((config, tx)) = &shared.commands else {
+    let Some((guard, tx)) = &shared.commands else {
         tracing::warn!(topic = %p.topic, "MQTT command ignored: commands are disabled");
         return;
     };
@@ -712,7 +719,20 @@ fn on_publish(shared: &Shared, p: &Publish) {
         tracing::warn!(topic = %p.topic, "MQTT command rejected: it was a retained message");
         return;
     }
-    match parse_command(&p.payload, config) {
+    if p.pkid != 0 {
+        // QoS 1 is "at least once": the broker sends a message again (DUP) when it missed our PUBACK.
+        // The clean session means that happens on this connection only, after the first copy.
+        let mut seen = shared
+            .command_pkids
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !seen.insert(p.pkid) && p.dup {
+            tracing::info!(door_id = %shared.door_id, topic = %p.topic, pkid = p.pkid,
+                "MQTT command redelivered by the broker; it ran already");
+            return;
+        }
+    }
+    match guard.check(&p.payload, Utc::now()) {
         Ok(command) => {
             tracing::info!(door_id = %shared.door_id, ?command, topic = %p.topic, "MQTT command accepted");
             let request = CommandRequest {
@@ -731,114 +751,10 @@ fn on_publish(shared: &Shared, p: &Publish) {
     }
 }
 
-/// Parses and authorises a command: JSON `{"command": "unlock", "secret": "…"}`, or with
-/// `trust_broker_acl` and no secret also the bare words `ARM`, `DISARM`, `UNLOCK` (Home Assistant).
-pub fn parse_command(
-    payload: &[u8],
-    config: &MqttCommandsConfig,
-) -> std::result::Result<DoorCommand, String> {
-    #[derive(Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Json {
-        command: String,
-        secret: Option<String>,
-    }
-    let text = std::str::from_utf8(payload)
-        .map_err(|_| "the payload is not UTF-8".to_string())?
-        .trim();
-    let (word, secret) = if text.starts_with('{') {
-        let j: Json = serde_json::from_str(text).map_err(|e| format!("bad JSON command: {e}"))?;
-        (j.command, j.secret)
-    } else {
-        (text.to_string(), None)
-    };
-    let command = match word.trim().to_ascii_lowercase().as_str() {
-        "arm" => DoorCommand::Arm,
-        "disarm" => DoorCommand::Disarm,
-        "unlock" => DoorCommand::Unlock,
-        "lock" => {
-            return Err("lock is not a command: the door locks itself after unlocking".into())
-        }
-        other => return Err(format!("unknown command {other:?} (arm, disarm or unlock)")),
-    };
-    if !config.secret.is_empty() {
-        match secret {
-            Some(s) if constant_time_eq(s.as_bytes(), config.secret.expose().as_bytes()) => {}
-            Some(_) => return Err("wrong secret".into()),
-            None => return Err("no secret (send JSON with \"secret\")".into()),
-        }
-    } else if !config.trust_broker_acl {
-        return Err("no authorisation configured".into());
-    }
-    Ok(command)
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Secret;
-
-    fn with_secret() -> MqttCommandsConfig {
-        MqttCommandsConfig {
-            enabled: true,
-            secret: Secret::new("a-long-shared-secret"),
-            trust_broker_acl: false,
-        }
-    }
-
-    #[test]
-    fn commands_need_the_secret_when_one_is_set() {
-        let c = with_secret();
-        assert_eq!(
-            parse_command(
-                br#"{"command":"unlock","secret":"a-long-shared-secret"}"#,
-                &c
-            ),
-            Ok(DoorCommand::Unlock)
-        );
-        assert_eq!(
-            parse_command(br#"{"command":"ARM","secret":"a-long-shared-secret"}"#, &c),
-            Ok(DoorCommand::Arm)
-        );
-        assert_eq!(
-            parse_command(
-                br#"{"command":"unlock","secret":"a-long-shared-secreT"}"#,
-                &c
-            ),
-            Err("wrong secret".into())
-        );
-        assert!(parse_command(b"UNLOCK", &c)
-            .unwrap_err()
-            .contains("no secret"));
-        assert!(parse_command(br#"{"command":"open","secret":"x"}"#, &c)
-            .unwrap_err()
-            .contains("unknown command"));
-        assert!(parse_command(b"\xff", &c).is_err());
-    }
-
-    #[test]
-    fn broker_acl_mode_takes_home_assistant_payloads() {
-        let c = MqttCommandsConfig {
-            enabled: true,
-            secret: Secret::default(),
-            trust_broker_acl: true,
-        };
-        assert_eq!(parse_command(b"ARM", &c), Ok(DoorCommand::Arm));
-        assert_eq!(parse_command(b"DISARM\n", &c), Ok(DoorCommand::Disarm));
-        assert_eq!(parse_command(b"UNLOCK", &c), Ok(DoorCommand::Unlock));
-        assert!(parse_command(b"LOCK", &c)
-            .unwrap_err()
-            .contains("locks itself"));
-        let none = MqttCommandsConfig::default();
-        assert!(parse_command(b"ARM", &none).is_err());
-    }
 
     #[test]
     fn discovery_describes_lock_switch_and_sensor() {

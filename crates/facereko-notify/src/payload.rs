@@ -27,6 +27,8 @@ pub enum PayloadBody {
         granted: bool,
         person: Option<String>,
         person_id: Option<i64>,
+        /// Only with `[outbox] include_card_uid = true`: in `card` mode the UID is the credential.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         card_uid: Option<String>,
         similarity: Option<f32>,
         confidence: Option<f32>,

@@ -236,7 +236,9 @@ async fn a_granted_attempt_is_mailed_with_its_photo() {
         email: e,
         ..Default::default()
     };
-    let handle = spawn_with(outbox, "front", &config, None).await.unwrap();
+    let handle = spawn_with(outbox, "front", &config, None, None)
+        .await
+        .unwrap();
     let id = handle
         .publish(&attempt("front", Outcome::Granted, Some("Ada Lovelace")))
         .await
@@ -255,6 +257,10 @@ async fn a_granted_attempt_is_mailed_with_its_photo() {
         "{d}"
     );
     assert!(d.contains("Who:      Ada Lovelace"), "{d}");
+    assert!(
+        !d.contains("Card:") && !d.contains("04:A2:2B:19"),
+        "no card UID unless outbox.include_card_uid: {d}"
+    );
     assert!(d.contains("Door:     front"), "{d}");
     assert!(d.contains("Outcome:  granted"), "{d}");
     assert!(d.contains("When:     "), "{d}");
@@ -283,6 +289,7 @@ async fn denials_are_not_mailed_by_default_but_alarms_are() {
         Arc::new(MemoryOutbox::new(dir.path())),
         "front",
         &config,
+        None,
         None,
     )
     .await
@@ -325,6 +332,7 @@ async fn a_server_that_says_try_later_gets_the_mail_later() {
         Arc::new(MemoryOutbox::new(dir.path())),
         "front",
         &config,
+        None,
         None,
     )
     .await
@@ -378,6 +386,7 @@ async fn starttls_and_implicit_tls_with_a_private_ca() {
             "front",
             &config,
             None,
+            None,
         )
         .await
         .unwrap();
@@ -413,6 +422,7 @@ async fn starttls_is_required_not_optional() {
         Arc::new(MemoryOutbox::new(dir.path())),
         "front",
         &config,
+        None,
         None,
     )
     .await

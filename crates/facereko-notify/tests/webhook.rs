@@ -179,6 +179,7 @@ async fn the_receiver_verifies_the_signature_of_each_event() {
         "front",
         &config(port, EventKind::ALL.to_vec()),
         None,
+        None,
     )
     .await
     .unwrap();
@@ -205,6 +206,10 @@ async fn the_receiver_verifies_the_signature_of_each_event() {
     assert_eq!(v["event_id"], id);
     assert_eq!(v["person"], "Ada Lovelace");
     assert_eq!(v["outcome"], "granted");
+    assert!(
+        v.get("card_uid").is_none() && !req.body.windows(8).any(|w| w == b"04:A2:2B"),
+        "no card UID unless outbox.include_card_uid: {v}"
+    );
 
     // A body changed in transit no longer matches its signature.
     let mut tampered = req.clone();
@@ -227,6 +232,7 @@ async fn a_receiver_that_is_down_gets_every_event_later_in_order() {
         Arc::new(MemoryOutbox::new(dir.path())),
         "front",
         &config(port, EventKind::ALL.to_vec()),
+        None,
         None,
     )
     .await
@@ -264,6 +270,7 @@ async fn a_rejected_payload_is_skipped_and_only_chosen_events_are_sent() {
         Arc::new(MemoryOutbox::new(dir.path())),
         "front",
         &config(port, vec![EventKind::Alarm]),
+        None,
         None,
     )
     .await
@@ -308,9 +315,15 @@ async fn https_receivers_are_checked_against_the_configured_ca() {
     let mut c = config(port, EventKind::ALL.to_vec());
     c.webhook[0].url = format!("https://localhost:{port}/hooks/facereko");
     c.webhook[0].ca_file = Some(pki.ca.clone());
-    let handle = spawn_with(Arc::new(MemoryOutbox::new(dir.path())), "front", &c, None)
-        .await
-        .unwrap();
+    let handle = spawn_with(
+        Arc::new(MemoryOutbox::new(dir.path())),
+        "front",
+        &c,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
     let id = handle
         .publish(&attempt("front", Outcome::Granted, Some("Ada")))
         .await
@@ -325,7 +338,14 @@ async fn https_receivers_are_checked_against_the_configured_ca() {
     let port = receiver_with(r2.clone(), Some(server_tls(&pki))).await;
     let mut c = config(port, EventKind::ALL.to_vec());
     c.webhook[0].url = format!("https://localhost:{port}/hooks/facereko");
-    let Ok(handle) = spawn_with(Arc::new(MemoryOutbox::new(dir.path())), "front", &c, None).await
+    let Ok(handle) = spawn_with(
+        Arc::new(MemoryOutbox::new(dir.path())),
+        "front",
+        &c,
+        None,
+        None,
+    )
+    .await
     else {
         return; // no system CA store on this machine: refusing to start is just as safe
     };

@@ -1,6 +1,10 @@
 //! The Rekognition face engine (feature `aws`): one `SearchFacesByImage` per look, as the original
 //! did, with FaceReko's rule on top — in `card+face` mode the best match must be the card owner's face.
 //!
+//! The door does not take the answer at its word: every match is checked again against the door's own
+//! `face_match_threshold` and the card owner, so an endpoint that ignores `FaceMatchThreshold` or names
+//! someone else cannot open the door.
+//!
 //! `SearchFacesByImage` fails with `InvalidParameterException` when the photo has no face; that is a
 //! verdict (no face), not an error. When Rekognition cannot be reached in time (network, timeout,
 //! throttling, 5xx) and a fallback engine is configured, the fallback decides and the attempt's
@@ -24,8 +28,8 @@ use crate::{person_of, Error};
 struct Search {
     /// No face in the photo.
     no_face: bool,
-    /// The best match above the threshold: its `ExternalImageId`, similarity and the matched face's
-    /// detector confidence.
+    /// The best-scoring match as answered (not yet checked against the threshold): its
+    /// `ExternalImageId`, similarity and the matched face's detector confidence.
     best: Option<(Option<String>, f32, Option<f32>)>,
     /// Detector confidence of the face searched with.
     searched_confidence: Option<f32>,
@@ -113,6 +117,8 @@ impl RekognitionEngine {
                     .face_matches()
                     .iter()
                     .filter_map(|m| Some((m, m.similarity()?)))
+                    // Not a score on Rekognition's 0–100 scale: not a match.
+                    .filter(|(_, s)| s.is_finite() && (0.0..=100.0).contains(s))
                     .max_by(|a, b| a.1.total_cmp(&b.1))
                     .map(|(m, s)| {
                         let face = m.face();
@@ -177,9 +183,18 @@ impl RekognitionEngine {
                 );
             }
             v.best_candidate = person;
+            // Whatever threshold the endpoint applied, the door applies its own.
+            let passed = similarity >= self.threshold;
+            if !passed {
+                tracing::info!(
+                    similarity,
+                    threshold = self.threshold,
+                    "the best match is below the door's face_match_threshold: a mismatch"
+                );
+            }
             v.matched = match owner {
-                Some(o) => person.filter(|p| *p == o),
-                None => person,
+                Some(o) => person.filter(|p| passed && *p == o),
+                None => person.filter(|_| passed),
             };
         }
         v

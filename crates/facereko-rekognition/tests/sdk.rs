@@ -264,6 +264,78 @@ async fn access_denied_is_an_error_and_no_face_is_a_verdict() {
     );
 }
 
+/// A stand-in that answers every `SearchFacesByImage` with `matches` (`ExternalImageId`, similarity),
+/// whatever threshold was asked for: an endpoint the door must not take at its word.
+async fn answering(matches: &[(&str, f32)]) -> String {
+    let body = serde_json::json!({
+        "SearchedFaceBoundingBox": {"Width": 0.5, "Height": 0.5, "Left": 0.25, "Top": 0.25},
+        "SearchedFaceConfidence": 99.9,
+        "FaceMatches": matches.iter().enumerate().map(|(i, (x, s))| serde_json::json!({
+            "Similarity": s,
+            "Face": {"FaceId": format!("00000000-0000-0000-0000-00000000000{i}"),
+                     "ExternalImageId": x, "Confidence": 99.5},
+        })).collect::<Vec<_>>(),
+        "FaceModelVersion": "7.0",
+    })
+    .to_string();
+    let app = axum::Router::new().fallback(move || {
+        let body = body.clone();
+        async move {
+            let mut r = (StatusCode::OK, body).into_response();
+            r.headers_mut().insert(
+                "content-type",
+                HeaderValue::from_static("application/x-amz-json-1.1"),
+            );
+            r
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    url
+}
+
+/// Regression: the door took Rekognition's matches as they came, so an endpoint that ignored
+/// `FaceMatchThreshold` (or answered for someone else) decided who got in.
+#[tokio::test]
+async fn the_door_rechecks_every_match_against_its_own_threshold_and_the_card_owner() {
+    let owner = PersonId(1);
+    // Below the door's threshold (85): a mismatch, whoever it names; the score is still recorded.
+    let engine = engine_at(&answering(&[("1:1", 50.0)]).await, None).await;
+    let v = engine.verify(&photo(ANA), owner).await.unwrap();
+    assert_eq!(v.matched, None, "50 % is below the door's 85 %");
+    assert_eq!(v.similarity, Some(50.0));
+    assert!(v.face.is_some());
+    let v = engine.identify(&photo(ANA)).await.unwrap();
+    assert_eq!(v.matched, None, "face mode re-checks the threshold too");
+
+    // A similarity outside 0–100 is not a score.
+    let engine = engine_at(&answering(&[("1:1", 250.0)]).await, None).await;
+    assert_eq!(
+        engine.verify(&photo(ANA), owner).await.unwrap().matched,
+        None
+    );
+
+    // The best match names someone else: a mismatch, even with the owner listed too.
+    let engine = engine_at(&answering(&[("1:2", 97.0), ("2:2", 99.0)]).await, None).await;
+    let v = engine.verify(&photo(ANA), owner).await.unwrap();
+    assert_eq!(v.matched, None);
+    assert_eq!(v.best_candidate, Some(PersonId(2)));
+
+    // An ExternalImageId FaceReko did not write names nobody.
+    let engine = engine_at(&answering(&[("Ana", 99.0)]).await, None).await;
+    assert_eq!(
+        engine.verify(&photo(ANA), owner).await.unwrap().matched,
+        None
+    );
+
+    // The owner's face above the threshold: granted, with that match's similarity.
+    let engine = engine_at(&answering(&[("2:2", 30.0), ("1:1", 91.5)]).await, None).await;
+    let v = engine.verify(&photo(ANA), owner).await.unwrap();
+    assert_eq!(v.matched, Some(owner));
+    assert_eq!(v.similarity, Some(91.5));
+}
+
 #[tokio::test]
 async fn no_region_anywhere_is_a_clear_config_error() {
     // Only when no endpoint URL is set does the region matter; the environment here has none.

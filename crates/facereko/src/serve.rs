@@ -405,11 +405,26 @@ async fn start_notifier(
     door: &DoorHandle,
 ) -> Result<facereko_notify::NotifierHandle> {
     let (cmd_tx, mut cmd_rx) = tokio::sync::mpsc::channel(16);
+    // The door's state now, for the retained MQTT state at every connect.
+    let live = |s: &facereko_door::DoorStatus| facereko_notify::LiveState {
+        armed: s.armed,
+        unlocked: s.unlocked,
+        door_open: s.door_open,
+    };
+    let mut status = door.watch_status();
+    let (live_tx, live_rx) = tokio::sync::watch::channel(live(&status.borrow_and_update()));
+    tokio::spawn(async move {
+        while status.changed().await.is_ok() {
+            let now = live(&status.borrow_and_update());
+            live_tx.send_if_modified(|s| std::mem::replace(s, now) != now);
+        }
+    });
     let notifier = facereko_notify::spawn(
         store.clone(),
         &config.door_id,
         &config.notify(),
         Some(cmd_tx),
+        Some(live_rx),
     )
     .await
     .context("starting notifications")?;
