@@ -122,8 +122,9 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
         let model = crate::faces::model_id(&config.vision);
         let seen = crate::faces::refresh_gallery(&store, engine, &model).await?;
         tracing::info!(
-            "local face engine: threshold {:.2} %",
-            config.vision.threshold
+            "local face engine {}: threshold {:.2} %",
+            config.vision.local_engine,
+            config.vision.threshold()
         );
         crate::faces::spawn_gallery_sync(
             store.clone(),
@@ -168,7 +169,11 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
                 "rekognition, collection {}, threshold {} %, fallback {}",
                 config.aws.collection, config.aws.face_match_threshold, config.vision.fallback
             ),
-            (Some(_), _) => format!("local, threshold {:.2} %", config.vision.threshold),
+            (Some(_), _) => format!(
+                "local ({}), threshold {:.2} %",
+                config.vision.local_engine,
+                config.vision.threshold()
+            ),
         }
     );
     if let Some(ep) = &endpoint {
