@@ -70,7 +70,7 @@ pub fn decode(
     let min_logit = (min_score / (1.0 - min_score)).ln();
     let mut out = Vec::new();
     for (i, (&logit, a)) in scores.iter().zip(anchors).enumerate() {
-        if !(logit >= min_logit) {
+        if logit.is_nan() || logit < min_logit {
             continue;
         }
         let Some(r) = regressors.get(i * REGRESSORS..(i + 1) * REGRESSORS) else {

@@ -277,7 +277,7 @@ fn subsets(n: usize, k: usize, cap: u64) -> Vec<Vec<usize>> {
     let mut c: Vec<usize> = (0..k).collect();
     let mut index = 0u64;
     loop {
-        if index % stride == 0 {
+        if index.is_multiple_of(stride) {
             out.push(c.clone());
         }
         index += 1;

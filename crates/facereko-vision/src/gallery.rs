@@ -66,7 +66,7 @@ impl Embedding {
 
     /// The inverse of [`Embedding::to_le_bytes`].
     pub fn from_le_bytes(bytes: &[u8]) -> Result<Self> {
-        if bytes.is_empty() || bytes.len() % 4 != 0 {
+        if bytes.is_empty() || !bytes.len().is_multiple_of(4) {
             return Err(Error::Embedding(format!(
                 "{} bytes; a stored embedding is a whole number of 4-byte values",
                 bytes.len()

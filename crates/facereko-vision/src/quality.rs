@@ -69,7 +69,7 @@ impl Pose {
         };
         let (ex, ey) = (b.x - a.x, b.y - a.y);
         let d = (ex * ex + ey * ey).sqrt();
-        if !(d > 1e-3) {
+        if d.is_nan() || d <= 1e-3 {
             return None;
         }
         let (ux, uy) = (ex / d, ey / d);

@@ -376,7 +376,10 @@ async fn describe_all_gives_each_face_its_own_box_and_embedding(kind: LocalEngin
     let margin = (1.0 + t) / 2.0;
     for (face, own, other) in [(first, &sandler, &gore), (second, &gore, &sandler)] {
         let (c_own, c_other) = (face.embedding.cosine(own), face.embedding.cosine(other));
-        assert!(c_own > margin && c_other < t, "own {c_own}, other {c_other}");
+        assert!(
+            c_own > margin && c_other < t,
+            "own {c_own}, other {c_other}"
+        );
     }
     // At most `max_faces`, but `usable` still counts both.
     let one = e.describe_all_blocking(&jpeg(&both), 1, false).unwrap();

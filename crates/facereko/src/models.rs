@@ -51,15 +51,17 @@ pub struct ModelsInstallArgs {
     arch: Option<String>,
 }
 
-pub async fn install(data_dir: &Path, config_file: Option<&Path>, a: ModelsInstallArgs) -> Result<()> {
+pub async fn install(
+    data_dir: &Path,
+    config_file: Option<&Path>,
+    a: ModelsInstallArgs,
+) -> Result<()> {
     let (config, _) = Config::load(config_file, data_dir)?;
     let dir = a.dir.unwrap_or_else(|| config.vision.models_dir(data_dir));
     let kinds = a
         .engine
         .map_or_else(|| vec![config.vision.local_engine], |e| e.0);
-    let arch = a
-        .arch
-        .unwrap_or_else(|| std::env::consts::ARCH.to_string());
+    let arch = a.arch.unwrap_or_else(|| std::env::consts::ARCH.to_string());
     let shown = dir.clone();
     let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
     tokio::task::spawn_blocking(move || {
@@ -196,7 +198,12 @@ pub async fn reembed(store: &Store, engine: &LocalEngine, rekognition: bool) -> 
     println!("re-embedding {n} of {total} faces with {model}");
     let (mut done, mut failed) = (0usize, Vec::new());
     for (i, face) in todo.into_iter().enumerate() {
-        print!("\r[{:>4}/{n}] face {} of person {}", i + 1, face.id, face.person_id);
+        print!(
+            "\r[{:>4}/{n}] face {} of person {}",
+            i + 1,
+            face.id,
+            face.person_id
+        );
         let _ = std::io::stdout().flush();
         let result = async {
             let rel = face
@@ -207,7 +214,8 @@ pub async fn reembed(store: &Store, engine: &LocalEngine, rekognition: bool) -> 
             let bytes = tokio::fs::read(&path)
                 .await
                 .with_context(|| format!("its photo {} cannot be read", path.display()))?;
-            let photo = Photo::from_bytes(bytes).context("its stored photo is not a JPEG or PNG")?;
+            let photo =
+                Photo::from_bytes(bytes).context("its stored photo is not a JPEG or PNG")?;
             let e = engine.embed(&photo).await?;
             let new = store
                 .add_face(face.person_id, e.embedding.as_slice(), &model, Some(&photo))
@@ -257,10 +265,7 @@ mod tests {
         };
         assert_eq!(engine_config(&v, LocalEngineKind::Dlib).threshold(), 93.5);
         let onnx = engine_config(&v, LocalEngineKind::Onnx);
-        assert_eq!(
-            onnx.threshold(),
-            LocalEngineKind::Onnx.default_threshold()
-        );
+        assert_eq!(onnx.threshold(), LocalEngineKind::Onnx.default_threshold());
         assert_ne!(onnx.model_id(), v.model_id());
     }
 }

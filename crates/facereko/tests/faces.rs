@@ -169,7 +169,10 @@ fn eval_compares_both_engines_and_reembed_moves_faces_to_the_new_engine() {
     let reports: serde_json::Value = serde_json::from_str(&out).unwrap();
     let reports = reports.as_array().expect("an array, one report per engine");
     assert_eq!(reports.len(), 2);
-    assert!(reports[0]["model"].as_str().unwrap().contains("mobilefacenet"));
+    assert!(reports[0]["model"]
+        .as_str()
+        .unwrap()
+        .contains("mobilefacenet"));
     assert!(reports[1]["model"].as_str().unwrap().starts_with("dlib"));
     for r in reports {
         assert_eq!(r["photos"], 8);
@@ -196,7 +199,10 @@ fn eval_compares_both_engines_and_reembed_moves_faces_to_the_new_engine() {
     assert!(enrolled.contains("enrolled a face for Al"), "{enrolled}");
     config("onnx");
     let out = ok(data, &["enrol", "--reembed"]);
-    assert!(out.contains("re-embedded 1 of 1 faces with blazeface-mobilefacenet"), "{out}");
+    assert!(
+        out.contains("re-embedded 1 of 1 faces with blazeface-mobilefacenet"),
+        "{out}"
+    );
     let again = ok(data, &["enrol", "--reembed"]);
     assert!(again.contains("already embedded"), "{again}");
 }
