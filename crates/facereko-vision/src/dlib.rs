@@ -17,7 +17,7 @@ use crate::config::VisionConfig;
 use crate::gallery::{Embedding, EMBEDDING_DIM};
 use crate::geometry::{Point, Rect};
 use crate::local::{Face, Found, Native, PhotoState};
-use crate::{models, Error, Result};
+use crate::{models, quality, Error, Result};
 
 /// dlib's frontal HOG detector does not find faces under about 80 pixels; small photos are upscaled
 /// once (2×) when nothing was found at their own size.
@@ -112,6 +112,7 @@ impl Pipeline {
                     eyes,
                     nose,
                     score: None,
+                    limits: quality::NOSE_BASE,
                     native: Native::Dlib(DlibFace { rect, landmarks }),
                 }
             })

@@ -81,6 +81,8 @@ pub(crate) struct Face {
     pub eyes: [Point; 2],
     pub nose: Point,
     pub score: Option<f32>,
+    /// What kind of nose point `nose` is.
+    pub limits: quality::PoseLimits,
     pub native: Native,
 }
 
@@ -343,7 +345,14 @@ impl LocalEngine {
                 eyes: if a.x <= b.x { [a, b] } else { [b, a] },
                 nose: face.nose,
                 detector_score: face.score,
-                quality: quality::assess(img, &face.rect, face.eyes, face.nose, cfg.min_face_px),
+                quality: quality::assess(
+                    img,
+                    &face.rect,
+                    face.eyes,
+                    face.nose,
+                    cfg.min_face_px,
+                    face.limits,
+                ),
                 embedding,
                 model_id: self.inner.model_id.clone(),
             });
@@ -471,7 +480,7 @@ impl LocalEngine {
             .enumerate()
             .filter(|(_, f)| {
                 f.width_px >= cfg.min_face_px
-                    && quality::plausible(&f.rect, f.eyes, f.nose, &f.keypoints)
+                    && quality::plausible(&f.rect, f.eyes, f.nose, &f.keypoints, f.limits)
             })
             .map(|(index, f)| {
                 let d = f.rect.centre().dist(centre) as f64;

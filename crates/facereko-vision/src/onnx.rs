@@ -196,6 +196,7 @@ impl Pipeline {
                     eyes: [k[kp::RIGHT_EYE], k[kp::LEFT_EYE]],
                     nose: k[kp::NOSE_TIP],
                     score: Some(d.score),
+                    limits: crate::quality::NOSE_TIP,
                     native: Native::Onnx([
                         k[kp::RIGHT_EYE],
                         k[kp::LEFT_EYE],
