@@ -13,8 +13,8 @@ use crate::{Error, Result};
 pub const DEFAULT_THRESHOLD: f32 = 92.78;
 
 /// The ONNX engine's (MobileFaceNet's) default threshold, calibrated the same way on `lfw-dev`: the
-/// lowest similarity with at most 0.1 % false accepts there (true-accept rate 97.9 %; 94.9 % at FAR
-/// 0.01 %, threshold 53.32). MobileFaceNet spreads different people widely (most impostor pairs score
+/// lowest similarity with at most 0.1 % false accepts there (true-accept rate 97.9 %; 94.7 % at FAR
+/// 0.01 %, threshold 53.37). MobileFaceNet spreads different people widely (most impostor pairs score
 /// under 30 %), so its scale differs from dlib's.
 pub const ONNX_DEFAULT_THRESHOLD: f32 = 45.45;
 

@@ -4,9 +4,10 @@
 //!
 //! Two BlazeFace variants cover the distances: the 128-pixel "front" model for faces filling much of the
 //! picture (phone photos, LFW, tight crops) and the 256-pixel "back" model for smaller faces, such as a
-//! person a metre or two from a 640×480 door camera. The front model runs first; when it finds a clear,
-//! large face the back model is skipped (saving ≈ 3 ms on this machine); otherwise both run and, where
-//! they found the same face, the more confident detection is kept.
+//! person a metre or two from a 640×480 door camera. The frame is resized once, into the 256-pixel
+//! square, and halved for the 128-pixel one. The front model runs first; when it finds a clear, large
+//! face the back model is skipped (saving ≈ 3 ms on this machine); otherwise both run and, where they
+//! found the same face, the more confident detection is kept.
 //!
 //! ONNX Runtime is loaded at run time from the checksum-verified `libonnxruntime.so` installed with the
 //! models (`ort`'s `load-dynamic`): nothing is downloaded by the build or at run time. Each worker owns
@@ -89,27 +90,21 @@ impl Detector {
         })
     }
 
-    /// Faces in `img`, photo pixels, after weighted NMS.
-    fn run(&mut self, img: &RgbImage) -> Result<Vec<Detection>> {
-        let size = self.input as u32;
-        let lb = Letterbox::fit(img.width(), img.height(), size);
-        let scaled = if (lb.width, lb.height) == img.dimensions() {
-            None
-        } else {
-            Some(image::imageops::resize(
-                img,
-                lb.width,
-                lb.height,
-                image::imageops::FilterType::Triangle,
-            ))
-        };
-        let src = scaled.as_ref().unwrap_or(img);
+    /// Faces in a photo already fitted into this model's square (`scaled` is the photo at `lb`'s
+    /// size), in photo pixels, after weighted NMS.
+    fn run(&mut self, scaled: &RgbImage, lb: Letterbox) -> Result<Vec<Detection>> {
         // Channels-last, [-1, 1]; the letterbox border is black (−1).
         self.buf.fill(-1.0);
         let (dx, dy) = (lb.dx as usize, lb.dy as usize);
-        for (y, row) in src.as_raw().chunks_exact(lb.width as usize * 3).enumerate() {
+        for (y, row) in scaled
+            .as_raw()
+            .chunks_exact(scaled.width() as usize * 3)
+            .enumerate()
+            .take(self.input - dy)
+        {
             let start = ((y + dy) * self.input + dx) * 3;
-            for (o, &v) in self.buf[start..start + row.len()].iter_mut().zip(row) {
+            let len = row.len().min((self.input - dx) * 3);
+            for (o, &v) in self.buf[start..start + len].iter_mut().zip(row) {
                 *o = v as f32 / 127.5 - 1.0;
             }
         }
@@ -120,23 +115,61 @@ impl Detector {
             .session
             .run(ort::inputs![input])
             .map_err(|e| Error::Engine(format!("BlazeFace: {e}")))?;
-        let get = |i: usize| -> Result<Vec<f32>> {
+        let get = |i: usize| -> Result<&[f32]> {
             outputs[i]
                 .try_extract_tensor::<f32>()
-                .map(|(_, v)| v.to_vec())
+                .map(|(_, v)| v)
                 .map_err(|e| Error::Engine(format!("BlazeFace output {i}: {e}")))
         };
         // Outputs: scores (fine grid, coarse grid), then regressors in the same order.
-        let mut scores = get(0)?;
-        scores.extend(get(1)?);
-        let mut regs = get(2)?;
-        regs.extend(get(3)?);
+        let scores = [get(0)?, get(1)?].concat();
+        let regs = [get(2)?, get(3)?].concat();
         let dets = blazeface::decode(self.input, &self.anchors, &scores, &regs, MIN_SCORE);
         Ok(blazeface::weighted_nms(dets, NMS_IOU)
             .into_iter()
             .map(|d| lb.detection_to_photo(d))
             .collect())
     }
+}
+
+/// `img` fitted into a 256-pixel square (resized once, antialiased), and the same halved by 2×2
+/// averaging for the 128-pixel model: one resize of the camera frame serves both detectors.
+fn letterboxes(img: &RgbImage) -> ((RgbImage, Letterbox), (RgbImage, Letterbox)) {
+    let big = Letterbox::fit(img.width(), img.height(), 256);
+    let scaled = if (big.width, big.height) == img.dimensions() {
+        img.clone()
+    } else {
+        image::imageops::resize(
+            img,
+            big.width,
+            big.height,
+            image::imageops::FilterType::Triangle,
+        )
+    };
+    let (w, h) = ((big.width / 2).max(1), (big.height / 2).max(1));
+    let (sw, src) = (scaled.width() as usize, scaled.as_raw());
+    let half = RgbImage::from_fn(w, h, |x, y| {
+        let mut px = [0u16; 3];
+        for (ox, oy) in [(0, 0), (1, 0), (0, 1), (1, 1)] {
+            let (sx, sy) = (
+                (2 * x as usize + ox).min(sw - 1),
+                (2 * y as usize + oy).min(scaled.height() as usize - 1),
+            );
+            let i = (sy * sw + sx) * 3;
+            for c in 0..3 {
+                px[c] += src[i + c] as u16;
+            }
+        }
+        image::Rgb(px.map(|v| ((v + 2) / 4) as u8))
+    });
+    let small = Letterbox {
+        scale: big.scale * w as f32 / big.width as f32,
+        dx: ((128 - w) / 2) as f32,
+        dy: ((128 - h) / 2) as f32,
+        width: w,
+        height: h,
+    };
+    ((half, small), (scaled, big))
 }
 
 pub(crate) struct Pipeline {
@@ -175,7 +208,8 @@ impl Pipeline {
     /// Every face BlazeFace saw (not yet gated). `thorough` always runs both detector variants
     /// (enrolment must see every face to refuse a photo of two people).
     pub(crate) fn detect(&mut self, img: &RgbImage, thorough: bool) -> Result<Found> {
-        let front = self.front.run(img)?;
+        let ((half, small), (scaled, big)) = letterboxes(img);
+        let front = self.front.run(&half, small)?;
         let long = img.width().max(img.height()) as f32;
         let sure = front
             .iter()
@@ -183,7 +217,7 @@ impl Pipeline {
         let dets = if sure && !thorough {
             front
         } else {
-            blazeface::merge(front, self.back.run(img)?, NMS_IOU)
+            blazeface::merge(front, self.back.run(&scaled, big)?, NMS_IOU)
         };
         let faces = dets
             .into_iter()

@@ -136,7 +136,9 @@ async fn verify_and_identify_against_an_enrolled_gallery(kind: LocalEngineKind) 
     let mut rows = Vec::new();
     for (i, (id, first, _)) in SAMPLE.iter().enumerate() {
         let enrolled = e.embed(&photo(lfw(&sample_path(id, first)))).await.unwrap();
-        assert_eq!(enrolled.face.faces_in_photo, Some(1), "{id}");
+        // Enrolment accepted exactly one usable face; BlazeFace may also see a small face in the
+        // background of a news photo, which the gate leaves out.
+        assert!(enrolled.face.faces_in_photo >= Some(1), "{id}");
         rows.push((PersonId(i as i64 + 1), enrolled.embedding.into_vec()));
     }
     e.set_gallery(Gallery::new(rows).unwrap());
