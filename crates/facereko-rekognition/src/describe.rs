@@ -57,7 +57,7 @@ impl Describer for LocalEngine {
     }
 
     fn threshold(&self) -> f32 {
-        self.config().threshold
+        self.config().threshold()
     }
 }
 

@@ -1,8 +1,9 @@
 //! Accuracy and speed of the local engine over a face folder (default `$FACEREKO_FACES_DIR/lfw-dev`):
 //! `cargo bench -p facereko-vision --bench eval_lfw`. Prints the `facereko eval` report and its JSON.
 //!
-//! Knobs for experiments (environment): `EVAL_DIR` (folder name or path), `EVAL_MIRROR` (0/1),
-//! `EVAL_WORKERS`, `EVAL_DETECT_MAX_SIDE`, `EVAL_MIN_FACE_PX`, `EVAL_THRESHOLD`.
+//! Knobs for experiments (environment): `EVAL_ENGINE` (onnx/dlib), `EVAL_DIR` (folder name or path),
+//! `EVAL_MIRROR` (0/1), `EVAL_WORKERS`, `EVAL_DETECT_MAX_SIDE`, `EVAL_MIN_FACE_PX`, `EVAL_THRESHOLD`,
+//! `EVAL_PROBE_FRAMES`.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -30,6 +31,9 @@ fn main() {
         Err(_) => faces.join("lfw-dev"),
     };
     let mut config = VisionConfig::default();
+    if let Ok(kind) = std::env::var("EVAL_ENGINE") {
+        config.local_engine = kind.parse().expect("EVAL_ENGINE: onnx or dlib");
+    }
     if let Some(m) = knob::<u8>("EVAL_MIRROR") {
         config.mirror = m != 0;
     }
@@ -40,21 +44,23 @@ fn main() {
     if let Some(v) = knob("EVAL_MIN_FACE_PX") {
         config.min_face_px = v;
     }
-    let threshold = knob("EVAL_THRESHOLD").unwrap_or(config.threshold);
+    let threshold = knob("EVAL_THRESHOLD").unwrap_or(config.threshold());
+    let probe_frames = knob("EVAL_PROBE_FRAMES").unwrap_or(0);
     let engine = LocalEngine::load(&config, &models).expect("loading the engine");
     if let Ok(out) = std::env::var("EVAL_DUMP") {
         dump(&engine, &dir, &out);
         return;
     }
     let started = Instant::now();
-    let report = eval::run(&dir, &engine, threshold, &|done, total| {
+    let report = eval::run(&dir, &engine, threshold, probe_frames, &|done, total| {
         if done % 250 == 0 || done == total {
             eprintln!("  {done}/{total} photos");
         }
     })
     .expect("eval");
     println!(
-        "eval over {} ({} workers, mirror {})",
+        "eval of {} over {} ({} workers, mirror {})",
+        config.local_engine,
         dir.display(),
         config.workers,
         config.mirror

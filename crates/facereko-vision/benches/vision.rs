@@ -1,21 +1,35 @@
-//! Speed of the local engine: `cargo bench -p facereko-vision --bench vision`.
+//! Speed of the local engines: `cargo bench -p facereko-vision --bench vision`.
 //!
-//! - `frame/*`: detect + landmarks + embed on a 640×480 camera-sized frame (an LFW face on a plain
-//!   background), with and without the mirrored embedding, and with JPEG decoding included.
+//! - `frame/*`: per 640×480 camera frame, for each local engine (`onnx`, `dlib`, default settings,
+//!   mirror on): `decode_detect_align_embed` from JPEG bytes (what the door does per frame) and
+//!   `detect_align_embed` from decoded pixels. The frames are the JPEG files in `$BENCH_FRAMES` when set
+//!   (`scripts/bench-face-recognition.sh` points it at the frames it also gives Python's
+//!   `face_recognition`), else one frame made of an LFW face on a plain background.
 //! - `match/*`: 1:1 (one person's 3 faces) and 1:N over 1 000 and 100 000 enrolled faces.
 //!
-//! The frame benches need `FACEREKO_MODELS_DIR` and `FACEREKO_FACES_DIR`; without them only the
-//! matching benches run.
+//! The frame benches need `FACEREKO_MODELS_DIR` and `FACEREKO_FACES_DIR` (or `BENCH_FRAMES`); without
+//! them only the matching benches run.
 
 use std::hint::black_box;
 use std::path::PathBuf;
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use facereko_domain::PersonId;
-use facereko_vision::{Embedding, Gallery, LocalEngine, VisionConfig, EMBEDDING_DIM};
+use facereko_vision::{
+    Embedding, Gallery, LocalEngine, LocalEngineKind, VisionConfig, EMBEDDING_DIM,
+};
 use image::{ImageEncoder, RgbImage};
 
-fn frame() -> Option<(RgbImage, Vec<u8>)> {
+/// The bench frames as JPEG bytes.
+fn jpeg_frames() -> Option<Vec<Vec<u8>>> {
+    if let Some(dir) = std::env::var_os("BENCH_FRAMES") {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .collect();
+        files.sort();
+        return Some(files.iter().filter_map(|f| std::fs::read(f).ok()).collect());
+    }
     let faces = PathBuf::from(std::env::var_os("FACEREKO_FACES_DIR")?);
     let bytes = std::fs::read(faces.join("lfw-dev/Al_Gore/01.jpg")).ok()?;
     let face = image::load_from_memory(&bytes).ok()?.to_rgb8();
@@ -25,40 +39,48 @@ fn frame() -> Option<(RgbImage, Vec<u8>)> {
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
         .write_image(frame.as_raw(), 640, 480, image::ExtendedColorType::Rgb8)
         .ok()?;
-    Some((frame, jpeg))
+    Some(vec![jpeg])
 }
 
 fn frames(c: &mut Criterion) {
-    let (Some(models), Some((frame, jpeg))) = (std::env::var_os("FACEREKO_MODELS_DIR"), frame())
+    let (Some(models), Some(jpegs)) = (std::env::var_os("FACEREKO_MODELS_DIR"), jpeg_frames())
     else {
         eprintln!("FACEREKO_MODELS_DIR / FACEREKO_FACES_DIR not set: skipping the frame benches");
         return;
     };
+    let decoded: Vec<RgbImage> = jpegs
+        .iter()
+        .map(|j| image::load_from_memory(j).unwrap().to_rgb8())
+        .collect();
     let mut g = c.benchmark_group("frame");
     g.sample_size(20);
-    for (mirror, side) in [(false, 640), (false, 480), (true, 640), (true, 480)] {
+    for kind in LocalEngineKind::ALL {
         let config = VisionConfig {
-            mirror,
-            detect_max_side: side,
+            local_engine: kind,
             ..VisionConfig::default()
         };
         let engine = LocalEngine::load(&config, models.as_ref()).expect("loading the models");
-        assert!(
-            engine.describe_image(&frame).unwrap().is_some(),
-            "no face in the bench frame"
+        let found = decoded
+            .iter()
+            .filter(|f| engine.describe_image(f).unwrap().is_some())
+            .count();
+        eprintln!(
+            "{kind}: a face in {found} of {} bench frames",
+            decoded.len()
         );
-        let name = format!("{}_detect{side}", if mirror { "mirror" } else { "single" });
-        g.bench_function(format!("detect_align_embed_640x480_{name}"), |b| {
-            b.iter(|| engine.describe_image(black_box(&frame)).unwrap())
+        let mut i = 0;
+        g.bench_function(format!("decode_detect_align_embed_640x480/{kind}"), |b| {
+            b.iter(|| {
+                i = (i + 1) % jpegs.len();
+                engine.describe_blocking(black_box(&jpegs[i])).unwrap()
+            })
         });
-        if side == VisionConfig::default().detect_max_side
-            && mirror == VisionConfig::default().mirror
-        {
-            g.bench_function(
-                format!("decode_jpeg_detect_align_embed_640x480_{name}"),
-                |b| b.iter(|| engine.describe_blocking(black_box(&jpeg)).unwrap()),
-            );
-        }
+        g.bench_function(format!("detect_align_embed_640x480/{kind}"), |b| {
+            b.iter(|| {
+                i = (i + 1) % decoded.len();
+                engine.describe_image(black_box(&decoded[i])).unwrap()
+            })
+        });
     }
     g.finish();
 }

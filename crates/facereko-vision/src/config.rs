@@ -6,11 +6,75 @@ use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
 
-/// Similarity (0–100 %) at or above which a face matches, calibrated with `facereko eval` on `lfw-dev`
+/// The dlib engine's default similarity threshold (0–100 %), calibrated with `facereko eval` on `lfw-dev`
 /// (2 486 photos, 3 051 479 impostor pairs) as the lowest threshold whose false-accept rate there is
 /// ≤ 0.1 % (`threshold_at_far_1e-3`; true-accept rate there 95.3 %). dlib's descriptors all point into
 /// one cone, so different people still score 75–90 %: the useful range is the top few percent.
 pub const DEFAULT_THRESHOLD: f32 = 92.78;
+
+/// The ONNX engine's (MobileFaceNet's) default threshold, calibrated the same way on `lfw-dev`: the
+/// lowest similarity with at most 0.1 % false accepts there (true-accept rate 97.9 %; 94.7 % at FAR
+/// 0.01 %, threshold 53.37). MobileFaceNet spreads different people widely (most impostor pairs score
+/// under 30 %), so its scale differs from dlib's.
+pub const ONNX_DEFAULT_THRESHOLD: f32 = 45.45;
+
+/// Which offline pipeline the local engine runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LocalEngineKind {
+    /// BlazeFace detector and MobileFaceNet embedder on ONNX Runtime (192-d embeddings).
+    Onnx,
+    /// dlib's HOG detector, 5-point landmarks and ResNet encoder (128-d embeddings).
+    Dlib,
+}
+
+impl LocalEngineKind {
+    pub const ALL: [LocalEngineKind; 2] = [LocalEngineKind::Onnx, LocalEngineKind::Dlib];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Onnx => "onnx",
+            Self::Dlib => "dlib",
+        }
+    }
+
+    /// The calibrated default threshold of this engine.
+    pub fn default_threshold(self) -> f32 {
+        match self {
+            Self::Onnx => ONNX_DEFAULT_THRESHOLD,
+            Self::Dlib => DEFAULT_THRESHOLD,
+        }
+    }
+
+    /// Length of this engine's embeddings.
+    pub fn embedding_dim(self) -> usize {
+        match self {
+            Self::Onnx => crate::gallery::ONNX_EMBEDDING_DIM,
+            Self::Dlib => crate::gallery::EMBEDDING_DIM,
+        }
+    }
+}
+
+impl std::fmt::Display for LocalEngineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for LocalEngineKind {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "onnx" => Ok(Self::Onnx),
+            "dlib" => Ok(Self::Dlib),
+            other => Err(Error::Config {
+                key: "vision.local_engine".into(),
+                reason: format!("= {other:?} is unknown; use \"onnx\" or \"dlib\""),
+            }),
+        }
+    }
+}
 
 /// Settings of the face engine.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -19,15 +83,20 @@ pub struct VisionConfig {
     /// Which engine decides: `local` (offline, on this machine) or `rekognition` (AWS Rekognition, in
     /// builds with the `aws` feature; settings in `[aws]`).
     pub engine: String,
+    /// Which offline pipeline the local engine runs (deciding, as Rekognition's fallback, or behind the
+    /// Rekognition-compatible endpoint): `onnx` (BlazeFace + MobileFaceNet) or `dlib`.
+    pub local_engine: LocalEngineKind,
     /// With `engine = "rekognition"`: `local` lets the local engine decide when Rekognition cannot be
     /// reached in time (the attempt records which engine decided); `none` denies instead.
     pub fallback: String,
     /// Where the model files live; `None` means `<data_dir>/models`.
     pub models_dir: Option<PathBuf>,
-    /// Similarity (0–100 %) at or above which a face matches.
-    pub threshold: f32,
+    /// Similarity (0–100 %) at or above which a face matches; `None` means the local engine's calibrated
+    /// default ([`LocalEngineKind::default_threshold`]); see [`VisionConfig::threshold`].
+    pub threshold: Option<f32>,
     /// Smallest face accepted, as the width of its box in pixels of the photo.
     pub min_face_px: u32,
+    /// dlib only (BlazeFace always looks at a 128- and a 256-pixel copy).
     /// Door frames larger than this (longer side, pixels) are scaled down before detection; bigger is
     /// slower but finds smaller (farther) faces: the detector needs ≈ 80 px at this scale, so 480 finds
     /// faces from ≈ 107 px wide in a 640×480 frame. Landmarks and embeddings still use the full photo.
@@ -38,7 +107,7 @@ pub struct VisionConfig {
     /// Also describe the mirrored face and average the two embeddings (more accurate, ≈ 1.6× the time).
     pub mirror: bool,
     /// Random jitters averaged into an *enrolled* face's embedding (0 = off); enrolment only, so it costs
-    /// nothing at the door.
+    /// nothing at the door. dlib only.
     pub enrol_jitters: u32,
     /// How many photos the engine may process at once (each holds its own copy of the network, ≈ 25 MB).
     pub workers: usize,
@@ -48,9 +117,10 @@ impl Default for VisionConfig {
     fn default() -> Self {
         Self {
             engine: "local".into(),
+            local_engine: LocalEngineKind::Onnx,
             fallback: "none".into(),
             models_dir: None,
-            threshold: DEFAULT_THRESHOLD,
+            threshold: None,
             min_face_px: 64,
             detect_max_side: 480,
             max_image_side: 8192,
@@ -95,11 +165,13 @@ impl VisionConfig {
                 )
             }
         }
-        if !(self.threshold.is_finite() && (0.0..=100.0).contains(&self.threshold)) {
-            return bad(
-                "threshold",
-                format!("= {} must be a similarity from 0 to 100", self.threshold),
-            );
+        if let Some(t) = self.threshold {
+            if !(t.is_finite() && (0.0..=100.0).contains(&t)) {
+                return bad(
+                    "threshold",
+                    format!("= {t} must be a similarity from 0 to 100"),
+                );
+            }
         }
         if !(20..=2000).contains(&self.min_face_px) {
             return bad(
@@ -134,10 +206,20 @@ impl VisionConfig {
         Ok(())
     }
 
+    /// The similarity threshold in force: the configured one, else the local engine's calibrated default.
+    pub fn threshold(&self) -> f32 {
+        self.threshold
+            .unwrap_or_else(|| self.local_engine.default_threshold())
+    }
+
     /// The id stored with each embedding: embeddings of another model (or with mirroring switched) are
     /// not comparable and are left out of the gallery.
     pub fn model_id(&self) -> String {
-        format!("dlib-resnet-v1{}", if self.mirror { "+mirror" } else { "" })
+        let mirror = if self.mirror { "+mirror" } else { "" };
+        match self.local_engine {
+            LocalEngineKind::Dlib => format!("dlib-resnet-v1{mirror}"),
+            LocalEngineKind::Onnx => format!("blazeface-mobilefacenet-v1{mirror}"),
+        }
     }
 
     /// The models directory: the configured one, else `<data_dir>/models`.
@@ -165,7 +247,7 @@ mod tests {
     #[test]
     fn bad_values_name_their_key() {
         let c = VisionConfig {
-            threshold: 120.0,
+            threshold: Some(120.0),
             ..VisionConfig::default()
         };
         assert!(c
@@ -191,6 +273,32 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("vision.workers"));
+    }
+
+    #[test]
+    fn each_local_engine_has_its_own_threshold_and_model_id() {
+        let onnx = VisionConfig::default();
+        let dlib = VisionConfig {
+            local_engine: LocalEngineKind::Dlib,
+            ..VisionConfig::default()
+        };
+        assert_eq!(onnx.threshold(), ONNX_DEFAULT_THRESHOLD);
+        assert_eq!(dlib.threshold(), DEFAULT_THRESHOLD);
+        assert_ne!(onnx.model_id(), dlib.model_id());
+        assert_eq!(
+            dlib.model_id(),
+            "dlib-resnet-v1+mirror",
+            "ids of stored faces must not change"
+        );
+        let set = VisionConfig {
+            threshold: Some(50.0),
+            ..dlib.clone()
+        };
+        assert_eq!(set.threshold(), 50.0);
+        let toml_dlib: toml::Value = toml::from_str("local_engine = \"dlib\"").unwrap();
+        let parsed: VisionConfig = toml_dlib.try_into().unwrap();
+        assert_eq!(parsed.threshold(), DEFAULT_THRESHOLD);
+        assert!(toml::from_str::<VisionConfig>("local_engine = \"tract\"").is_err());
     }
 
     #[test]

@@ -5,7 +5,13 @@
 //! photo that has no usable face counts as a false reject (the door would not open); an impostor pair
 //! needs two faces to be compared at all, so only those are counted. The threshold "at FAR x" is the
 //! lowest similarity, rounded up to 0.01 %, that lets at most a share x of the impostor pairs through;
-//! [`crate::config::DEFAULT_THRESHOLD`] is `threshold_at_far_1e-3` on `lfw-dev`.
+//! each engine's default threshold is its `threshold_at_far_1e-3` on `lfw-dev`.
+//!
+//! Multi-frame (`--probe-frames K`): for k = 1 … K, k photos of one identity are fused into one probe
+//! (the door's rule, [`crate::fusion`]) and compared with one enrolment photo: of the same identity
+//! (genuine, a photo not among the k) or of another (impostor). Only identities with at least
+//! max(K, 2) photos take part, the same ones for every k, so the rows compare. An identity with many
+//! photos contributes at most [`MAX_SETS`] evenly spread k-subsets per k.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -15,33 +21,75 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::fusion::fuse_embeddings;
 use crate::gallery::{similarity_percent, Embedding};
 use crate::{Error, LocalEngine, Result};
 
-/// Something that turns an encoded photo into the embedding of its best usable face.
+/// At most this many k-subsets of one identity's photos are used per k.
+pub const MAX_SETS: u64 = 50;
+
+/// Something that turns an encoded photo into the embedding of its best usable face, with that face's
+/// quality (0–1, the weight it gets when frames are fused).
 pub trait Describe: Sync {
     /// `Ok(None)` for a photo with no usable face; `Err` for one that cannot be read.
-    fn describe(&self, bytes: &[u8]) -> Result<Option<Embedding>>;
+    fn describe(&self, bytes: &[u8]) -> Result<Option<(Embedding, f32)>>;
 
     /// How many photos it can usefully describe at once.
     fn parallelism(&self) -> usize {
         1
     }
+
+    /// The model's id, for the report.
+    fn model_id(&self) -> String {
+        String::new()
+    }
 }
 
 impl Describe for LocalEngine {
-    fn describe(&self, bytes: &[u8]) -> Result<Option<Embedding>> {
-        Ok(self.describe_blocking(bytes)?.map(|p| p.embedding))
+    fn describe(&self, bytes: &[u8]) -> Result<Option<(Embedding, f32)>> {
+        Ok(self
+            .observe_blocking(bytes, 1)?
+            .into_iter()
+            .next()
+            .map(|o| (o.embedding, o.quality.overall)))
     }
 
     fn parallelism(&self) -> usize {
         self.config().workers
     }
+
+    fn model_id(&self) -> String {
+        LocalEngine::model_id(self).to_string()
+    }
+}
+
+/// Accuracy when `probe_frames` photos are fused into one probe ([`run`] with `probe_frames` > 0).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct FramesReport {
+    pub probe_frames: usize,
+    /// Identities taking part (those with enough photos), the same for every row.
+    pub identities: usize,
+    pub genuine_pairs: usize,
+    pub impostor_pairs: usize,
+    /// False-accept and false-reject rates at the report's threshold, 0–1.
+    pub far: f64,
+    pub frr: f64,
+    #[serde(rename = "tar_at_far_1e-3")]
+    pub tar_at_far_1e_3: f64,
+    #[serde(rename = "threshold_at_far_1e-3")]
+    pub threshold_at_far_1e_3: f32,
+    #[serde(rename = "tar_at_far_1e-4")]
+    pub tar_at_far_1e_4: f64,
+    #[serde(rename = "threshold_at_far_1e-4")]
+    pub threshold_at_far_1e_4: f32,
+    pub eer: f64,
 }
 
 /// The result of an evaluation; its JSON form is what `facereko eval --json` prints.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct EvalReport {
+    /// The id of the model evaluated (`dlib-resnet-v1+mirror`, `blazeface-mobilefacenet-v1+mirror`).
+    pub model: String,
     /// Photos found (readable or not).
     pub photos: usize,
     pub identities: usize,
@@ -69,16 +117,21 @@ pub struct EvalReport {
     pub eer: f64,
     /// Mean time to decode, detect and describe one photo, in milliseconds.
     pub ms_per_photo: f64,
+    /// With `--probe-frames K`: one row per k = 1 … K.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub multi_frame: Vec<FramesReport>,
 }
 
 /// Progress of [`run`]: photos described so far, of the total.
 pub type ProgressFn<'a> = &'a (dyn Fn(usize, usize) + Sync);
 
-/// Evaluates `engine` on `dir` (laid out `identity/photo.{jpg,jpeg,png}`) at `threshold`.
+/// Evaluates `engine` on `dir` (laid out `identity/photo.{jpg,jpeg,png}`) at `threshold`; with
+/// `probe_frames` > 0, also fused probes of 1 … `probe_frames` photos.
 pub fn run(
     dir: &Path,
     engine: &dyn Describe,
     threshold: f32,
+    probe_frames: usize,
     progress: ProgressFn<'_>,
 ) -> Result<EvalReport> {
     let photos = list_photos(dir)?;
@@ -98,7 +151,7 @@ pub fn run(
                 let started = Instant::now();
                 let outcome = match std::fs::read(path) {
                     Ok(bytes) => match engine.describe(&bytes) {
-                        Ok(Some(e)) => Outcome::Face(e),
+                        Ok(Some((e, q))) => Outcome::Face(e, q),
                         Ok(None) => Outcome::NoFace,
                         Err(_) => Outcome::Unreadable,
                     },
@@ -123,14 +176,121 @@ pub fn run(
         .map(|((id, _), d)| (*id, &d.outcome))
         .collect();
     let ms_per_photo = results.iter().map(|d| d.ms).sum::<f64>() / total.max(1) as f64;
-    Ok(score(&labelled, identities, threshold, ms_per_photo))
+    let mut report = score(&labelled, identities, threshold, ms_per_photo);
+    report.model = engine.model_id();
+    report.multi_frame = (1..=probe_frames)
+        .map(|k| frames(&labelled, probe_frames.max(2), k, threshold))
+        .collect();
+    Ok(report)
 }
 
 #[derive(Clone, Debug)]
 enum Outcome {
-    Face(Embedding),
+    /// The embedding and the face's quality.
+    Face(Embedding, f32),
     NoFace,
     Unreadable,
+}
+
+impl Outcome {
+    fn face(&self) -> Option<&Embedding> {
+        match self {
+            Outcome::Face(e, _) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// Genuine and impostor scores of `k`-photo fused probes against single enrolment photos, among the
+/// identities with at least `min_photos` photos.
+fn frames(
+    photos: &[(usize, &Outcome)],
+    min_photos: usize,
+    k: usize,
+    threshold: f32,
+) -> FramesReport {
+    let mut by_id: std::collections::BTreeMap<usize, Vec<&Outcome>> = Default::default();
+    for (id, o) in photos {
+        by_id.entry(*id).or_default().push(o);
+    }
+    by_id.retain(|_, v| v.len() >= min_photos);
+    let enrolments: Vec<(usize, &Embedding)> = by_id
+        .iter()
+        .flat_map(|(id, v)| v.iter().filter_map(move |o| o.face().map(|e| (*id, e))))
+        .collect();
+    let (mut genuine, mut impostor) = (Vec::new(), Vec::new());
+    for (id, shots) in &by_id {
+        for set in subsets(shots.len(), k, MAX_SETS) {
+            let weighted: Vec<(&Embedding, f32)> = set
+                .iter()
+                .filter_map(|&i| match shots[i] {
+                    Outcome::Face(e, q) => Some((e, *q)),
+                    _ => None,
+                })
+                .collect();
+            let probe = fuse_embeddings(&weighted);
+            // Genuine: every photo of the same identity outside the set.
+            for (i, o) in shots.iter().enumerate().filter(|(i, _)| !set.contains(i)) {
+                genuine.push(match (&probe, o.face()) {
+                    (Some(p), Some(e)) => similarity_percent(p.cosine(e)),
+                    _ => f32::NEG_INFINITY,
+                });
+                let _ = i;
+            }
+            if let Some(p) = &probe {
+                impostor.extend(
+                    enrolments
+                        .iter()
+                        .filter(|(other, _)| other != id)
+                        .map(|(_, e)| similarity_percent(p.cosine(e))),
+                );
+            }
+        }
+    }
+    genuine.sort_by(|a, b| a.total_cmp(b));
+    impostor.sort_by(|a, b| b.total_cmp(a));
+    let (t3, tar3) = at_far(&genuine, &impostor, 1e-3);
+    let (t4, tar4) = at_far(&genuine, &impostor, 1e-4);
+    FramesReport {
+        probe_frames: k,
+        identities: by_id.len(),
+        genuine_pairs: genuine.len(),
+        impostor_pairs: impostor.len(),
+        far: far(&impostor, threshold),
+        frr: 1.0 - tar(&genuine, threshold),
+        tar_at_far_1e_3: tar3,
+        threshold_at_far_1e_3: t3,
+        tar_at_far_1e_4: tar4,
+        threshold_at_far_1e_4: t4,
+        eer: eer(&genuine, &impostor),
+    }
+}
+
+/// The k-subsets of 0..n in lexicographic order, at most `cap` of them, evenly spread.
+fn subsets(n: usize, k: usize, cap: u64) -> Vec<Vec<usize>> {
+    if k == 0 || k > n {
+        return Vec::new();
+    }
+    let total = (0..k as u64).fold(1u64, |acc, i| acc * (n as u64 - i) / (i + 1));
+    let stride = total.div_ceil(cap.max(1));
+    let mut out = Vec::new();
+    let mut c: Vec<usize> = (0..k).collect();
+    let mut index = 0u64;
+    loop {
+        if index.is_multiple_of(stride) {
+            out.push(c.clone());
+        }
+        index += 1;
+        // Next combination: bump the rightmost position that can move.
+        let Some(i) = (0..k).rev().find(|&i| c[i] < n - k + i) else {
+            break;
+        };
+        c[i] += 1;
+        for j in i + 1..k {
+            c[j] = c[j - 1] + 1;
+        }
+    }
+    out
 }
 
 #[derive(Clone, Debug)]
@@ -188,8 +348,8 @@ fn score(
     let mut impostor: Vec<f32> = Vec::new();
     for (i, (id_a, a)) in photos.iter().enumerate() {
         for (id_b, b) in &photos[i + 1..] {
-            let sim = match (a, b) {
-                (Outcome::Face(x), Outcome::Face(y)) => Some(similarity_percent(x.cosine(y))),
+            let sim = match (a.face(), b.face()) {
+                (Some(x), Some(y)) => Some(similarity_percent(x.cosine(y))),
                 _ => None,
             };
             if id_a == id_b {
@@ -204,15 +364,13 @@ fn score(
         .iter()
         .filter(|(_, o)| matches!(o, Outcome::Unreadable))
         .count();
-    let no_face = photos
-        .iter()
-        .filter(|(_, o)| !matches!(o, Outcome::Face(_)))
-        .count();
+    let no_face = photos.iter().filter(|(_, o)| o.face().is_none()).count();
     genuine.sort_by(|a, b| a.total_cmp(b));
     impostor.sort_by(|a, b| b.total_cmp(a));
     let (t3, tar3) = at_far(&genuine, &impostor, 1e-3);
     let (t4, tar4) = at_far(&genuine, &impostor, 1e-4);
     EvalReport {
+        model: String::new(),
         photos: photos.len(),
         identities,
         no_face_rate: no_face as f64 / photos.len().max(1) as f64,
@@ -228,6 +386,7 @@ fn score(
         threshold_at_far_1e_4: t4,
         eer: eer(&genuine, &impostor),
         ms_per_photo,
+        multi_frame: Vec::new(),
     }
 }
 
@@ -277,6 +436,9 @@ fn eer(genuine: &[f32], impostor: &[f32]) -> f64 {
 impl fmt::Display for EvalReport {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let pct = |x: f64| format!("{:.2} %", x * 100.0);
+        if !self.model.is_empty() {
+            writeln!(f, "model             {}", self.model)?;
+        }
         writeln!(
             f,
             "photos            {} of {} identities, {} with no usable face ({}), {} unreadable",
@@ -312,6 +474,31 @@ impl fmt::Display for EvalReport {
         )?;
         writeln!(f, "equal error rate  {}", pct(self.eer))?;
         writeln!(f, "time per photo    {:.1} ms", self.ms_per_photo)?;
+        if let Some(first) = self.multi_frame.first() {
+            writeln!(
+                f,
+                "fused probes      ({} identities; k photos fused against one enrolment photo)",
+                first.identities
+            )?;
+            writeln!(
+                f,
+                "  k  genuine  impostor    TAR@FAR 0.1 %  TAR@FAR 0.01 %  FRR/FAR at {:.2} %",
+                self.threshold
+            )?;
+            for r in &self.multi_frame {
+                writeln!(
+                    f,
+                    "  {}  {:>7}  {:>9}    {:>8}       {:>8}        {} / {}",
+                    r.probe_frames,
+                    r.genuine_pairs,
+                    r.impostor_pairs,
+                    pct(r.tar_at_far_1e_3),
+                    pct(r.tar_at_far_1e_4),
+                    pct(r.frr),
+                    pct(r.far)
+                )?;
+            }
+        }
         write!(
             f,
             "(the threshold for FAR ≤ 0.1 % is the lowest similarity at which at most one impostor pair \
@@ -325,6 +512,10 @@ mod tests {
     use super::*;
     use crate::gallery::EMBEDDING_DIM;
 
+    fn face(axis: usize, tilt: f32) -> Outcome {
+        Outcome::Face(unit(axis, tilt), 1.0)
+    }
+
     fn unit(axis: usize, tilt: f32) -> Embedding {
         let mut v = vec![0.0; EMBEDDING_DIM];
         v[axis] = 1.0;
@@ -337,12 +528,12 @@ mod tests {
         // Identity 0: two photos on axis 0 (cosine ≈ 1). Identity 1: axis 1 and a no-face photo.
         // Identity 2: axis 2 twice, but tilted apart.
         let o = [
-            Outcome::Face(unit(0, 0.0)),
-            Outcome::Face(unit(0, 0.1)),
-            Outcome::Face(unit(1, 0.0)),
+            face(0, 0.0),
+            face(0, 0.1),
+            face(1, 0.0),
             Outcome::NoFace,
-            Outcome::Face(unit(2, 1.0)),
-            Outcome::Face(unit(2, -1.0)),
+            face(2, 1.0),
+            face(2, -1.0),
         ];
         let photos: Vec<(usize, &Outcome)> = [0, 0, 1, 1, 2, 2].into_iter().zip(o.iter()).collect();
         let r = score(&photos, 3, 80.0, 12.0);
@@ -404,12 +595,64 @@ mod tests {
         assert_eq!(ids, vec![0, 0, 1]);
         struct Nothing;
         impl Describe for Nothing {
-            fn describe(&self, _: &[u8]) -> Result<Option<Embedding>> {
+            fn describe(&self, _: &[u8]) -> Result<Option<(Embedding, f32)>> {
                 Err(Error::Image("not a photo".into()))
             }
         }
-        let r = run(tmp.path(), &Nothing, 80.0, &|_, _| {}).unwrap();
+        let r = run(tmp.path(), &Nothing, 80.0, 0, &|_, _| {}).unwrap();
         assert_eq!((r.photos, r.unreadable, r.identities), (3, 3, 2));
         assert_eq!(r.frr, 1.0);
+    }
+
+    #[test]
+    fn subsets_enumerate_and_cap_evenly() {
+        assert_eq!(
+            subsets(4, 2, 50),
+            vec![
+                vec![0, 1],
+                vec![0, 2],
+                vec![0, 3],
+                vec![1, 2],
+                vec![1, 3],
+                vec![2, 3]
+            ]
+        );
+        assert_eq!(subsets(3, 3, 50), vec![vec![0, 1, 2]]);
+        assert!(subsets(2, 3, 50).is_empty());
+        // C(10, 3) = 120, capped at 50: every third one.
+        let capped = subsets(10, 3, 50);
+        assert_eq!(capped.len(), 40);
+        assert_eq!(capped[1], vec![0, 1, 5]);
+    }
+
+    #[test]
+    fn fused_probes_separate_people_better_than_single_photos() {
+        // Two identities, 3 photos each. Each photo is its identity's axis plus noise along a shared
+        // axis, so one photo can look like the other person, but the noise cancels when fused.
+        let noisy = |axis: usize, noise: f32| {
+            let mut v = vec![0.0; EMBEDDING_DIM];
+            v[axis] = 1.0;
+            v[10] = noise;
+            Outcome::Face(Embedding::new(v).unwrap(), 1.0)
+        };
+        let o = [
+            noisy(0, 1.2),
+            noisy(0, -1.2),
+            noisy(0, 0.0),
+            noisy(1, 1.2),
+            noisy(1, -1.2),
+            Outcome::NoFace,
+        ];
+        let photos: Vec<(usize, &Outcome)> = [0, 0, 0, 1, 1, 1].into_iter().zip(o.iter()).collect();
+        let one = frames(&photos, 3, 1, 50.0);
+        let two = frames(&photos, 3, 2, 50.0);
+        assert_eq!((one.identities, two.identities), (2, 2));
+        // k = 1: each of 6 photos against the other 2 of its identity.
+        assert_eq!(one.genuine_pairs, 12);
+        // k = 2: 3 pairs per identity, each against the 1 photo left.
+        assert_eq!(two.genuine_pairs, 6);
+        assert!(two.eer <= one.eer, "{one:?} {two:?}");
+        // A genuine pair whose enrolment photo has no face is a reject, as for single photos.
+        assert!(two.frr > 0.0);
     }
 }

@@ -15,16 +15,23 @@ use crate::{Error, Result};
 /// Length of the dlib ResNet face descriptor.
 pub const EMBEDDING_DIM: usize = 128;
 
-/// A face descriptor: [`EMBEDDING_DIM`] finite values, L2-normalised.
+/// Length of MobileFaceNet's face descriptor (the ONNX engine).
+pub const ONNX_EMBEDDING_DIM: usize = 192;
+
+/// Longest descriptor accepted.
+const MAX_DIM: usize = 4096;
+
+/// A face descriptor: finite values (128 for dlib, 192 for MobileFaceNet), L2-normalised. Its length
+/// comes from the model that made it; a [`Gallery`] holds descriptors of one length only.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Embedding(Vec<f32>);
 
 impl Embedding {
     /// Checks length and values and normalises to unit length.
     pub fn new(mut values: Vec<f32>) -> Result<Self> {
-        if values.len() != EMBEDDING_DIM {
+        if values.is_empty() || values.len() > MAX_DIM {
             return Err(Error::Embedding(format!(
-                "{} values; a face embedding has {EMBEDDING_DIM}",
+                "{} values; a face embedding has 1 to {MAX_DIM}",
                 values.len()
             )));
         }
@@ -47,18 +54,22 @@ impl Embedding {
         self.0
     }
 
-    /// Little-endian `f32`s, 512 bytes: how a store can keep it in a BLOB column.
+    /// Number of values.
+    pub fn dim(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Little-endian `f32`s (4 bytes a value): how a store can keep it in a BLOB column.
     pub fn to_le_bytes(&self) -> Vec<u8> {
         self.0.iter().flat_map(|v| v.to_le_bytes()).collect()
     }
 
     /// The inverse of [`Embedding::to_le_bytes`].
     pub fn from_le_bytes(bytes: &[u8]) -> Result<Self> {
-        if bytes.len() != EMBEDDING_DIM * 4 {
+        if bytes.is_empty() || !bytes.len().is_multiple_of(4) {
             return Err(Error::Embedding(format!(
-                "{} bytes; a stored embedding has {}",
-                bytes.len(),
-                EMBEDDING_DIM * 4
+                "{} bytes; a stored embedding is a whole number of 4-byte values",
+                bytes.len()
             )));
         }
         Self::new(
@@ -69,8 +80,12 @@ impl Embedding {
         )
     }
 
-    /// Cosine similarity with another embedding, −1 … 1.
+    /// Cosine similarity with another embedding, −1 … 1 (0 for embeddings of different lengths, which
+    /// come from different models and are not comparable).
     pub fn cosine(&self, other: &Embedding) -> f32 {
+        if self.0.len() != other.0.len() {
+            return 0.0;
+        }
         dot(&self.0, &other.0)
     }
 }
@@ -111,7 +126,9 @@ impl Match {
 /// All enrolled faces: an immutable snapshot, replaced as a whole when enrolments change.
 #[derive(Clone, Debug, Default)]
 pub struct Gallery {
-    /// `rows × EMBEDDING_DIM` values, row-major, grouped by person.
+    /// Values per embedding (0 while empty).
+    dim: usize,
+    /// `rows × dim` values, row-major, grouped by person.
     data: Vec<f32>,
     /// Each person's rows, in row order.
     people: Vec<(PersonId, Range<usize>)>,
@@ -120,13 +137,22 @@ pub struct Gallery {
 
 impl Gallery {
     /// Builds a gallery from `(person, embedding)` rows as a store lists them (any order; a person may
-    /// have several). Values are checked and normalised; a bad row is an error naming its person.
+    /// have several). Values are checked and normalised; a bad row, or one whose length differs from the
+    /// others (another model's), is an error naming its person.
     pub fn new(faces: Vec<(PersonId, Vec<f32>)>) -> Result<Self> {
         let mut faces = faces;
         faces.sort_by_key(|(p, _)| *p);
-        let mut data = Vec::with_capacity(faces.len() * EMBEDDING_DIM);
+        let dim = faces.first().map_or(0, |(_, v)| v.len());
+        let mut data = Vec::with_capacity(faces.len() * dim);
         let mut people: Vec<(PersonId, Range<usize>)> = Vec::new();
         for (row, (person, values)) in faces.into_iter().enumerate() {
+            if values.len() != dim {
+                return Err(Error::Embedding(format!(
+                    "a face of person {person} has {} values, the others {dim}: embeddings of \
+                     different models cannot share a gallery",
+                    values.len()
+                )));
+            }
             let e = Embedding::new(values)
                 .map_err(|e| Error::Embedding(format!("a face of person {person}: {e}")))?;
             data.extend_from_slice(e.as_slice());
@@ -141,6 +167,7 @@ impl Gallery {
             .map(|(i, (p, _))| (*p, i))
             .collect();
         Ok(Self {
+            dim,
             data,
             people,
             index,
@@ -154,7 +181,12 @@ impl Gallery {
 
     /// Number of enrolled faces.
     pub fn len(&self) -> usize {
-        self.data.len() / EMBEDDING_DIM
+        self.data.len().checked_div(self.dim).unwrap_or(0)
+    }
+
+    /// Values per embedding (0 for an empty gallery).
+    pub fn dim(&self) -> usize {
+        self.dim
     }
 
     pub fn is_empty(&self) -> bool {
@@ -174,26 +206,34 @@ impl Gallery {
     }
 
     /// 1:1: the best of `person`'s faces against `probe`; `None` when they have none enrolled.
+    /// `None` too for a probe of another length (another model's).
     pub fn best_of(&self, person: PersonId, probe: &Embedding) -> Option<Match> {
+        if probe.dim() != self.dim {
+            return None;
+        }
         let rows = self.people[*self.index.get(&person)?].1.clone();
-        let slice = &self.data[rows.start * EMBEDDING_DIM..rows.end * EMBEDDING_DIM];
+        let slice = &self.data[rows.start * self.dim..rows.end * self.dim];
         let (_, cos) = best_row(slice, probe.as_slice())?;
         Some(Match::new(person, cos))
     }
 
     /// 1:N: the person owning the single most similar face; `None` for an empty gallery.
+    /// `None` too for a probe of another length (another model's).
     pub fn best_person(&self, probe: &Embedding) -> Option<Match> {
+        if probe.dim() != self.dim {
+            return None;
+        }
         let (row, cos) = best_row(&self.data, probe.as_slice())?;
         let i = self.people.partition_point(|(_, r)| r.end <= row);
         Some(Match::new(self.people[i].0, cos))
     }
 }
 
-/// Index and dot product of the row of `rows` most similar to `probe`.
+/// Index and dot product of the row of `rows` (each `probe.len()` long) most similar to `probe`. The
+/// caller has checked that the lengths agree.
 fn best_row(rows: &[f32], probe: &[f32]) -> Option<(usize, f32)> {
-    let probe: &[f32; EMBEDDING_DIM] = probe.try_into().ok()?;
     let mut best: Option<(usize, f32)> = None;
-    for (i, row) in rows.chunks_exact(EMBEDDING_DIM).enumerate() {
+    for (i, row) in rows.chunks_exact(probe.len().max(1)).enumerate() {
         let s = dot(row, probe);
         if best.is_none_or(|(_, b)| s > b) {
             best = Some((i, s));
@@ -300,12 +340,32 @@ mod tests {
 
     #[test]
     fn bad_rows_are_refused_with_their_person() {
-        let e = Gallery::new(vec![(PersonId(7), vec![1.0; 3])]).unwrap_err();
+        let e = Gallery::new(vec![(PersonId(7), vec![])]).unwrap_err();
         assert!(e.to_string().contains("person 7"), "{e}");
         let mut nan = vec![0.5; EMBEDDING_DIM];
         nan[4] = f32::NAN;
         assert!(Gallery::new(vec![(PersonId(1), nan)]).is_err());
         assert!(Embedding::new(vec![0.0; EMBEDDING_DIM]).is_err());
+    }
+
+    #[test]
+    fn the_dimension_comes_from_the_rows_and_other_models_are_refused() {
+        let g = Gallery::new(vec![(PersonId(1), vec![0.5; ONNX_EMBEDDING_DIM])]).unwrap();
+        assert_eq!((g.dim(), g.len()), (ONNX_EMBEDDING_DIM, 1));
+        let onnx_probe = Embedding::new(vec![0.5; ONNX_EMBEDDING_DIM]).unwrap();
+        assert!(g.best_person(&onnx_probe).unwrap().cosine > 0.999);
+        // A dlib probe is never compared with MobileFaceNet faces.
+        let dlib_probe = Embedding::new(vec![0.5; EMBEDDING_DIM]).unwrap();
+        assert!(g.best_person(&dlib_probe).is_none());
+        assert!(g.best_of(PersonId(1), &dlib_probe).is_none());
+        assert_eq!(onnx_probe.cosine(&dlib_probe), 0.0);
+        let e = Gallery::new(vec![
+            (PersonId(1), vec![0.5; ONNX_EMBEDDING_DIM]),
+            (PersonId(2), vec![0.5; EMBEDDING_DIM]),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("person 2"), "{e}");
+        assert_eq!(Gallery::empty().dim(), 0);
     }
 
     #[test]
@@ -318,7 +378,8 @@ mod tests {
             .iter()
             .zip(back.as_slice())
             .all(|(a, b)| (a - b).abs() < 1e-6));
-        assert!(Embedding::from_le_bytes(&[0; 12]).is_err());
+        assert!(Embedding::from_le_bytes(&[0; 13]).is_err());
+        assert!(Embedding::from_le_bytes(&[]).is_err());
     }
 
     #[test]

@@ -6,30 +6,51 @@
 //! door. An engine that finds no usable face says so with `face: None`; errors are for engines that could
 //! not work at all (missing model, unreadable image).
 //!
-//! The default engine is [`LocalEngine`]: dlib's HOG detector, 5-point landmarks and ResNet encoder, run
-//! offline on the door's own CPU. Its embeddings are L2-normalised 128-d vectors; a [`Gallery`] holds the
-//! enrolled ones in one contiguous matrix so 1:N is a single pass over memory. Scores are cosine
-//! similarities shown as 0–100 % ([`similarity_percent`]); the default threshold was calibrated on the
-//! development photos (see [`config::DEFAULT_THRESHOLD`] and the [`eval`] module, which is how anyone
-//! re-calibrates it on their own people).
+//! The default engine is [`LocalEngine`], offline on the door's own CPU, with one of two pipelines
+//! (`vision.local_engine`): `onnx` — BlazeFace finds the face and six keypoints, a similarity transform
+//! aligns it, MobileFaceNet describes it (192-d), on ONNX Runtime loaded from the installed models — or
+//! `dlib` — HOG detector, 5-point landmarks, ResNet encoder (128-d). Embeddings are L2-normalised and
+//! carry their model's id; a [`Gallery`] holds the enrolled ones of one model in one contiguous matrix so
+//! 1:N is a single pass over memory. Scores are cosine similarities shown as 0–100 %
+//! ([`similarity_percent`]); each pipeline's default threshold was calibrated on the development photos
+//! ([`LocalEngineKind::default_threshold`]; the [`eval`] module is how anyone re-calibrates on their own
+//! people).
+//!
+//! Frames: besides the one-photo trait, the local engine has a frame-level API for a door that watches
+//! continuously. [`LocalEngine::observe_image`] turns a decoded frame into [`Observation`]s (box,
+//! keypoints in photo pixels, a [`Quality`] with its parts — sharpness, size, frontal pose, exposure — and
+//! the embedding tagged with its model id); at a tap, [`LocalEngine::verify_fused`] /
+//! [`LocalEngine::identify_fused`] decide on the best [`fusion::FUSE_FRAMES`] of them, fused as the
+//! quality-weighted mean of their embeddings (the rule and its numbers are in [`fusion`]). The keypoints
+//! stay in the observation for a liveness check across frames.
 
 use async_trait::async_trait;
 use facereko_domain::{PersonId, Photo};
 
 pub mod blas;
+pub mod blazeface;
 pub mod config;
 pub mod decode;
+mod dlib;
 pub mod eval;
+pub mod fusion;
 pub mod gallery;
+pub mod geometry;
+pub mod install;
 pub mod local;
 pub mod models;
+mod onnx;
+pub mod quality;
 pub mod testing;
 
-pub use config::VisionConfig;
+pub use config::{LocalEngineKind, VisionConfig};
+pub use fusion::Observation;
 pub use gallery::{
     distance_from_cosine, similarity_percent, Embedding, Gallery, Match, EMBEDDING_DIM,
+    ONNX_EMBEDDING_DIM,
 };
 pub use local::{Enrolment, FaceBox, LocalEngine, PhotoFaces, Probe};
+pub use quality::Quality;
 
 /// Errors of the vision crate.
 #[derive(Debug, thiserror::Error)]

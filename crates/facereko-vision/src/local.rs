@@ -1,15 +1,15 @@
-//! The local engine: dlib's HOG detector, 5-point landmarks and ResNet encoder, on this machine's CPU.
+//! The local engine: faces found, described and matched on this machine's CPU, offline.
 //!
-//! One photo goes: decode (with limits) → detect on a copy scaled to at most `detect_max_side` → 5-point
-//! landmarks on the full photo → quality gate → pick the largest face nearest the centre → the face
-//! chip's 128-d embedding, averaged with the embedding of the mirrored chip (on `lfw-dev` this lifts the
-//! true-accept rate at FAR 0.1 % from 93.8 % to 95.3 %; the mirrored pass runs on a second core when
-//! there is one). dlib's detector and network are not thread-safe, so each worker owns a full copy of
-//! the pipeline behind a mutex, and every call runs on tokio's blocking pool, never on the async
-//! runtime's threads.
+//! Two pipelines sit behind it, chosen by `vision.local_engine`: [`crate::onnx`] (BlazeFace +
+//! MobileFaceNet on ONNX Runtime) and [`crate::dlib`] (HOG + ResNet). Everything else is shared: decoding
+//! with limits, the quality gate (smallest face, plausible keypoints), picking the largest face nearest
+//! the centre, the gallery and its threshold, and the frame-level API ([`LocalEngine::observe_image`],
+//! [`LocalEngine::verify_fused`], [`LocalEngine::identify_fused`]). Neither pipeline is shared between
+//! threads: each worker owns a full copy behind a mutex, and every call from async code runs on tokio's
+//! blocking pool, never on the runtime's threads.
 //!
-//! Speed note: the process must run with `OPENBLAS_NUM_THREADS=1` (see [`crate::blas`]), else OpenBLAS's
-//! own thread pool fights the workers for the cores and a frame takes about twice as long.
+//! Speed note for dlib: the process must run with `OPENBLAS_NUM_THREADS=1` (see [`crate::blas`]), else
+//! OpenBLAS's own thread pool fights the workers for the cores and a frame takes about twice as long.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,24 +17,19 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use dlib_face_recognition::{
-    FaceDetector, FaceDetectorTrait, FaceEncoderNetwork, FaceEncoderTrait, FaceLandmarks,
-    ImageMatrix, LandmarkPredictor, LandmarkPredictorTrait, Rectangle,
-};
 use facereko_domain::{millis, PersonId, Photo};
 use image::RgbImage;
 
-use crate::config::VisionConfig;
+use crate::config::{LocalEngineKind, VisionConfig};
 use crate::decode::decode_rgb;
-use crate::gallery::{Embedding, Gallery, Match, EMBEDDING_DIM};
-use crate::{models, Error, FaceEngine, FaceFound, Result, Verdict};
+use crate::fusion::{self, Observation, FUSE_FRAMES};
+use crate::gallery::{Embedding, Gallery, Match};
+use crate::geometry::{Point, Rect};
+use crate::{dlib, onnx, quality, Error, FaceEngine, FaceFound, Result, Verdict};
 
-/// dlib's frontal HOG detector does not find faces under about 80 pixels; small photos are upscaled
-/// once (2×) when nothing was found at their own size.
-const UPSCALE_BELOW_SIDE: u32 = 320;
-
-/// Enrolment photos (phone pictures, uploads) are searched at least at this size: slower, but a face that
-/// fills only a tenth of a 12-megapixel photo is still found. Door frames use `detect_max_side`.
+/// Enrolment photos (phone pictures, uploads) are searched at least at this size by dlib: slower, but a
+/// face that fills only a tenth of a 12-megapixel photo is still found. Door frames use
+/// `detect_max_side`.
 const ENROL_DETECT_MAX_SIDE: u32 = 1280;
 
 /// One enrolment: the embedding of the photo's single usable face.
@@ -77,6 +72,58 @@ pub struct FaceBox {
     pub embedding: Embedding,
 }
 
+/// A face a pipeline detected, in photo pixels, before the gate.
+pub(crate) struct Face {
+    pub rect: Rect,
+    /// Box width as the gate measures it.
+    pub width_px: u32,
+    pub keypoints: Vec<Point>,
+    pub eyes: [Point; 2],
+    pub nose: Point,
+    pub score: Option<f32>,
+    /// What kind of nose point `nose` is.
+    pub limits: quality::PoseLimits,
+    pub native: Native,
+}
+
+/// What each pipeline needs to embed a face it detected.
+pub(crate) enum Native {
+    Dlib(dlib::DlibFace),
+    /// Right eye, left eye, nose tip, mouth: the alignment points.
+    Onnx([Point; 4]),
+}
+
+/// Per-photo state a pipeline keeps between detecting and embedding.
+pub(crate) enum PhotoState {
+    /// The photo in dlib's format, reused for the embedding.
+    Dlib(dlib_face_recognition::ImageMatrix),
+    None,
+}
+
+/// What a pipeline saw in one photo.
+pub(crate) struct Found {
+    pub faces: Vec<Face>,
+    pub state: PhotoState,
+}
+
+enum Pipeline {
+    Dlib(Box<dlib::Pipeline>),
+    Onnx(Box<onnx::Pipeline>),
+}
+
+/// A detected face that passed the gate, and how it ranks (largest nearest the centre first).
+struct Candidate {
+    index: usize,
+    rank: f64,
+}
+
+/// The faces of one photo, gated and ranked.
+struct Seen {
+    found: Found,
+    /// Best first.
+    usable: Vec<Candidate>,
+}
+
 /// The offline engine (see the module note).
 #[derive(Debug, Clone)]
 pub struct LocalEngine {
@@ -85,6 +132,7 @@ pub struct LocalEngine {
 
 struct Inner {
     config: VisionConfig,
+    model_id: String,
     workers: Vec<Mutex<Pipeline>>,
     next_worker: AtomicUsize,
     gallery: RwLock<Arc<Gallery>>,
@@ -93,60 +141,33 @@ struct Inner {
 impl std::fmt::Debug for Inner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LocalEngine")
+            .field("local_engine", &self.config.local_engine)
             .field("config", &self.config)
             .field("workers", &self.workers.len())
             .finish_non_exhaustive()
     }
 }
 
-struct Pipeline {
-    detector: FaceDetector,
-    predictor: LandmarkPredictor,
-    encoder: FaceEncoderNetwork,
-    /// A second copy of the network for the mirrored face, run on another core at the same time, when
-    /// there is more than one core: one photo's latency is then detection plus one embedding.
-    mirror_encoder: Option<FaceEncoderNetwork>,
-}
-
-/// A detected face that passed the quality gate.
-struct Candidate {
-    rect: Rectangle,
-    landmarks: FaceLandmarks,
-    rank: f64,
-}
-
-/// What the detector saw in one photo.
-struct Faces {
-    /// The photo in dlib's format, reused for the embedding.
-    full: ImageMatrix,
-    usable: Vec<Candidate>,
-    detected: usize,
-}
-
 impl LocalEngine {
-    /// Loads the models from `models_dir` (checked first: a missing file names the command that
-    /// installs it). Blocking, ≈ 1.5 s per worker: call it from `spawn_blocking` or before the runtime.
+    /// Loads the configured pipeline's models from `models_dir` (checked first: a missing or damaged
+    /// file names the command that installs it). Blocking (dlib ≈ 1.5 s per worker, ONNX ≈ 0.3 s): call
+    /// it from `spawn_blocking` or before the runtime.
     pub fn load(config: &VisionConfig, models_dir: &Path) -> Result<Self> {
         config.validate()?;
-        let paths = models::check(models_dir)?;
-        let predictor = LandmarkPredictor::open(&paths.landmarks)
-            .map_err(|e| Error::Engine(format!("loading the landmark model: {e}")))?;
-        let encoder = FaceEncoderNetwork::open(&paths.encoder)
-            .map_err(|e| Error::Engine(format!("loading the face encoder: {e}")))?;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let workers = (0..config.workers)
-            .map(|_| {
-                Mutex::new(Pipeline {
-                    detector: FaceDetector::new(),
-                    predictor: predictor.clone(),
-                    encoder: encoder.clone(),
-                    mirror_encoder: (config.mirror && cores > 1).then(|| encoder.clone()),
-                })
-            })
-            .collect();
+        let workers: Vec<Mutex<Pipeline>> = match config.local_engine {
+            LocalEngineKind::Dlib => dlib::Pipeline::load_all(config, models_dir)?
+                .into_iter()
+                .map(|p| Mutex::new(Pipeline::Dlib(Box::new(p))))
+                .collect(),
+            LocalEngineKind::Onnx => onnx::Pipeline::load_all(config.workers, models_dir)?
+                .into_iter()
+                .map(|p| Mutex::new(Pipeline::Onnx(Box::new(p))))
+                .collect(),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 config: config.clone(),
+                model_id: config.model_id(),
                 workers,
                 next_worker: AtomicUsize::new(0),
                 gallery: RwLock::new(Arc::new(Gallery::empty())),
@@ -158,8 +179,35 @@ impl LocalEngine {
         &self.inner.config
     }
 
+    /// Which pipeline runs.
+    pub fn kind(&self) -> LocalEngineKind {
+        self.inner.config.local_engine
+    }
+
+    /// The id stored with this engine's embeddings ([`VisionConfig::model_id`]).
+    pub fn model_id(&self) -> &str {
+        &self.inner.model_id
+    }
+
+    /// The similarity threshold in force (0–100).
+    pub fn threshold(&self) -> f32 {
+        self.inner.config.threshold()
+    }
+
     /// Replaces the enrolled faces at once; calls in flight finish with the gallery they started with.
+    /// A gallery of another model's embeddings (another length) would never match: it is refused.
     pub fn set_gallery(&self, gallery: Gallery) {
+        let dim = self.kind().embedding_dim();
+        let gallery = if gallery.is_empty() || gallery.dim() == dim {
+            gallery
+        } else {
+            tracing::error!(
+                "a gallery of {}-value embeddings was given to the {} engine ({dim} values): ignored",
+                gallery.dim(),
+                self.kind()
+            );
+            Gallery::empty()
+        };
         *self
             .inner
             .gallery
@@ -192,25 +240,33 @@ impl LocalEngine {
         let cfg = &self.inner.config;
         let img = decode_rgb(bytes, cfg.max_image_side)?;
         let mut p = self.pipeline();
-        let faces = p.find_faces(&img, cfg, cfg.detect_max_side.max(ENROL_DETECT_MAX_SIDE));
-        let candidate = match faces.usable.len() {
+        let seen = self.see(&mut p, &img, true)?;
+        let candidate = match seen.usable.len() {
             0 => {
                 return Err(Error::NoFace {
                     min_face_px: cfg.min_face_px,
                 })
             }
-            1 => &faces.usable[0],
+            1 => &seen.usable[0],
             n => return Err(Error::ManyFaces(n)),
         };
-        let embedding = p.embed(&img, &faces.full, candidate, cfg.enrol_jitters, cfg.mirror)?;
+        let face = &seen.found.faces[candidate.index];
+        let embedding = embed_face(
+            &mut p,
+            &img,
+            &seen.found,
+            face,
+            cfg.enrol_jitters,
+            cfg.mirror,
+        )?;
         Ok(Enrolment {
             embedding,
-            face: face_found(candidate, faces.detected),
+            face: face_found(face, seen.found.faces.len()),
             ms: millis(started.elapsed()),
         })
     }
 
-    /// The probe path used at the door and by `eval`: the best usable face's embedding, or `None`.
+    /// The probe path used at the door: the best usable face's embedding, or `None`.
     pub fn describe_blocking(&self, bytes: &[u8]) -> Result<Option<Probe>> {
         let cfg = &self.inner.config;
         let img = decode_rgb(bytes, cfg.max_image_side)?;
@@ -221,20 +277,21 @@ impl LocalEngine {
     pub fn describe_image(&self, img: &RgbImage) -> Result<Option<Probe>> {
         let cfg = &self.inner.config;
         let mut p = self.pipeline();
-        let faces = p.find_faces(img, cfg, cfg.detect_max_side);
-        let Some(best) = faces.usable.iter().max_by(|a, b| a.rank.total_cmp(&b.rank)) else {
+        let seen = self.see(&mut p, img, false)?;
+        let Some(best) = seen.usable.first() else {
             return Ok(None);
         };
-        let embedding = p.embed(img, &faces.full, best, 0, cfg.mirror)?;
+        let face = &seen.found.faces[best.index];
+        let embedding = embed_face(&mut p, img, &seen.found, face, 0, cfg.mirror)?;
         Ok(Some(Probe {
             embedding,
-            face: face_found(best, faces.detected),
+            face: face_found(face, seen.found.faces.len()),
         }))
     }
 
     /// Every usable face in a photo, best first (largest nearest the centre), at most `max_faces`, with
     /// its box: for callers that answer per face (the Rekognition-compatible endpoint). `thorough`
-    /// searches at enrolment size and applies `enrol_jitters`, as indexing a face for later matching should.
+    /// searches as enrolment does and applies `enrol_jitters`, as indexing a face for later matching should.
     pub fn describe_all_blocking(
         &self,
         bytes: &[u8],
@@ -245,35 +302,130 @@ impl LocalEngine {
         let img = decode_rgb(bytes, cfg.max_image_side)?;
         let (width, height) = img.dimensions();
         let mut p = self.pipeline();
-        let side = if thorough {
-            cfg.detect_max_side.max(ENROL_DETECT_MAX_SIDE)
-        } else {
-            cfg.detect_max_side
-        };
-        let mut faces = p.find_faces(&img, cfg, side);
-        faces.usable.sort_by(|a, b| b.rank.total_cmp(&a.rank));
-        let usable = faces.usable.len();
+        let seen = self.see(&mut p, &img, thorough)?;
         let jitters = if thorough { cfg.enrol_jitters } else { 0 };
         let mut out = Vec::new();
-        for c in faces.usable.iter().take(max_faces) {
-            let embedding = p.embed(&img, &faces.full, c, jitters, cfg.mirror)?;
-            let clamp = |v: i64, max: u32| v.clamp(0, i64::from(max)) as u32;
-            let (left, top) = (clamp(c.rect.left, width), clamp(c.rect.top, height));
+        for c in seen.usable.iter().take(max_faces) {
+            let face = &seen.found.faces[c.index];
+            let embedding = embed_face(&mut p, &img, &seen.found, face, jitters, cfg.mirror)?;
+            let clamp = |v: f32, max: u32| (v.round().max(0.0) as u32).min(max);
+            let (left, top) = (clamp(face.rect.left, width), clamp(face.rect.top, height));
             out.push(FaceBox {
                 left,
                 top,
-                width: clamp(c.rect.right, width).saturating_sub(left),
-                height: clamp(c.rect.bottom, height).saturating_sub(top),
+                width: clamp(face.rect.right, width).saturating_sub(left),
+                height: clamp(face.rect.bottom, height).saturating_sub(top),
                 embedding,
             });
         }
         Ok(PhotoFaces {
             width,
             height,
-            detected: faces.detected,
-            usable,
+            detected: seen.found.faces.len(),
+            usable: seen.usable.len(),
             faces: out,
         })
+    }
+
+    /// Frame-level API: the usable faces of one decoded frame, best first (at most `max_faces`), each
+    /// with its box, keypoints, quality and embedding. The door keeps these while it watches and decides
+    /// at a tap with [`LocalEngine::verify_fused`] / [`LocalEngine::identify_fused`]. Blocking.
+    pub fn observe_image(&self, img: &RgbImage, max_faces: usize) -> Result<Vec<Observation>> {
+        let cfg = &self.inner.config;
+        let mut p = self.pipeline();
+        let seen = self.see(&mut p, img, false)?;
+        let mut out = Vec::new();
+        for c in seen.usable.iter().take(max_faces) {
+            let face = &seen.found.faces[c.index];
+            let embedding = embed_face(&mut p, img, &seen.found, face, 0, cfg.mirror)?;
+            let [a, b] = face.eyes;
+            out.push(Observation {
+                rect: face.rect,
+                keypoints: face.keypoints.clone(),
+                eyes: if a.x <= b.x { [a, b] } else { [b, a] },
+                nose: face.nose,
+                detector_score: face.score,
+                quality: quality::assess(
+                    img,
+                    &face.rect,
+                    face.eyes,
+                    face.nose,
+                    cfg.min_face_px,
+                    face.limits,
+                ),
+                embedding,
+                model_id: self.inner.model_id.clone(),
+            });
+        }
+        Ok(out)
+    }
+
+    /// [`LocalEngine::observe_image`] on an encoded photo (decoded with the usual limits). Blocking.
+    pub fn observe_blocking(&self, bytes: &[u8], max_faces: usize) -> Result<Vec<Observation>> {
+        let img = decode_rgb(bytes, self.inner.config.max_image_side)?;
+        self.observe_image(&img, max_faces)
+    }
+
+    /// [`LocalEngine::observe_blocking`] for the best face of a photo, off the async runtime.
+    pub async fn observe(&self, photo: &Photo) -> Result<Vec<Observation>> {
+        let this = self.clone();
+        let bytes = photo.bytes.clone();
+        tokio::task::spawn_blocking(move || this.observe_blocking(&bytes, 1))
+            .await
+            .map_err(|e| Error::Engine(format!("face task failed: {e}")))?
+    }
+
+    /// 1:1 over several frames: fuses the best [`FUSE_FRAMES`] observations (quality-weighted mean of
+    /// their embeddings, see [`crate::fusion`]) and compares the result with `person`'s faces.
+    /// Observations of another model are ignored; none left gives a verdict with no face.
+    pub fn verify_fused(&self, observations: &[Observation], person: PersonId) -> Verdict {
+        self.decide_fused(observations, |g, e| g.best_of(person, e))
+            .0
+    }
+
+    /// 1:N over several frames (see [`LocalEngine::verify_fused`]).
+    pub fn identify_fused(&self, observations: &[Observation]) -> Verdict {
+        let (mut verdict, best) = self.decide_fused(observations, |g, e| g.best_person(e));
+        verdict.best_candidate = best.map(|m| m.person);
+        verdict
+    }
+
+    fn decide_fused(
+        &self,
+        observations: &[Observation],
+        compare: impl FnOnce(&Gallery, &Embedding) -> Option<Match>,
+    ) -> (Verdict, Option<Match>) {
+        let started = Instant::now();
+        let mut verdict = Verdict {
+            engine: "local".into(),
+            ..Verdict::default()
+        };
+        let Some((fused, _)) = fusion::fuse(observations, &self.inner.model_id, FUSE_FRAMES) else {
+            return (verdict, None);
+        };
+        let best_frame = observations
+            .iter()
+            .filter(|o| o.model_id == self.inner.model_id)
+            .max_by(|a, b| a.quality.overall.total_cmp(&b.quality.overall));
+        verdict.face = best_frame.map(|o| FaceFound {
+            confidence: o.detector_score.map(|s| s * 100.0),
+            width_px: Some(o.rect.width().round() as u32),
+            faces_in_photo: None,
+        });
+        let best = compare(&self.gallery(), &fused);
+        verdict.match_ms = Some(millis(started.elapsed()));
+        self.judge(&mut verdict, best);
+        (verdict, best)
+    }
+
+    fn judge(&self, verdict: &mut Verdict, best: Option<Match>) {
+        if let Some(m) = best {
+            verdict.similarity = Some(m.similarity);
+            verdict.distance = Some(m.distance);
+            if m.similarity >= self.threshold() {
+                verdict.matched = Some(m.person);
+            }
+        }
     }
 
     /// Describes `photo` off the runtime, then matches it with `compare` against the current gallery.
@@ -301,14 +453,44 @@ impl LocalEngine {
         let gallery = self.gallery();
         let best = compare(&gallery, &probe.embedding);
         verdict.match_ms = Some(millis(matching.elapsed()));
-        if let Some(m) = best {
-            verdict.similarity = Some(m.similarity);
-            verdict.distance = Some(m.distance);
-            if m.similarity >= self.inner.config.threshold {
-                verdict.matched = Some(m.person);
-            }
-        }
+        self.judge(&mut verdict, best);
         Ok((verdict, best))
+    }
+
+    /// Detects, gates and ranks the faces of `img`.
+    fn see(&self, p: &mut Pipeline, img: &RgbImage, thorough: bool) -> Result<Seen> {
+        let cfg = &self.inner.config;
+        let found = match p {
+            Pipeline::Dlib(d) => {
+                let side = if thorough {
+                    cfg.detect_max_side.max(ENROL_DETECT_MAX_SIDE)
+                } else {
+                    cfg.detect_max_side
+                };
+                d.detect(img, side)
+            }
+            Pipeline::Onnx(o) => o.detect(img, thorough)?,
+        };
+        let (w, h) = img.dimensions();
+        let centre = Point::new(w as f32 / 2.0, h as f32 / 2.0);
+        let half_diag = (centre.x.powi(2) + centre.y.powi(2)).sqrt() as f64;
+        let mut usable: Vec<Candidate> = found
+            .faces
+            .iter()
+            .enumerate()
+            .filter(|(_, f)| {
+                f.width_px >= cfg.min_face_px
+                    && quality::plausible(&f.rect, f.eyes, f.nose, &f.keypoints, f.limits)
+            })
+            .map(|(index, f)| {
+                let d = f.rect.centre().dist(centre) as f64;
+                // Largest face nearest the centre: size, discounted by distance from the centre.
+                let rank = f.width_px as f64 * (1.0 - 0.75 * (d / half_diag).min(1.0));
+                Candidate { index, rank }
+            })
+            .collect();
+        usable.sort_by(|a, b| b.rank.total_cmp(&a.rank));
+        Ok(Seen { found, usable })
     }
 
     /// A free worker if there is one, else waits for one in turn.
@@ -325,10 +507,29 @@ impl LocalEngine {
     }
 }
 
-fn face_found(c: &Candidate, detected: usize) -> FaceFound {
+fn embed_face(
+    p: &mut Pipeline,
+    img: &RgbImage,
+    found: &Found,
+    face: &Face,
+    jitters: u32,
+    mirror: bool,
+) -> Result<Embedding> {
+    match (p, &face.native, &found.state) {
+        (Pipeline::Dlib(d), Native::Dlib(f), PhotoState::Dlib(full)) => {
+            d.embed(img, full, f, jitters, mirror)
+        }
+        (Pipeline::Onnx(o), Native::Onnx(points), _) => o.embed(img, points, mirror),
+        _ => Err(Error::Engine(
+            "a face detected by one pipeline was given to another".into(),
+        )),
+    }
+}
+
+fn face_found(face: &Face, detected: usize) -> FaceFound {
     FaceFound {
-        confidence: None,
-        width_px: Some(c.rect.width().max(0) as u32),
+        confidence: face.score.map(|s| s * 100.0),
+        width_px: Some(face.width_px),
         faces_in_photo: Some(detected as u32),
     }
 }
@@ -349,209 +550,4 @@ impl FaceEngine for LocalEngine {
         verdict.best_candidate = best.map(|m| m.person);
         Ok(verdict)
     }
-}
-
-/// The dlib view of RGB pixels (copied into dlib's own matrix type).
-fn matrix(img: &RgbImage) -> ImageMatrix {
-    // dlib-face-recognition takes its own `image` version's buffer; borrow our pixels into one.
-    let view = image024::ImageBuffer::<image024::Rgb<u8>, &[u8]>::from_raw(
-        img.width(),
-        img.height(),
-        img.as_raw().as_slice(),
-    )
-    .expect("an RgbImage's buffer always has width × height × 3 bytes");
-    ImageMatrix::from_image(&view)
-}
-
-impl Pipeline {
-    /// Faces in `img`, detected on a copy scaled to at most `max_side`, landmarks and gate on the full
-    /// photo.
-    fn find_faces(&mut self, img: &RgbImage, cfg: &VisionConfig, max_side: u32) -> Faces {
-        let (w, h) = img.dimensions();
-        let full = matrix(img);
-        let longest = w.max(h);
-        let mut rects: Vec<Rectangle> = if longest > max_side {
-            let s = max_side as f64 / longest as f64;
-            let small = image::imageops::resize(
-                img,
-                ((w as f64 * s).round() as u32).max(1),
-                ((h as f64 * s).round() as u32).max(1),
-                image::imageops::FilterType::Triangle,
-            );
-            self.detect(&matrix(&small), 1.0 / s)
-        } else {
-            self.detect(&full, 1.0)
-        };
-        if rects.is_empty() && longest <= UPSCALE_BELOW_SIDE {
-            let big =
-                image::imageops::resize(img, w * 2, h * 2, image::imageops::FilterType::Triangle);
-            rects = self.detect(&matrix(&big), 0.5);
-        }
-        let detected = rects.len();
-        let centre = (w as f64 / 2.0, h as f64 / 2.0);
-        let half_diag = (centre.0.powi(2) + centre.1.powi(2)).sqrt();
-        let usable = rects
-            .into_iter()
-            .filter(|r| r.width() >= cfg.min_face_px as i64)
-            .filter_map(|rect| {
-                let landmarks = self.predictor.face_landmarks(&full, &rect);
-                landmarks_sane(&rect, &landmarks).then(|| {
-                    let d = ((rect.center_x() - centre.0).powi(2)
-                        + (rect.center_y() - centre.1).powi(2))
-                    .sqrt();
-                    // Largest face nearest the centre: size, discounted by distance from the centre.
-                    let rank = rect.width() as f64 * (1.0 - 0.75 * (d / half_diag).min(1.0));
-                    Candidate {
-                        rect,
-                        landmarks,
-                        rank,
-                    }
-                })
-            })
-            .collect();
-        Faces {
-            full,
-            usable,
-            detected,
-        }
-    }
-
-    /// HOG detections, mapped back to the full photo's coordinates by `to_full`.
-    fn detect(&mut self, m: &ImageMatrix, to_full: f64) -> Vec<Rectangle> {
-        let scale = |v: i64| (v as f64 * to_full).round() as i64;
-        self.detector
-            .face_locations(m)
-            .iter()
-            .map(|r| Rectangle {
-                left: scale(r.left),
-                top: scale(r.top),
-                right: scale(r.right),
-                bottom: scale(r.bottom),
-            })
-            .collect()
-    }
-
-    fn embed(
-        &mut self,
-        img: &RgbImage,
-        full: &ImageMatrix,
-        c: &Candidate,
-        jitters: u32,
-        mirror: bool,
-    ) -> Result<Embedding> {
-        if !mirror {
-            return Embedding::new(encode(&self.encoder, full, &c.landmarks, jitters)?);
-        }
-        let (crop, rect) = mirrored_crop(img, &c.rect);
-        let m = matrix(&crop);
-        let landmarks = self.predictor.face_landmarks(&m, &rect);
-        let (plain, flipped) = match &mut self.mirror_encoder {
-            Some(second) => std::thread::scope(|s| {
-                let (m, landmarks) = (&m, &landmarks);
-                let other = s.spawn(move || encode(second, m, landmarks, jitters));
-                let plain = encode(&self.encoder, full, &c.landmarks, jitters);
-                let flipped = other.join().unwrap_or_else(|_| {
-                    Err(Error::Engine("the mirrored embedding panicked".into()))
-                });
-                (plain, flipped)
-            }),
-            None => (
-                encode(&self.encoder, full, &c.landmarks, jitters),
-                encode(&self.encoder, &m, &landmarks, jitters),
-            ),
-        };
-        let mut sum = plain?;
-        sum.iter_mut().zip(flipped?).for_each(|(a, b)| *a += b);
-        Embedding::new(sum)
-    }
-}
-
-fn encode(
-    encoder: &FaceEncoderNetwork,
-    m: &ImageMatrix,
-    landmarks: &FaceLandmarks,
-    jitters: u32,
-) -> Result<Vec<f32>> {
-    let encodings = encoder.get_face_encodings(m, std::slice::from_ref(landmarks), jitters);
-    let e = encodings
-        .first()
-        .ok_or_else(|| Error::Engine("the encoder returned no embedding".into()))?;
-    let values: Vec<f32> = e.as_ref().iter().map(|&v| v as f32).collect();
-    if values.len() != EMBEDDING_DIM {
-        return Err(Error::Engine(format!(
-            "the encoder returned {} values, expected {EMBEDDING_DIM}",
-            values.len()
-        )));
-    }
-    Ok(values)
-}
-
-/// The face's surroundings, flipped left–right, and the face's box inside that flipped crop.
-fn mirrored_crop(img: &RgbImage, r: &Rectangle) -> (RgbImage, Rectangle) {
-    let (w, h) = (img.width() as i64, img.height() as i64);
-    let margin = r.width().max(r.height()) * 3 / 4;
-    let x0 = (r.left - margin).clamp(0, w - 1);
-    let y0 = (r.top - margin).clamp(0, h - 1);
-    let x1 = (r.right + margin).clamp(x0, w - 1);
-    let y1 = (r.bottom + margin).clamp(y0, h - 1);
-    let crop = image::imageops::crop_imm(
-        img,
-        x0 as u32,
-        y0 as u32,
-        (x1 - x0 + 1) as u32,
-        (y1 - y0 + 1) as u32,
-    )
-    .to_image();
-    let crop = image::imageops::flip_horizontal(&crop);
-    let cw = crop.width() as i64;
-    let rect = Rectangle {
-        left: cw - 1 - (r.right - x0),
-        right: cw - 1 - (r.left - x0),
-        top: r.top - y0,
-        bottom: r.bottom - y0,
-    };
-    (crop, rect)
-}
-
-/// Rejects HOG's false faces (clothing, background) and faces turned too far for a good embedding, from
-/// the 5 landmarks: two corners of each eye and the base of the nose.
-fn landmarks_sane(rect: &Rectangle, lm: &FaceLandmarks) -> bool {
-    if lm.len() != 5 {
-        return false;
-    }
-    let p = |i: usize| (lm[i].x() as f64, lm[i].y() as f64);
-    let mid = |a: (f64, f64), b: (f64, f64)| ((a.0 + b.0) / 2.0, (a.1 + b.1) / 2.0);
-    let eye_a = mid(p(0), p(1));
-    let eye_b = mid(p(2), p(3));
-    let nose = p(4);
-    let (ex, ey) = (eye_b.0 - eye_a.0, eye_b.1 - eye_a.1);
-    let eye_dist = (ex * ex + ey * ey).sqrt();
-    let width = rect.width().max(1) as f64;
-    // Eyes a plausible distance apart for the box.
-    if !(0.2..=0.8).contains(&(eye_dist / width)) {
-        return false;
-    }
-    // Head roll under ~40°: the eye line is closer to horizontal than vertical.
-    if ey.abs() > ex.abs() * 0.85 {
-        return false;
-    }
-    let centre = mid(eye_a, eye_b);
-    let (ux, uy) = (ex / eye_dist, ey / eye_dist);
-    let (nx, ny) = (nose.0 - centre.0, nose.1 - centre.1);
-    // Perpendicular offset, signed so that "down the face" is positive whichever way the eyes were
-    // ordered; the nose must hang below the eyes, and not be beyond either eye sideways (profile).
-    let down = (ux * ny - uy * nx) * ux.signum();
-    let along = ux * nx + uy * ny;
-    if !(0.2..=1.5).contains(&(down / eye_dist)) || along.abs() > 0.5 * eye_dist {
-        return false;
-    }
-    // All landmarks near the box.
-    let slack = width * 0.5;
-    lm.iter().all(|q| {
-        let (x, y) = (q.x() as f64, q.y() as f64);
-        x >= rect.left as f64 - slack
-            && x <= rect.right as f64 + slack
-            && y >= rect.top as f64 - slack
-            && y <= rect.bottom as f64 + slack
-    })
 }

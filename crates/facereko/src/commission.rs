@@ -842,16 +842,19 @@ async fn check_database(data_dir: &Path, config: &Config) -> Check {
 async fn check_models(data_dir: &Path, config: &Config) -> Check {
     let dir = config.vision.models_dir(data_dir);
     let shown = dir.clone();
-    match tokio::task::spawn_blocking(move || facereko_vision::models::verify(&dir)).await {
+    let kind = config.vision.local_engine;
+    match tokio::task::spawn_blocking(move || facereko_vision::models::verify_engine(kind, &dir))
+        .await
+    {
         Ok(Ok(_)) => Check::ok(
             "models",
             format!(
-                "face models in {} present, SHA-256 verified",
+                "{kind} face models in {} present, SHA-256 verified",
                 shown.display()
             ),
         ),
         Ok(Err(e)) => {
-            let fix = format!("run `{}`", facereko_vision::models::INSTALL_COMMAND);
+            let fix = format!("run `{}`", facereko_vision::models::install_command(kind));
             // The error already ends with the command; say it once, as the fix.
             let detail = e.to_string();
             let detail = detail

