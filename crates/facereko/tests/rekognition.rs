@@ -119,8 +119,9 @@ fn a_door_on_the_rekognition_engine_grants_the_card_owner_through_its_own_endpoi
     let created = ok(data, &["collection", "create"]);
     assert!(created.contains("created collection home"), "{created}");
     let listed = ok(data, &["collection", "list"]);
+    // The endpoint is served by the default local engine (ONNX), and says so.
     assert!(
-        listed.starts_with("home\tdlib-resnet-v1+mirror"),
+        listed.starts_with("home\tblazeface-mobilefacenet-v1+mirror"),
         "{listed}"
     );
 
