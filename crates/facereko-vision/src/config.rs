@@ -18,6 +18,58 @@ pub const DEFAULT_THRESHOLD: f32 = 92.78;
 /// under 30 %), so its scale differs from dlib's.
 pub const ONNX_DEFAULT_THRESHOLD: f32 = 45.45;
 
+/// Which engine decides at the door (`vision.engine`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// Offline, on this machine ([`LocalEngineKind`] says which pipeline).
+    #[default]
+    Local,
+    /// AWS Rekognition (builds with the `aws` feature; settings in `[aws]`).
+    Rekognition,
+}
+
+impl EngineKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Local => "local",
+            Self::Rekognition => "rekognition",
+        }
+    }
+}
+
+impl std::fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What decides when Rekognition cannot be reached in time (`vision.fallback`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Fallback {
+    /// Deny (the attempt says Rekognition was unreachable).
+    #[default]
+    None,
+    /// The local engine decides (the attempt records which engine decided).
+    Local,
+}
+
+impl Fallback {
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Local => "local",
+        }
+    }
+}
+
+impl std::fmt::Display for Fallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
 /// Which offline pipeline the local engine runs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -82,13 +134,13 @@ impl std::str::FromStr for LocalEngineKind {
 pub struct VisionConfig {
     /// Which engine decides: `local` (offline, on this machine) or `rekognition` (AWS Rekognition, in
     /// builds with the `aws` feature; settings in `[aws]`).
-    pub engine: String,
+    pub engine: EngineKind,
     /// Which offline pipeline the local engine runs (deciding, as Rekognition's fallback, or behind the
     /// Rekognition-compatible endpoint): `onnx` (BlazeFace + MobileFaceNet) or `dlib`.
     pub local_engine: LocalEngineKind,
     /// With `engine = "rekognition"`: `local` lets the local engine decide when Rekognition cannot be
     /// reached in time (the attempt records which engine decided); `none` denies instead.
-    pub fallback: String,
+    pub fallback: Fallback,
     /// Where the model files live; `None` means `<data_dir>/models`.
     pub models_dir: Option<PathBuf>,
     /// Similarity (0–100 %) at or above which a face matches; `None` means the local engine's calibrated
@@ -116,9 +168,9 @@ pub struct VisionConfig {
 impl Default for VisionConfig {
     fn default() -> Self {
         Self {
-            engine: "local".into(),
+            engine: EngineKind::Local,
             local_engine: LocalEngineKind::Onnx,
-            fallback: "none".into(),
+            fallback: Fallback::None,
             models_dir: None,
             threshold: None,
             min_face_px: 64,
@@ -140,30 +192,11 @@ impl VisionConfig {
                 reason,
             })
         };
-        match self.engine.as_str() {
-            "local" | "rekognition" => {}
-            other => {
-                return bad(
-                    "engine",
-                    format!("= {other:?} is unknown; use \"local\" or \"rekognition\""),
-                )
-            }
-        }
-        match self.fallback.as_str() {
-            "none" => {}
-            "local" if self.engine == "rekognition" => {}
-            "local" => {
-                return bad(
-                    "fallback",
-                    "= \"local\" only applies to engine = \"rekognition\"".into(),
-                )
-            }
-            other => {
-                return bad(
-                    "fallback",
-                    format!("= {other:?} is unknown; use \"none\" or \"local\""),
-                )
-            }
+        if self.fallback == Fallback::Local && self.engine != EngineKind::Rekognition {
+            return bad(
+                "fallback",
+                "= \"local\" only applies to engine = \"rekognition\"".into(),
+            );
         }
         if let Some(t) = self.threshold {
             if !(t.is_finite() && (0.0..=100.0).contains(&t)) {
@@ -256,14 +289,14 @@ mod tests {
             .to_string()
             .contains("vision.threshold"));
         let c = VisionConfig {
-            engine: "cloud".into(),
+            fallback: Fallback::Local,
             ..VisionConfig::default()
         };
         assert!(c
             .validate()
             .unwrap_err()
             .to_string()
-            .contains("vision.engine"));
+            .contains("vision.fallback"));
         let c = VisionConfig {
             workers: 0,
             ..VisionConfig::default()
@@ -299,6 +332,19 @@ mod tests {
         let parsed: VisionConfig = toml_dlib.try_into().unwrap();
         assert_eq!(parsed.threshold(), DEFAULT_THRESHOLD);
         assert!(toml::from_str::<VisionConfig>("local_engine = \"tract\"").is_err());
+    }
+
+    #[test]
+    fn engine_and_fallback_are_closed_sets() {
+        let parsed: VisionConfig =
+            toml::from_str("engine = \"rekognition\"\nfallback = \"local\"").unwrap();
+        assert_eq!(parsed.engine, EngineKind::Rekognition);
+        assert_eq!(parsed.fallback, Fallback::Local);
+        parsed.validate().unwrap();
+        for bad in ["engine = \"cloud\"", "fallback = \"maybe\"", "engine = \"Local\""] {
+            let err = toml::from_str::<VisionConfig>(bad).unwrap_err().to_string();
+            assert!(err.contains("unknown variant"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -43,7 +43,7 @@ mod onnx;
 pub mod quality;
 pub mod testing;
 
-pub use config::{LocalEngineKind, VisionConfig};
+pub use config::{EngineKind, Fallback, LocalEngineKind, VisionConfig};
 pub use fusion::Observation;
 pub use gallery::{
     distance_from_cosine, similarity_percent, Embedding, Gallery, Match, EMBEDDING_DIM,

@@ -440,7 +440,7 @@ impl Config {
         }
         self.door.validate()?;
         self.vision.validate()?;
-        if self.vision.engine == "rekognition" {
+        if self.vision.engine == facereko_vision::EngineKind::Rekognition {
             if !cfg!(feature = "aws") {
                 bail!(
                     "vision.engine = \"rekognition\" needs FaceReko built with the AWS SDK: \

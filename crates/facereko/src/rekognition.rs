@@ -12,7 +12,7 @@ use clap::Subcommand;
 use facereko_domain::{PersonId, Photo};
 use facereko_rekognition::collections::Collections;
 use facereko_rekognition::Endpoint;
-use facereko_vision::{FaceEngine, LocalEngine};
+use facereko_vision::{EngineKind, Fallback, FaceEngine, LocalEngine};
 
 use crate::config::Config;
 
@@ -28,8 +28,8 @@ pub trait FaceIndexer: Send + Sync + std::fmt::Debug {
 /// Whether the local engine must be loaded: it decides, backs Rekognition up, or answers the endpoint.
 pub fn needs_local_engine(config: &Config) -> bool {
     let v = &config.vision;
-    (config.door.mode.uses_camera() && v.engine == "local")
-        || (v.engine == "rekognition" && v.fallback == "local")
+    (config.door.mode.uses_camera() && v.engine == EngineKind::Local)
+        || (v.engine == EngineKind::Rekognition && v.fallback == Fallback::Local)
         || config.rekognition_api.enabled
 }
 
@@ -44,7 +44,7 @@ pub struct Engines {
 /// The door's engine and the enrolment indexer; with Rekognition both share one client.
 pub async fn engines(config: &Config, local: Option<&LocalEngine>) -> Result<Engines> {
     let uses_camera = config.door.mode.uses_camera();
-    if config.vision.engine != "rekognition" {
+    if config.vision.engine != EngineKind::Rekognition {
         return Ok(Engines {
             door: local
                 .filter(|_| uses_camera)
@@ -65,7 +65,7 @@ pub async fn engines(config: &Config, local: Option<&LocalEngine>) -> Result<Eng
 
 /// The indexer for enrolments from the command line, when the door decides with Rekognition.
 pub async fn indexer(config: &Config) -> Result<Option<Arc<dyn FaceIndexer>>> {
-    if config.vision.engine != "rekognition" {
+    if config.vision.engine != EngineKind::Rekognition {
         return Ok(None);
     }
     Ok(rekognition_engines(config, None, false).await?.indexer)
@@ -83,13 +83,13 @@ async fn rekognition_engines(
         .await
         .context("setting up the Rekognition client")?;
     let door = if door {
-        let fallback = match config.vision.fallback.as_str() {
-            "local" => Some(Arc::new(
+        let fallback = match config.vision.fallback {
+            Fallback::Local => Some(Arc::new(
                 local
                     .context("vision.fallback = \"local\" needs the face models: run `facereko models install`")?
                     .clone(),
             ) as Arc<dyn FaceEngine>),
-            _ => None,
+            Fallback::None => None,
         };
         Some(Arc::new(RekognitionEngine::with_client(
             client.clone(),
@@ -416,7 +416,7 @@ mod aws {
 /// `doctor`: with the Rekognition engine, can this door reach the collection it searches?
 pub async fn check_collection(config: &Config) -> crate::commission::Check {
     use crate::commission::Check;
-    if config.vision.engine != "rekognition" {
+    if config.vision.engine != EngineKind::Rekognition {
         return Check::skip("rekognition", "not used (vision.engine = local)");
     }
     #[cfg(feature = "aws")]

@@ -11,7 +11,7 @@ use facereko_door::{DoorHandle, Parts};
 use facereko_hardware::sim::{self, CameraSource, SimCamera, SimOutputs};
 use facereko_hardware::{Camera, CardReader, Inputs, Outputs};
 use facereko_store::Store;
-use facereko_vision::FaceEngine;
+use facereko_vision::{EngineKind, FaceEngine};
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::config::Config;
@@ -305,9 +305,9 @@ async fn start(
     println!("  web app:        http://{web_addr}/");
     println!(
         "  face engine:    {}",
-        match (&engine, config.vision.engine.as_str()) {
+        match (&engine, config.vision.engine) {
             (None, _) => "none (card mode)".to_string(),
-            (Some(_), "rekognition") => format!(
+            (Some(_), EngineKind::Rekognition) => format!(
                 "rekognition, collection {}, threshold {} %, fallback {}",
                 config.aws.collection, config.aws.face_match_threshold, config.vision.fallback
             ),
