@@ -13,6 +13,9 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+mod zone;
+pub use zone::SiteTimeZone;
+
 /// Errors of the domain crate: values that could not be parsed.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum Error {
@@ -229,6 +232,11 @@ impl Person {
             return false;
         }
         self.schedule.as_ref().is_none_or(|s| s.allows(local))
+    }
+
+    /// Whether the person may enter at `now`, reading the schedule in the site's time zone.
+    pub fn admits(&self, now: DateTime<Utc>, zone: &SiteTimeZone) -> bool {
+        self.admits_at(now, zone.local(now))
     }
 }
 
@@ -655,6 +663,40 @@ mod tests {
         p.valid_from = None;
         p.schedule = Some(office);
         assert!(!p.admits_at(now, local(28, 12, 0)));
+    }
+
+    #[test]
+    fn an_overnight_schedule_is_read_in_the_site_zone() {
+        // Thursdays 22:00 to 02:00 (into Friday), site time in New York (UTC−5 in December).
+        let night = WeeklySchedule {
+            windows: vec![Window {
+                days: vec![4],
+                start_minute: 22 * 60,
+                end_minute: 2 * 60,
+            }],
+        };
+        let p = Person {
+            id: PersonId(1),
+            name: "Night guard".into(),
+            active: true,
+            valid_from: None,
+            valid_until: None,
+            schedule: Some(night),
+            cards: vec![],
+        };
+        let ny = SiteTimeZone::parse("America/New_York").unwrap();
+        let utc = SiteTimeZone::parse("UTC").unwrap();
+        let at = |s: &str| s.parse::<DateTime<Utc>>().unwrap();
+        // Fri 2026-12-04 04:30 UTC = Thu 23:30 in New York: inside the window there, outside in UTC.
+        assert!(p.admits(at("2026-12-04T04:30:00Z"), &ny));
+        assert!(!p.admits(at("2026-12-04T04:30:00Z"), &utc));
+        // Fri 06:30 UTC = Fri 01:30 in New York: the morning part after midnight.
+        assert!(p.admits(at("2026-12-04T06:30:00Z"), &ny));
+        // Fri 07:30 UTC = Fri 02:30 in New York: over.
+        assert!(!p.admits(at("2026-12-04T07:30:00Z"), &ny));
+        // Thu 23:30 UTC = Thu 18:30 in New York: not yet, although 23:30 UTC is inside it in UTC.
+        assert!(!p.admits(at("2026-12-03T23:30:00Z"), &ny));
+        assert!(p.admits(at("2026-12-03T23:30:00Z"), &utc));
     }
 
     #[test]

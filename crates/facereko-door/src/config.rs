@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use facereko_domain::Mode;
+use facereko_domain::{Mode, SiteTimeZone};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -36,6 +36,10 @@ pub struct DoorConfig {
     pub face_poll_ms: u64,
     /// Armed state when the store has never recorded one (first start).
     pub armed_at_first_start: bool,
+    /// The site's time zone, in which schedules are read. Not a `[door]` key: the binary sets it from
+    /// the top-level `time_zone`, which the web app shares.
+    #[serde(skip)]
+    pub time_zone: SiteTimeZone,
 }
 
 impl Default for DoorConfig {
@@ -54,6 +58,7 @@ impl Default for DoorConfig {
             held_open_seconds: 30,
             face_poll_ms: 1000,
             armed_at_first_start: true,
+            time_zone: SiteTimeZone::Local,
         }
     }
 }

@@ -22,7 +22,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{Local, Utc};
+use chrono::Utc;
 use facereko_domain::{
     millis, Alarm, Attempt, CardUid, DoorState, Event, Mode, NewAttempt, Outcome, Person, Photo,
     StageTimings,
@@ -943,7 +943,7 @@ impl AttemptJob {
             return deny(base, Outcome::CardDisabled, Some(why.into()));
         }
         let now = Utc::now();
-        if !person.admits_at(now, now.with_timezone(&Local).naive_local()) {
+        if !person.admits(now, &self.config.time_zone) {
             return deny(base, Outcome::OutsideSchedule, None);
         }
         if self.config.mode == Mode::Card {
@@ -1122,7 +1122,7 @@ impl AttemptJob {
         if !person.active {
             attempt.outcome = Outcome::CardDisabled;
             attempt.detail = Some("person disabled".into());
-        } else if !person.admits_at(now, now.with_timezone(&Local).naive_local()) {
+        } else if !person.admits(now, &self.config.time_zone) {
             attempt.outcome = Outcome::OutsideSchedule;
         }
     }

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
-use facereko_domain::{Card, PersonId, WeeklySchedule};
+use facereko_domain::{Card, PersonId, SiteTimeZone, WeeklySchedule};
 use facereko_hardware::sim::{self, SimOutputs, SimTapper};
 use facereko_hardware::Camera;
 use facereko_vision::testing::{Script, ScriptedEngine};
@@ -385,6 +385,64 @@ async fn card_outside_schedule_is_denied_at_once() {
     wait(5000).await;
     assert_eq!(r.timeline(), tl(&DENY_AT_ONCE));
     assert_eq!(r.store.outcomes(), vec![Outcome::OutsideSchedule]);
+}
+
+/// A window from 23:00 to 01:00 site time, on the day "now" falls on in the zone whose clock reads 23:xx
+/// now, and that zone; the window crosses midnight.
+fn overnight_window_now() -> (WeeklySchedule, SiteTimeZone) {
+    use chrono::{Datelike, Timelike};
+    let hour = Utc::now().hour() as i32;
+    // Etc/GMT-N is UTC+N: pick the N (−12…+14) that makes the site's clock read 23:xx now.
+    let offset = (23 - hour + 24) % 24;
+    let offset = if offset > 14 { offset - 24 } else { offset };
+    let name = match offset {
+        0 => "Etc/GMT".to_string(),
+        n if n > 0 => format!("Etc/GMT-{n}"),
+        n => format!("Etc/GMT+{}", -n),
+    };
+    let zone = SiteTimeZone::parse(&name).unwrap();
+    let day = zone.local(Utc::now()).weekday().number_from_monday() as u8;
+    let schedule = WeeklySchedule {
+        windows: vec![facereko_domain::Window {
+            days: vec![day],
+            start_minute: 23 * 60,
+            end_minute: 60,
+        }],
+    };
+    (schedule, zone)
+}
+
+#[tokio::test(start_paused = true)]
+async fn schedules_are_read_in_the_site_time_zone_across_midnight() {
+    let (schedule, site) = overnight_window_now();
+    // Half a day away from the site, the same instant is around 11:00: outside the window.
+    let elsewhere = match site {
+        SiteTimeZone::Named(tz) => {
+            let n: i32 = tz.name().trim_start_matches("Etc/GMT").parse().unwrap_or(0);
+            let m = if n <= 0 { n + 12 } else { n - 12 };
+            SiteTimeZone::parse(&match m {
+                0 => "Etc/GMT".to_string(),
+                m if m < 0 => format!("Etc/GMT{m}"),
+                m => format!("Etc/GMT+{m}"),
+            })
+            .unwrap()
+        }
+        SiteTimeZone::Local => unreachable!(),
+    };
+    for (zone, outcome) in [
+        (site, Outcome::Granted),
+        (elsewhere, Outcome::OutsideSchedule),
+    ] {
+        let store = Arc::new(MemoryStore::default());
+        let id = store.add(1, "Ada Lovelace", ADA);
+        store.people.lock().unwrap().get_mut(&id).unwrap().schedule = Some(schedule.clone());
+        let mut c = config(Mode::Card);
+        c.time_zone = zone;
+        let r = rig_with(store, c).await;
+        r.tap(ADA);
+        wait(5000).await;
+        assert_eq!(r.store.outcomes(), vec![outcome], "site time zone {zone}");
+    }
 }
 
 /// Known card beep, then (after the gap) three denial beeps; red never goes off.

@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -34,9 +33,10 @@ pub struct WebConfig {
     pub max_image_side: u32,
     /// How long "tap now" and card-based account creation wait for a card on the reader.
     pub card_wait_seconds: u32,
-    /// Time zone for showing times and reading date filters: `local` (the system's) or an IANA name such
-    /// as `Europe/Berlin`.
-    pub time_zone: String,
+    /// The site's time zone, for showing times and reading date filters. Not a `[web]` key: the binary
+    /// sets it from the top-level `time_zone`, which the door's schedules use too.
+    #[serde(skip)]
+    pub time_zone: TimeZone,
     /// How long a checked API token is trusted before it is looked up again (revocations made on another
     /// door's web app take at most this long to apply; revocations here apply at once).
     pub api_token_cache_seconds: u32,
@@ -56,7 +56,7 @@ impl Default for WebConfig {
             upload_limit_bytes: 10 * 1024 * 1024,
             max_image_side: 6000,
             card_wait_seconds: 15,
-            time_zone: "local".into(),
+            time_zone: TimeZone::Local,
             api_token_cache_seconds: 30,
         }
     }
@@ -102,82 +102,17 @@ impl WebConfig {
         if self.api_token_cache_seconds > 3600 {
             return bad("api_token_cache_seconds", "must be at most 3600");
         }
-        TimeZone::parse(&self.time_zone)
-            .map_err(|why| Error::Config(format!("web.time_zone: {why}")))?;
         Ok(())
     }
 
-    /// The parsed time zone (call [`WebConfig::validate`] first; an invalid name falls back to local).
+    /// The site's time zone.
     pub fn tz(&self) -> TimeZone {
-        TimeZone::parse(&self.time_zone).unwrap_or(TimeZone::Local)
+        self.time_zone
     }
 }
 
-/// Where times are shown: the system's zone or a named IANA zone.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum TimeZone {
-    Local,
-    Named(chrono_tz::Tz),
-}
-
-impl TimeZone {
-    pub fn parse(s: &str) -> std::result::Result<Self, String> {
-        let s = s.trim();
-        if s.is_empty() || s.eq_ignore_ascii_case("local") {
-            return Ok(TimeZone::Local);
-        }
-        s.parse::<chrono_tz::Tz>()
-            .map(TimeZone::Named)
-            .map_err(|_| {
-                format!("unknown time zone {s:?} (use `local` or a name like Europe/Berlin)")
-            })
-    }
-
-    /// `2026-11-27 14:03:12` in this zone.
-    pub fn format(&self, t: DateTime<Utc>, fmt: &str) -> String {
-        match self {
-            TimeZone::Local => t.with_timezone(&chrono::Local).format(fmt).to_string(),
-            TimeZone::Named(tz) => t.with_timezone(tz).format(fmt).to_string(),
-        }
-    }
-
-    /// The UTC instant of a local midnight (`date` at 00:00 in this zone); the earliest one on a DST gap.
-    pub fn start_of_day(&self, date: chrono::NaiveDate) -> Option<DateTime<Utc>> {
-        use chrono::TimeZone as _;
-        let naive = date.and_hms_opt(0, 0, 0)?;
-        match self {
-            TimeZone::Local => chrono::Local
-                .from_local_datetime(&naive)
-                .earliest()
-                .map(|t| t.with_timezone(&Utc)),
-            TimeZone::Named(tz) => tz
-                .from_local_datetime(&naive)
-                .earliest()
-                .map(|t| t.with_timezone(&Utc)),
-        }
-        // A zone whose midnight does not exist that day (rare DST rules) starts the day an hour later.
-        .or_else(|| {
-            let later = date.and_hms_opt(1, 0, 0)?;
-            match self {
-                TimeZone::Local => chrono::Local
-                    .from_local_datetime(&later)
-                    .earliest()
-                    .map(|t| t.with_timezone(&Utc)),
-                TimeZone::Named(tz) => tz
-                    .from_local_datetime(&later)
-                    .earliest()
-                    .map(|t| t.with_timezone(&Utc)),
-            }
-        })
-    }
-
-    pub fn name(&self) -> String {
-        match self {
-            TimeZone::Local => "local time".into(),
-            TimeZone::Named(tz) => tz.name().to_string(),
-        }
-    }
-}
+/// Where times are shown and date filters are read: the site's zone, shared with the door's schedules.
+pub use facereko_domain::SiteTimeZone as TimeZone;
 
 #[cfg(test)]
 mod tests {
@@ -209,13 +144,6 @@ mod tests {
                 },
                 "web.upload_limit_bytes",
             ),
-            (
-                WebConfig {
-                    time_zone: "Mars/Olympus".into(),
-                    ..WebConfig::default()
-                },
-                "web.time_zone",
-            ),
         ] {
             let e = c.validate().unwrap_err().to_string();
             assert!(e.contains(key), "{e}");
@@ -230,7 +158,9 @@ mod tests {
             tz.start_of_day(d).unwrap().to_rfc3339(),
             "2026-06-30T22:00:00+00:00"
         );
-        let t = "2026-01-15T12:00:00Z".parse::<DateTime<Utc>>().unwrap();
+        let t = "2026-01-15T12:00:00Z"
+            .parse::<chrono::DateTime<chrono::Utc>>()
+            .unwrap();
         assert_eq!(tz.format(t, "%H:%M"), "13:00");
     }
 }

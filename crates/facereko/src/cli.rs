@@ -234,6 +234,7 @@ pub async fn attempts(
     config_file: Option<&Path>,
     cmd: AttemptsCommand,
 ) -> Result<()> {
+    let zone = Config::load(config_file, data_dir)?.0.time_zone;
     let store = open_store(data_dir, config_file).await?;
     let AttemptsCommand::List {
         json,
@@ -276,9 +277,7 @@ pub async fn attempts(
         };
         println!(
             "{:<25} {:<8} {:<22} {:<20} {:<16} {:>6} {:>6}  {}",
-            a.time
-                .with_timezone(&chrono::Local)
-                .format("%Y-%m-%d %H:%M:%S %:z"),
+            zone.format(a.time, "%Y-%m-%d %H:%M:%S %:z"),
             a.door_id,
             a.card_uid
                 .as_ref()

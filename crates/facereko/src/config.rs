@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use facereko_aws::AwsConfig;
 use facereko_door::DoorConfig;
+use facereko_domain::SiteTimeZone;
 use facereko_hardware::config::HardwareConfig;
 use facereko_notify::{EmailConfig, MqttConfig, NotifyConfig, OutboxConfig, WebhookConfig};
 use facereko_rekognition::EndpointConfig;
@@ -32,6 +33,7 @@ pub const ENV_PREFIX: &str = "FACEREKO_";
 /// Top-level keys; a `FACEREKO_` variable whose first segment is one of these is configuration.
 const TOP_LEVEL_KEYS: &[&str] = &[
     "door_id",
+    "time_zone",
     "store",
     "door",
     "vision",
@@ -289,6 +291,8 @@ pub struct Loaded {
 pub struct Config {
     /// This door's name in a fleet (attempts, events and topics carry it).
     pub door_id: String,
+    /// The site's time zone: schedules are read in it and the web app shows times in it.
+    pub time_zone: SiteTimeZone,
     /// The database, photo retention and the fallback spool.
     pub store: StoreConfig,
     pub door: DoorConfig,
@@ -314,6 +318,7 @@ impl Default for Config {
     fn default() -> Self {
         Self {
             door_id: "door".into(),
+            time_zone: SiteTimeZone::Local,
             store: StoreConfig::default(),
             door: DoorConfig::default(),
             vision: VisionConfig::default(),
@@ -367,8 +372,17 @@ impl Config {
             fig = fig.merge(Toml::file_exact(p));
         }
         fig = fig.merge(EnvLayer(env.clone()));
+        if fig.find_value("web.time_zone").is_ok() {
+            bail!(
+                "web.time_zone is now the top-level `time_zone` (one zone for the door's schedules and \
+                 the web app): move it above the first [section]{}",
+                path.as_ref()
+                    .map(|p| format!(" of {}", p.display()))
+                    .unwrap_or_default()
+            );
+        }
         // Lossy: environment values are text, and `5` or `true` must fill a number or a flag.
-        let config: Config = fig.extract_lossy().map_err(|e| {
+        let mut config: Config = fig.extract_lossy().map_err(|e| {
             if let Some(m) = e.clone().into_iter().find_map(|e| env_error(&e, &env)) {
                 return anyhow::anyhow!(m);
             }
@@ -380,6 +394,9 @@ impl Config {
                 _ => anyhow::anyhow!(e),
             }
         })?;
+        // One site time zone, read by the door's schedules and the web app alike.
+        config.door.time_zone = config.time_zone;
+        config.web.time_zone = config.time_zone;
         if let Err(e) = config.validate() {
             let message = format!("{e:#}");
             return Err(match (env_named_in(&message, &env), &path) {
@@ -555,6 +572,27 @@ mod tests {
         std::fs::write(&f, "[rekognition_api]\nenabled = true\n").unwrap();
         let err = format!("{:#}", load_env(Some(&f), dir.path(), &[]).unwrap_err());
         assert!(err.contains("rekognition_api.access_key_id"), "{err}");
+    }
+
+    #[test]
+    fn one_site_time_zone_reaches_the_door_and_the_web_app() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("facereko.toml");
+        std::fs::write(&f, "time_zone = \"Asia/Tokyo\"\n").unwrap();
+        let tokyo = SiteTimeZone::parse("Asia/Tokyo").unwrap();
+        let c = load_env(Some(&f), dir.path(), &[]).unwrap();
+        assert_eq!((c.time_zone, c.door.time_zone, c.web.time_zone), (tokyo, tokyo, tokyo));
+        let c = load_env(Some(&f), dir.path(), &[("FACEREKO_TIME_ZONE", "UTC")]).unwrap();
+        assert_eq!(c.door.time_zone, SiteTimeZone::parse("UTC").unwrap());
+        let err = format!(
+            "{:#}",
+            load_env(Some(&f), dir.path(), &[("FACEREKO_TIME_ZONE", "Mars/Olympus")]).unwrap_err()
+        );
+        assert!(err.contains("FACEREKO_TIME_ZONE") && err.contains("Mars/Olympus"), "{err}");
+        // The zone used to be a web setting; an old file gets told where it went.
+        std::fs::write(&f, "[web]\ntime_zone = \"Asia/Tokyo\"\n").unwrap();
+        let err = format!("{:#}", load_env(Some(&f), dir.path(), &[]).unwrap_err());
+        assert!(err.contains("top-level `time_zone`"), "{err}");
     }
 
     #[test]
