@@ -25,7 +25,7 @@ CRATES = os.path.join(ROOT, "crates")
 LAYERS = [
     ["facereko-domain"],
     ["facereko-hardware", "facereko-store", "facereko-vision", "facereko-aws"],
-    ["facereko-door", "facereko-notify", "facereko-rekognition", "facereko-faces", "facereko-fleet"],
+    ["facereko-door", "facereko-notify", "facereko-rekognition", "facereko-enrol"],
     ["facereko-web"],
     ["facereko"],
 ]

@@ -23,9 +23,9 @@ impl SiteTimeZone {
         if s.is_empty() || s.eq_ignore_ascii_case("local") {
             return Ok(Self::Local);
         }
-        s.parse::<chrono_tz::Tz>()
-            .map(Self::Named)
-            .map_err(|_| format!("unknown time zone {s:?} (use `local` or a name like Europe/Berlin)"))
+        s.parse::<chrono_tz::Tz>().map(Self::Named).map_err(|_| {
+            format!("unknown time zone {s:?} (use `local` or a name like Europe/Berlin)")
+        })
     }
 
     /// The wall-clock time at the site at instant `t`.

@@ -59,6 +59,10 @@ pub const MAX_PAGE: u32 = 1000;
 /// The longest person name.
 pub const MAX_NAME_CHARS: usize = 100;
 
+/// The largest stored photo [`Store::read_photo`] reads back (what is stored was checked on the way in;
+/// this bounds what a damaged or tampered data directory can make the daemon read).
+pub const MAX_STORED_PHOTO_BYTES: u64 = 64 << 20;
+
 /// Which database a [`Store`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Backend {
@@ -799,6 +803,24 @@ impl Store {
     /// `FaceRecord::photo`; refuses anything that escapes the photos folder.
     pub fn photo_path(&self, relative: &str) -> Result<PathBuf> {
         self.inner.photos.resolve(relative)
+    }
+
+    /// A stored photo (an enrolment's or an attempt's) read back: the path checked as
+    /// [`Store::photo_path`] does, only a regular file of at most [`MAX_STORED_PHOTO_BYTES`], and only a
+    /// JPEG or PNG.
+    pub async fn read_photo(&self, relative: &str) -> Result<Photo> {
+        let path = self.photo_path(relative)?;
+        let bytes = tokio::task::spawn_blocking({
+            let path = path.clone();
+            move || photos::read_bounded(&path, MAX_STORED_PHOTO_BYTES)
+        })
+        .await
+        .map_err(|e| Error::io(&path, std::io::Error::other(e)))??;
+        Photo::from_bytes(bytes).ok_or_else(|| {
+            Error::Invalid(format!(
+                "stored photo {relative} is neither a JPEG nor a PNG"
+            ))
+        })
     }
 
     // ------------------------------------------------------------------ settings

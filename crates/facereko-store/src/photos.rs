@@ -161,6 +161,30 @@ impl Photos {
     }
 }
 
+/// Reads a regular file of at most `limit` bytes (a device, a pipe or a bigger file is refused).
+pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
+    use std::io::Read;
+    let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
+    let meta = f.metadata().map_err(|e| Error::io(path, e))?;
+    if !meta.is_file() {
+        return Err(Error::Invalid(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    let mut bytes = Vec::new();
+    f.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::io(path, e))?;
+    if bytes.len() as u64 > limit {
+        return Err(Error::Invalid(format!(
+            "{} is larger than {limit} bytes",
+            path.display()
+        )));
+    }
+    Ok(bytes)
+}
+
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path
         .parent()
@@ -197,6 +221,23 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reading_back_is_bounded_and_only_from_regular_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.jpg");
+        fs::write(&f, [0xFF; 100]).unwrap();
+        assert_eq!(read_bounded(&f, 100).unwrap().len(), 100);
+        let err = read_bounded(&f, 99).unwrap_err().to_string();
+        assert!(err.contains("larger than 99 bytes"), "{err}");
+        let err = read_bounded(dir.path(), 1 << 20).unwrap_err().to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+        // A device would never end; it is refused before any read.
+        let err = read_bounded(Path::new("/dev/zero"), 1 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("not a regular file"), "{err}");
+    }
 
     #[test]
     fn paths_outside_the_photo_folder_are_refused() {

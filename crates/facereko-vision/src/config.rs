@@ -341,7 +341,11 @@ mod tests {
         assert_eq!(parsed.engine, EngineKind::Rekognition);
         assert_eq!(parsed.fallback, Fallback::Local);
         parsed.validate().unwrap();
-        for bad in ["engine = \"cloud\"", "fallback = \"maybe\"", "engine = \"Local\""] {
+        for bad in [
+            "engine = \"cloud\"",
+            "fallback = \"maybe\"",
+            "engine = \"Local\"",
+        ] {
             let err = toml::from_str::<VisionConfig>(bad).unwrap_err().to_string();
             assert!(err.contains("unknown variant"), "{bad}: {err}");
         }

@@ -14,9 +14,9 @@ use dlib_face_recognition::{
 use image::RgbImage;
 
 use crate::config::VisionConfig;
+use crate::detected::{DlibFace, Face, Found, Native, PhotoState};
 use crate::gallery::{Embedding, EMBEDDING_DIM};
 use crate::geometry::{Point, Rect};
-use crate::local::{Face, Found, Native, PhotoState};
 use crate::{models, quality, Error, Result};
 
 /// dlib's frontal HOG detector does not find faces under about 80 pixels; small photos are upscaled
@@ -30,12 +30,6 @@ pub(crate) struct Pipeline {
     /// A second copy of the network for the mirrored face, run on another core at the same time, when
     /// there is more than one core: one photo's latency is then detection plus one embedding.
     mirror_encoder: Option<FaceEncoderNetwork>,
-}
-
-/// What a dlib face carries for its embedding: the landmarks on the full photo, and dlib's box.
-pub(crate) struct DlibFace {
-    rect: Rectangle,
-    landmarks: FaceLandmarks,
 }
 
 impl Pipeline {

@@ -31,6 +31,7 @@ pub mod blas;
 pub mod blazeface;
 pub mod config;
 pub mod decode;
+mod detected;
 mod dlib;
 pub mod eval;
 pub mod fusion;

@@ -22,9 +22,10 @@ use image::RgbImage;
 
 use crate::config::{LocalEngineKind, VisionConfig};
 use crate::decode::decode_rgb;
+use crate::detected::{Face, Found, Native, PhotoState};
 use crate::fusion::{self, Observation, FUSE_FRAMES};
 use crate::gallery::{Embedding, Gallery, Match};
-use crate::geometry::{Point, Rect};
+use crate::geometry::Point;
 use crate::{dlib, onnx, quality, Error, FaceEngine, FaceFound, Result, Verdict};
 
 /// Enrolment photos (phone pictures, uploads) are searched at least at this size by dlib: slower, but a
@@ -70,40 +71,6 @@ pub struct FaceBox {
     pub width: u32,
     pub height: u32,
     pub embedding: Embedding,
-}
-
-/// A face a pipeline detected, in photo pixels, before the gate.
-pub(crate) struct Face {
-    pub rect: Rect,
-    /// Box width as the gate measures it.
-    pub width_px: u32,
-    pub keypoints: Vec<Point>,
-    pub eyes: [Point; 2],
-    pub nose: Point,
-    pub score: Option<f32>,
-    /// What kind of nose point `nose` is.
-    pub limits: quality::PoseLimits,
-    pub native: Native,
-}
-
-/// What each pipeline needs to embed a face it detected.
-pub(crate) enum Native {
-    Dlib(dlib::DlibFace),
-    /// Right eye, left eye, nose tip, mouth: the alignment points.
-    Onnx([Point; 4]),
-}
-
-/// Per-photo state a pipeline keeps between detecting and embedding.
-pub(crate) enum PhotoState {
-    /// The photo in dlib's format, reused for the embedding.
-    Dlib(dlib_face_recognition::ImageMatrix),
-    None,
-}
-
-/// What a pipeline saw in one photo.
-pub(crate) struct Found {
-    pub faces: Vec<Face>,
-    pub state: PhotoState,
 }
 
 enum Pipeline {

@@ -21,9 +21,9 @@ use ort::session::Session;
 use ort::value::TensorRef;
 
 use crate::blazeface::{self, kp, Detection, Letterbox};
+use crate::detected::{Face, Found, Native, PhotoState};
 use crate::gallery::{Embedding, ONNX_EMBEDDING_DIM};
 use crate::geometry::{Similarity, TEMPLATE_112};
-use crate::local::{Face, Found, Native, PhotoState};
 use crate::models::{self, OnnxPaths};
 use crate::{Error, Result};
 

@@ -13,8 +13,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use facereko_aws::AwsConfig;
-use facereko_door::DoorConfig;
 use facereko_domain::SiteTimeZone;
+use facereko_door::DoorConfig;
 use facereko_hardware::config::HardwareConfig;
 use facereko_notify::{EmailConfig, MqttConfig, NotifyConfig, OutboxConfig, WebhookConfig};
 use facereko_rekognition::EndpointConfig;
@@ -581,14 +581,25 @@ mod tests {
         std::fs::write(&f, "time_zone = \"Asia/Tokyo\"\n").unwrap();
         let tokyo = SiteTimeZone::parse("Asia/Tokyo").unwrap();
         let c = load_env(Some(&f), dir.path(), &[]).unwrap();
-        assert_eq!((c.time_zone, c.door.time_zone, c.web.time_zone), (tokyo, tokyo, tokyo));
+        assert_eq!(
+            (c.time_zone, c.door.time_zone, c.web.time_zone),
+            (tokyo, tokyo, tokyo)
+        );
         let c = load_env(Some(&f), dir.path(), &[("FACEREKO_TIME_ZONE", "UTC")]).unwrap();
         assert_eq!(c.door.time_zone, SiteTimeZone::parse("UTC").unwrap());
         let err = format!(
             "{:#}",
-            load_env(Some(&f), dir.path(), &[("FACEREKO_TIME_ZONE", "Mars/Olympus")]).unwrap_err()
+            load_env(
+                Some(&f),
+                dir.path(),
+                &[("FACEREKO_TIME_ZONE", "Mars/Olympus")]
+            )
+            .unwrap_err()
         );
-        assert!(err.contains("FACEREKO_TIME_ZONE") && err.contains("Mars/Olympus"), "{err}");
+        assert!(
+            err.contains("FACEREKO_TIME_ZONE") && err.contains("Mars/Olympus"),
+            "{err}"
+        );
         // The zone used to be a web setting; an old file gets told where it went.
         std::fs::write(&f, "[web]\ntime_zone = \"Asia/Tokyo\"\n").unwrap();
         let err = format!("{:#}", load_env(Some(&f), dir.path(), &[]).unwrap_err());

@@ -1,24 +1,49 @@
-//! Faces: loading the local engine with the store's gallery, and the installer's commands `photo` and
-//! `enrol` (`models install`, `eval` and `enrol --reembed` are in [`crate::models`]).
+//! Faces: loading the local engine, and the installer's commands `photo` and `enrol` (`models install`,
+//! `eval` and `enrol --reembed` are in [`crate::models`]). Enrolling itself is `facereko_enrol`'s.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use facereko_domain::{CardUid, ImageFormat, Person, PersonId, Photo};
+use facereko_domain::{CardUid, ImageFormat, Person, Photo};
+use facereko_enrol::FaceEnrolment;
 use facereko_store::Store;
-use facereko_vision::{models, FaceEngine, Gallery, LocalEngine, Verdict, VisionConfig};
+use facereko_vision::LocalEngine;
 
 use crate::cli::{open_store, parse_uid};
 use crate::config::Config;
-use crate::rekognition::FaceIndexer;
 
-/// The id stored with each embedding ([`VisionConfig::model_id`]).
-pub fn model_id(config: &VisionConfig) -> String {
-    config.model_id()
+/// The web app's enrolments go through the one pipeline; this only maps its errors onto what the pages
+/// say (the web crate stays free of face engines).
+#[derive(Clone, Debug)]
+pub struct WebEnrolment(pub FaceEnrolment);
+
+fn page_error(e: facereko_enrol::Error) -> facereko_web::EnrolError {
+    use facereko_enrol::Error;
+    use facereko_web::EnrolError;
+    match e {
+        Error::NoFace { .. } => EnrolError::NoFace,
+        Error::ManyFaces(n) => EnrolError::ManyFaces(n),
+        Error::BadImage(m) => EnrolError::BadImage(m),
+        other => EnrolError::Other(other.to_string()),
+    }
+}
+
+#[async_trait::async_trait]
+impl facereko_web::FaceEnroller for WebEnrolment {
+    async fn enrol(
+        &self,
+        person: facereko_domain::PersonId,
+        photo: Photo,
+    ) -> Result<i64, facereko_web::EnrolError> {
+        let done = self.0.enrol(person, &photo).await.map_err(page_error)?;
+        Ok(done.face_id)
+    }
+
+    async fn delete(&self, face_id: i64) -> Result<(), facereko_web::EnrolError> {
+        self.0.delete(face_id).await.map_err(page_error)
+    }
 }
 
 /// Loads the local engine (models checked first: a missing file names `facereko models install`).
@@ -29,230 +54,6 @@ pub async fn load_engine(config: &Config, data_dir: &Path) -> Result<LocalEngine
         .await
         .context("loading the face engine")?
         .map_err(anyhow::Error::from)
-}
-
-/// Builds the gallery from the store's faces of this engine's model.
-async fn load_gallery(store: &Store, model: &str) -> Result<Gallery> {
-    let faces = store.faces(None).await?;
-    let total = faces.len();
-    let rows: Vec<(PersonId, Vec<f32>)> = faces
-        .into_iter()
-        .filter(|f| f.model_id == model)
-        .map(|f| (f.person_id, f.embedding))
-        .collect();
-    if rows.len() < total {
-        tracing::warn!(
-            "{} enrolled faces were made with another model and are ignored; run `facereko enrol --reembed`",
-            total - rows.len()
-        );
-    }
-    Ok(Gallery::new(rows)?)
-}
-
-/// Loads the store's faces into the engine and returns the face version they reflect (read first, so a
-/// face added meanwhile only makes the next check reload again).
-pub async fn refresh_gallery(store: &Store, engine: &LocalEngine, model: &str) -> Result<i64> {
-    let version = store.faces_version().await?;
-    let g = load_gallery(store, model).await?;
-    tracing::info!("face gallery: {} faces of {} people", g.len(), g.people());
-    engine.set_gallery(g);
-    Ok(version)
-}
-
-/// The longest a decision waits to learn whether the gallery is current; past it (or with the store
-/// down, which answers at once) the door decides with the faces it has.
-pub const GALLERY_CHECK_WAIT: Duration = Duration::from_millis(300);
-
-/// Keeps the local engine's gallery equal to the store's faces (enrolments at this door, or at another
-/// door sharing the database): reloads whenever the store's face version moves on. The door's engine
-/// checks before every decision (one cheap query), and a periodic task catches up while the door is idle.
-#[derive(Debug)]
-pub struct GallerySync {
-    store: Store,
-    engine: LocalEngine,
-    model: String,
-    /// The face version the gallery reflects; held while reloading, so one reload runs at a time.
-    seen: tokio::sync::Mutex<i64>,
-}
-
-impl GallerySync {
-    /// Loads the gallery now.
-    pub async fn start(store: Store, engine: LocalEngine, model: String) -> Result<Arc<Self>> {
-        let seen = refresh_gallery(&store, &engine, &model).await?;
-        Ok(Arc::new(Self {
-            store,
-            engine,
-            model,
-            seen: tokio::sync::Mutex::new(seen),
-        }))
-    }
-
-    /// Reloads the gallery if the store's faces changed; `Ok(true)` when it did.
-    pub async fn check(&self) -> Result<bool> {
-        let mut seen = self.seen.lock().await;
-        if self.store.faces_version().await? == *seen {
-            return Ok(false);
-        }
-        *seen = refresh_gallery(&self.store, &self.engine, &self.model).await?;
-        Ok(true)
-    }
-}
-
-/// Checks the gallery every `every` while the door is idle; a store that is down is reported once, not
-/// on every check.
-pub fn spawn_gallery_sync(sync: Arc<GallerySync>, every: Duration) {
-    tokio::spawn(async move {
-        let mut failing = false;
-        loop {
-            tokio::time::sleep(every).await;
-            match sync.check().await {
-                Ok(_) if failing => {
-                    failing = false;
-                    tracing::info!("face gallery checks work again");
-                }
-                Ok(_) => {}
-                Err(e) if !failing => {
-                    failing = true;
-                    tracing::warn!(
-                        "could not check for new faces: {e:#}; keeping the faces loaded"
-                    );
-                }
-                Err(e) => tracing::debug!("could not check for new faces: {e:#}"),
-            }
-        }
-    });
-}
-
-/// The door's face engine with its gallery brought up to date at the start of each decision, so a tap
-/// right after an enrolment is compared with the new face (not only after the next periodic reload).
-pub struct FreshGallery {
-    inner: Arc<dyn FaceEngine>,
-    sync: Arc<GallerySync>,
-}
-
-impl FreshGallery {
-    pub fn new(inner: Arc<dyn FaceEngine>, sync: Arc<GallerySync>) -> Self {
-        Self { inner, sync }
-    }
-
-    async fn catch_up(&self) {
-        match tokio::time::timeout(GALLERY_CHECK_WAIT, self.sync.check()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => tracing::debug!("deciding with the faces loaded: {e:#}"),
-            Err(_) => tracing::warn!(
-                "the face gallery check took over {} ms: deciding with the faces loaded",
-                GALLERY_CHECK_WAIT.as_millis()
-            ),
-        }
-    }
-}
-
-impl std::fmt::Debug for FreshGallery {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("FreshGallery")
-            .field("engine", &self.inner.name())
-            .finish_non_exhaustive()
-    }
-}
-
-#[async_trait::async_trait]
-impl FaceEngine for FreshGallery {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-
-    async fn verify(&self, photo: &Photo, person: PersonId) -> facereko_vision::Result<Verdict> {
-        self.catch_up().await;
-        self.inner.verify(photo, person).await
-    }
-
-    async fn identify(&self, photo: &Photo) -> facereko_vision::Result<Verdict> {
-        self.catch_up().await;
-        self.inner.identify(photo).await
-    }
-
-    fn one_photo_per_look(&self) -> bool {
-        self.inner.one_photo_per_look()
-    }
-}
-
-/// Face enrolment for the web app: the local engine embeds, the store keeps. Without models (a card-only
-/// door that never installed them) it says which command to run.
-/// With the Rekognition engine, each enrolment is also indexed into the collection and each deletion
-/// removed from it.
-#[derive(Debug)]
-pub struct Enroller {
-    store: Store,
-    engine: Option<LocalEngine>,
-    model: String,
-    indexer: Option<Arc<dyn FaceIndexer>>,
-}
-
-impl Enroller {
-    pub fn new(
-        store: Store,
-        engine: Option<LocalEngine>,
-        vision: &VisionConfig,
-        indexer: Option<Arc<dyn FaceIndexer>>,
-    ) -> Self {
-        Self {
-            store,
-            engine,
-            model: model_id(vision),
-            indexer,
-        }
-    }
-}
-
-#[async_trait::async_trait]
-impl facereko_web::FaceEnroller for Enroller {
-    async fn enrol(&self, person: PersonId, photo: Photo) -> Result<i64, facereko_web::EnrolError> {
-        use facereko_web::EnrolError;
-        let engine = self.engine.as_ref().ok_or_else(|| {
-            EnrolError::Other(format!(
-                "the face models are not installed: run `{}` and restart",
-                models::INSTALL_COMMAND
-            ))
-        })?;
-        let e = engine.embed(&photo).await.map_err(|e| match e {
-            facereko_vision::Error::NoFace { .. } => EnrolError::NoFace,
-            facereko_vision::Error::ManyFaces(n) => EnrolError::ManyFaces(n),
-            facereko_vision::Error::Image(m) => EnrolError::BadImage(m),
-            other => EnrolError::Other(other.to_string()),
-        })?;
-        let face = self
-            .store
-            .add_face(person, e.embedding.as_slice(), &self.model, Some(&photo))
-            .await
-            .map_err(|e| EnrolError::Other(e.to_string()))?;
-        if let Some(ix) = &self.indexer {
-            ix.index(person, face, &photo).await.map_err(|e| {
-                EnrolError::Other(format!(
-                    "the face was enrolled, but not indexed into Rekognition collection {}: {e:#}; \
-                     run `facereko collection sync`",
-                    ix.collection()
-                ))
-            })?;
-        }
-        Ok(face)
-    }
-
-    async fn delete(&self, face_id: i64) -> Result<(), facereko_web::EnrolError> {
-        self.store
-            .delete_face(face_id)
-            .await
-            .map_err(|e| facereko_web::EnrolError::Other(e.to_string()))?;
-        if let Some(ix) = &self.indexer {
-            ix.forget(face_id).await.map_err(|e| {
-                facereko_web::EnrolError::Other(format!(
-                    "the face was deleted here, but Rekognition collection {} may still hold it: \
-                     {e:#}; run `facereko collection sync`",
-                    ix.collection()
-                ))
-            })?;
-        }
-        Ok(())
-    }
 }
 
 #[derive(Debug, Args)]
@@ -333,13 +134,13 @@ pub async fn enrol(data_dir: &Path, config_file: Option<&Path>, a: EnrolArgs) ->
     };
     let store = open_store(data_dir, config_file).await?;
     let engine = load_engine(&config, data_dir).await?;
-    let model = model_id(&config.vision);
     let indexer = crate::rekognition::indexer(&config).await?;
+    let svc = FaceEnrolment::new(store.clone(), Some(engine), indexer);
     if a.reembed {
-        return crate::models::reembed(&store, &engine, indexer.is_some()).await;
+        return crate::models::reembed(&svc).await;
     }
     if let Some(dir) = a.dir {
-        return enrol_dir(&store, &engine, &model, indexer.as_deref(), &dir).await;
+        return enrol_dir(&svc, &dir).await;
     }
     let (Some(name), Some(image), Some(photo)) = (a.name, a.image, photo) else {
         bail!("--name and --image are needed (or --dir)");
@@ -353,52 +154,34 @@ pub async fn enrol(data_dir: &Path, config_file: Option<&Path>, a: EnrolArgs) ->
             }
         }
     }
-    let enrolment = engine
+    // A photo without exactly one face is refused before the person is created.
+    let enrolment = svc
         .embed(&photo)
         .await
         .with_context(|| format!("{} cannot be enrolled", image.display()))?;
     let (person, created) = person_for(&store, name).await?;
-    let face = store
-        .add_face(
-            person.id,
-            enrolment.embedding.as_slice(),
-            &model,
-            Some(&photo),
-        )
-        .await?;
+    let kept = svc.keep(person.id, &enrolment, &photo).await;
     if let Some(uid) = &a.card {
         if !person.cards.iter().any(|c| &c.uid == uid) {
             store.add_card(person.id, uid, None).await?;
         }
     }
-    if let Some(ix) = &indexer {
-        ix.index(person.id, face, &photo).await.with_context(|| {
-            format!(
-                "{} was enrolled (face {face}) but not indexed into Rekognition collection {}; \
-                 run `facereko collection sync` once it is reachable",
-                person.name,
-                ix.collection()
-            )
-        })?;
+    let done = kept.with_context(|| format!("enrolling {}", person.name))?;
+    if let Some(ix) = svc.indexer() {
         println!("indexed into Rekognition collection {}", ix.collection());
     }
     println!(
-        "enrolled a face for {}{} (face {face}, {} ms){}",
+        "enrolled a face for {}{} (face {}, {} ms){}",
         person.name,
         if created { " (new person)" } else { "" },
-        enrolment.ms,
+        done.face_id,
+        done.ms,
         a.card.map_or(String::new(), |c| format!(", card {c}"))
     );
     Ok(())
 }
 
-async fn enrol_dir(
-    store: &Store,
-    engine: &LocalEngine,
-    model: &str,
-    indexer: Option<&dyn FaceIndexer>,
-    dir: &Path,
-) -> Result<()> {
+async fn enrol_dir(svc: &FaceEnrolment, dir: &Path) -> Result<()> {
     let mut jobs = Vec::new();
     let mut people: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("{} cannot be read", dir.display()))?
@@ -437,16 +220,9 @@ async fn enrol_dir(
         let _ = std::io::stdout().flush();
         let result = async {
             let photo = read_photo(&file)?;
-            let e = engine.embed(&photo).await?;
-            let (person, _) = person_for(store, &name).await?;
-            let face = store
-                .add_face(person.id, e.embedding.as_slice(), model, Some(&photo))
-                .await?;
-            if let Some(ix) = indexer {
-                ix.index(person.id, face, &photo).await.with_context(|| {
-                    format!("enrolled as face {face}, but not indexed into Rekognition (run `facereko collection sync`)")
-                })?;
-            }
+            let e = svc.embed(&photo).await?;
+            let (person, _) = person_for(svc.store(), &name).await?;
+            svc.keep(person.id, &e, &photo).await?;
             anyhow::Ok(())
         }
         .await;

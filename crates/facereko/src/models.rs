@@ -8,8 +8,6 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use facereko_domain::Photo;
-use facereko_store::Store;
 use facereko_vision::install::install_engine;
 use facereko_vision::models::Progress;
 use facereko_vision::{LocalEngine, LocalEngineKind, VisionConfig};
@@ -184,60 +182,41 @@ async fn load(vision: &VisionConfig, data_dir: &Path) -> Result<LocalEngine> {
 }
 
 /// `enrol --reembed`: every face enrolled with another model is embedded again, from its stored photo,
-/// with `engine`, and replaces the old one. Faces without a stored photo cannot be, and are listed.
-pub async fn reembed(store: &Store, engine: &LocalEngine, rekognition: bool) -> Result<()> {
-    let model = engine.model_id().to_string();
-    let faces = store.faces(None).await?;
-    let total = faces.len();
-    let todo: Vec<_> = faces.into_iter().filter(|f| f.model_id != model).collect();
-    if todo.is_empty() {
-        println!("all {total} enrolled faces are already embedded with {model}");
+/// and replaces the old one, with progress. Faces without a stored photo cannot be, and are listed.
+pub async fn reembed(svc: &facereko_enrol::FaceEnrolment) -> Result<()> {
+    let model = svc.model_id().unwrap_or("the engine in use").to_string();
+    let mut failed = Vec::new();
+    let report = svc
+        .reembed(|step| {
+            print!(
+                "\r[{:>4}/{}] face {} of person {}",
+                step.index, step.of, step.face.id, step.face.person_id
+            );
+            let _ = std::io::stdout().flush();
+            if let Err(e) = step.result {
+                failed.push(format!(
+                    "face {} of person {} ({}): {e}",
+                    step.face.id, step.face.person_id, step.face.model_id
+                ));
+            }
+        })
+        .await?;
+    if report.todo == 0 {
+        println!(
+            "all {} enrolled faces are already embedded with {model}",
+            report.total
+        );
         return Ok(());
     }
-    let n = todo.len();
-    println!("re-embedding {n} of {total} faces with {model}");
-    let (mut done, mut failed) = (0usize, Vec::new());
-    for (i, face) in todo.into_iter().enumerate() {
-        print!(
-            "\r[{:>4}/{n}] face {} of person {}",
-            i + 1,
-            face.id,
-            face.person_id
-        );
-        let _ = std::io::stdout().flush();
-        let result = async {
-            let rel = face
-                .photo
-                .as_deref()
-                .context("no photo was stored with it: enrol this person again")?;
-            let path = store.photo_path(rel)?;
-            let bytes = tokio::fs::read(&path)
-                .await
-                .with_context(|| format!("its photo {} cannot be read", path.display()))?;
-            let photo =
-                Photo::from_bytes(bytes).context("its stored photo is not a JPEG or PNG")?;
-            let e = engine.embed(&photo).await?;
-            let new = store
-                .add_face(face.person_id, e.embedding.as_slice(), &model, Some(&photo))
-                .await?;
-            store.delete_face(face.id).await?;
-            anyhow::Ok(new)
-        }
-        .await;
-        match result {
-            Ok(_) => done += 1,
-            Err(e) => failed.push(format!(
-                "face {} of person {} ({}): {e:#}",
-                face.id, face.person_id, face.model_id
-            )),
-        }
-    }
-    println!("\rre-embedded {done} of {n} faces with {model}{:<30}", "");
+    println!(
+        "\rre-embedded {} of {} faces with {model}{:<30}",
+        report.done, report.todo, ""
+    );
     for f in &failed {
         println!("  kept (not comparable until re-enrolled) {f}");
     }
-    if rekognition && done > 0 {
-        println!("the re-embedded faces have new ids: run `facereko collection sync`");
+    if svc.indexer().is_some() && report.done > 0 {
+        println!("the re-embedded faces have new ids and were indexed under them");
     }
     Ok(())
 }

@@ -9,22 +9,15 @@ use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use clap::Subcommand;
-use facereko_domain::{PersonId, Photo};
+
+use facereko_enrol::FaceIndexer;
 use facereko_rekognition::collections::Collections;
 use facereko_rekognition::Endpoint;
-use facereko_vision::{EngineKind, Fallback, FaceEngine, LocalEngine};
+use facereko_vision::{EngineKind, FaceEngine, Fallback, LocalEngine};
 
 use crate::config::Config;
 
 /// Indexes enrolled photos into the Rekognition collection, and forgets them there.
-#[async_trait::async_trait]
-pub trait FaceIndexer: Send + Sync + std::fmt::Debug {
-    /// The collection's name, for messages.
-    fn collection(&self) -> &str;
-    async fn index(&self, person: PersonId, face_id: i64, photo: &Photo) -> Result<()>;
-    async fn forget(&self, face_id: i64) -> Result<()>;
-}
-
 /// Whether the local engine must be loaded: it decides, backs Rekognition up, or answers the endpoint.
 pub fn needs_local_engine(config: &Config) -> bool {
     let v = &config.vision;
@@ -223,6 +216,8 @@ pub use aws::collection;
 mod aws {
     use std::collections::{HashMap, HashSet};
 
+    use facereko_domain::{PersonId, Photo};
+    use facereko_enrol::IndexError;
     use facereko_rekognition::client::CollectionClient;
     use facereko_rekognition::{external_image_id, face_of};
     use facereko_store::Store;
@@ -241,7 +236,12 @@ mod aws {
             &self.collection
         }
 
-        async fn index(&self, person: PersonId, face_id: i64, photo: &Photo) -> Result<()> {
+        async fn index(
+            &self,
+            person: PersonId,
+            face_id: i64,
+            photo: &Photo,
+        ) -> Result<(), IndexError> {
             let x = external_image_id(person, face_id);
             match self
                 .client
@@ -249,11 +249,11 @@ mod aws {
                 .await?
             {
                 Some(_) => Ok(()),
-                None => bail!("Rekognition found no face to index in the photo"),
+                None => Err("Rekognition found no face to index in the photo".into()),
             }
         }
 
-        async fn forget(&self, face_id: i64) -> Result<()> {
+        async fn forget(&self, face_id: i64) -> Result<(), IndexError> {
             let ids: Vec<String> = self
                 .client
                 .faces(&self.collection)

@@ -256,15 +256,18 @@ async fn start(
     };
     let gallery = match &local {
         Some(engine) => {
-            let model = crate::faces::model_id(&config.vision);
-            let sync =
-                crate::faces::GallerySync::start(store.clone(), engine.clone(), model).await?;
+            let sync = facereko_enrol::GallerySync::start(store.clone(), engine.clone())
+                .await
+                .context("loading the enrolled faces")?;
             tracing::info!(
                 "local face engine {}: threshold {:.2} %",
                 config.vision.local_engine,
                 config.vision.threshold()
             );
-            crate::faces::spawn_gallery_sync(sync.clone(), std::time::Duration::from_secs(2));
+            facereko_enrol::gallery::spawn_gallery_sync(
+                sync.clone(),
+                std::time::Duration::from_secs(2),
+            );
             Some(sync)
         }
         None => None,
@@ -276,7 +279,7 @@ async fn start(
     // The door's engine checks the gallery is current at the start of each decision.
     let engine = match (engine, gallery) {
         (Some(e), Some(sync)) => {
-            Some(Arc::new(crate::faces::FreshGallery::new(e, sync)) as Arc<dyn FaceEngine>)
+            Some(Arc::new(facereko_enrol::FreshGallery::new(e, sync)) as Arc<dyn FaceEngine>)
         }
         (e, _) => e,
     };
@@ -361,7 +364,11 @@ async fn start(
     .await?;
     let notifier = start_notifier(&store, config, &door).await?;
     tokio::spawn(store.clone().run_retention(config.store.retention.clone()));
-    let enroller = crate::faces::Enroller::new(store.clone(), local, &config.vision, indexer);
+    let enroller = crate::faces::WebEnrolment(facereko_enrol::FaceEnrolment::new(
+        store.clone(),
+        local,
+        indexer,
+    ));
     let web = facereko_web::AppState::new(
         store.clone(),
         door.clone(),
