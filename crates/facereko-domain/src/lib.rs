@@ -444,6 +444,27 @@ pub struct NewAttempt {
     pub detail: Option<String>,
 }
 
+impl NewAttempt {
+    /// The attempt as stored under `id`, with its photo's relative path.
+    pub fn stored(&self, id: i64, photo: Option<&str>) -> Attempt {
+        Attempt {
+            id,
+            time: self.time,
+            door_id: self.door_id.clone(),
+            card_uid: self.card_uid.clone(),
+            person_id: self.person_id,
+            person: self.person_name.clone(),
+            outcome: self.outcome,
+            similarity: self.similarity,
+            distance: self.distance,
+            confidence: self.confidence,
+            photo: photo.map(str::to_string),
+            timings: self.timings,
+            detail: self.detail.clone(),
+        }
+    }
+}
+
 /// A stored attempt.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Attempt {

@@ -60,7 +60,7 @@ pub use config::{
     EmailConfig, EventKind, HomeAssistantConfig, MqttCommandsConfig, MqttConfig, NotifyConfig,
     OutboxConfig, Secret, SmtpTls, WebhookConfig,
 };
-pub use outbox::{backlog, MemoryOutbox, Outbox, OutboxEntry, SinkBacklog};
+pub use outbox::{backlog, MemoryOutbox, Outbox, OutboxEntry, SinkStats};
 pub use payload::EventPayload;
 
 /// The door's state now, for the retained MQTT state published at every (re)connect. The daemon feeds
@@ -101,8 +101,9 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// The outbox's store failed; the store's own error (unreachable, refused, …) is kept as it is.
     #[error("outbox: {0}")]
-    Store(String),
+    Store(#[from] facereko_store::Error),
     #[error("TLS set-up: {0}")]
     Tls(String),
     #[error("door id {0:?} cannot be used in MQTT topics (1–64 characters, no /, + or #)")]
@@ -174,22 +175,6 @@ pub struct NotifyStatus {
     pub sinks: Vec<SinkStatus>,
     /// Set when the outbox itself could not be read.
     pub store_error: Option<String>,
-    /// When a status file was written (see [`NotifierHandle::persist_status_to`]).
-    #[serde(default)]
-    pub written_at: Option<DateTime<Utc>>,
-}
-
-async fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("json.tmp");
-    tokio::fs::write(&tmp, bytes).await?;
-    tokio::fs::rename(&tmp, path).await
-}
-
-/// Reads a status file written by a running daemon's [`NotifierHandle::persist_status_to`].
-pub fn read_status_file(path: &std::path::Path) -> std::io::Result<NotifyStatus> {
-    let bytes = std::fs::read(path)?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 impl NotifyStatus {
@@ -298,47 +283,7 @@ impl NotifierHandle {
             door_id: self.inner.door_id.clone(),
             sinks,
             store_error,
-            written_at: None,
         }
-    }
-
-    /// Keeps `path` (e.g. `<data_dir>/notify-status-<door_id>.json`) up to date with [`Self::status`]
-    /// every few seconds, so `facereko status` in another process can show last errors too (see
-    /// [`read_status_file`]). Written atomically (temporary file, then rename).
-    pub fn persist_status_to(&self, path: PathBuf) {
-        let handle = self.clone();
-        let mut stop = self.inner.stop.subscribe();
-        let task = tokio::spawn(async move {
-            let mut last = String::new();
-            loop {
-                let mut status = handle.status().await;
-                status.written_at = Some(Utc::now());
-                let mut compare = status.clone();
-                compare.written_at = None;
-                let key = serde_json::to_string(&compare).unwrap_or_default();
-                if key != last {
-                    match write_atomically(
-                        &path,
-                        &serde_json::to_vec_pretty(&status).unwrap_or_default(),
-                    )
-                    .await
-                    {
-                        Ok(()) => last = key,
-                        Err(e) => tracing::warn!(path = %path.display(), error = %e,
-                            "cannot write the notifier status file"),
-                    }
-                }
-                tokio::select! {
-                    _ = tokio::time::sleep(Duration::from_secs(5)) => {}
-                    _ = stop.changed() => return,
-                }
-            }
-        });
-        self.inner
-            .tasks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(task);
     }
 
     /// Stops delivery (an entry being delivered is finished or abandoned within a few seconds; it stays in
@@ -816,7 +761,8 @@ mod tests {
         let handle = spawn_sinks(outbox.clone(), "front", &fast(), vec![sink.clone()]).await;
         tokio::time::sleep(Duration::from_millis(100)).await;
         let st = handle.status().await;
-        assert!(st.store_error.is_some());
+        let why = st.store_error.expect("the outage is reported");
+        assert!(why.contains("is unreachable"), "{why}");
         assert!(st.sinks[0].last_error.is_some());
         outbox.set_failing(false);
         until("registration", || outbox_has_sink(&outbox)).await;
@@ -869,37 +815,6 @@ mod tests {
             std::task::Poll::Ready(v) => Some(v),
             std::task::Poll::Pending => None,
         }
-    }
-
-    #[tokio::test]
-    async fn the_status_file_shows_the_last_error_to_another_process() {
-        let dir = tempfile::tempdir().unwrap();
-        let outbox = Arc::new(MemoryOutbox::new(dir.path()));
-        let sink = Arc::new(RecordingNotifier::new("rec"));
-        sink.set_failing(true);
-        let handle = spawn_sinks(outbox, "front", &fast(), vec![sink.clone()]).await;
-        handle.publish(&event(1)).await.unwrap();
-        until("a failure", || sink.attempts() > 0).await;
-        let path = dir.path().join("notify-status-front.json");
-        handle.persist_status_to(path.clone());
-        let mut read = None;
-        for _ in 0..100 {
-            if let Ok(st) = read_status_file(&path) {
-                read = Some(st);
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        let st = read.expect("status file written");
-        assert_eq!(st.door_id, "front");
-        assert_eq!(st.sinks[0].pending, Some(1));
-        assert!(st.sinks[0]
-            .last_error
-            .as_deref()
-            .unwrap()
-            .contains("simulated"));
-        assert!(st.written_at.is_some());
-        handle.shutdown().await;
     }
 
     #[test]

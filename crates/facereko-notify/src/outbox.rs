@@ -11,27 +11,12 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use facereko_domain::Event;
-use serde::{Deserialize, Serialize};
+/// One event in the outbox and how far behind one sink is: the store's own types, used as they are.
+/// An entry's `id` is the event id carried by every payload, so consumers can drop the duplicates that
+/// at-least-once delivery may produce.
+pub use facereko_store::{OutboxEntry, SinkStats};
 
 use crate::{Error, Result};
-
-/// One event in the outbox. `id` is the event id carried by every payload, so consumers can drop the
-/// duplicates that at-least-once delivery may produce.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct OutboxEntry {
-    pub id: i64,
-    pub time: DateTime<Utc>,
-    pub door_id: String,
-    pub event: Event,
-}
-
-/// How far behind one sink is.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SinkBacklog {
-    pub sink: String,
-    pub pending: u64,
-    pub oldest_pending: Option<DateTime<Utc>>,
-}
 
 /// What the notifier needs from the store.
 #[async_trait]
@@ -44,7 +29,7 @@ pub trait Outbox: Send + Sync + fmt::Debug {
     async fn pending(&self, door_id: &str, sink: &str, limit: u32) -> Result<Vec<OutboxEntry>>;
     /// Moves the sink's cursor to `up_to_id`.
     async fn ack(&self, door_id: &str, sink: &str, up_to_id: i64) -> Result<()>;
-    async fn backlog(&self, door_id: &str) -> Result<Vec<SinkBacklog>>;
+    async fn backlog(&self, door_id: &str) -> Result<Vec<SinkStats>>;
     /// Deletes entries older than `older_than` that every sink has acknowledged.
     async fn prune(&self, older_than: DateTime<Utc>) -> Result<u64>;
     /// The door's persisted armed flag, to announce on (re)connect.
@@ -106,7 +91,10 @@ impl MemoryOutbox {
 
     fn check(&self) -> Result<()> {
         if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-            Err(Error::Store("database is unavailable (simulated)".into()))
+            Err(Error::Store(facereko_store::Error::Unavailable {
+                url: "memory".into(),
+                message: "simulated outage".into(),
+            }))
         } else {
             Ok(())
         }
@@ -148,7 +136,7 @@ impl Outbox for MemoryOutbox {
         let cursor = *m
             .cursors
             .get(&(door_id.to_string(), sink.to_string()))
-            .ok_or_else(|| Error::Store(format!("sink {sink:?} is not registered")))?;
+            .ok_or_else(|| not_registered(sink))?;
         Ok(m.entries
             .range(cursor + 1..)
             .map(|(_, e)| e)
@@ -164,15 +152,15 @@ impl Outbox for MemoryOutbox {
         let c = m
             .cursors
             .get_mut(&(door_id.to_string(), sink.to_string()))
-            .ok_or_else(|| Error::Store(format!("sink {sink:?} is not registered")))?;
+            .ok_or_else(|| not_registered(sink))?;
         *c = (*c).max(up_to_id);
         Ok(())
     }
 
-    async fn backlog(&self, door_id: &str) -> Result<Vec<SinkBacklog>> {
+    async fn backlog(&self, door_id: &str) -> Result<Vec<SinkStats>> {
         self.check()?;
         let m = self.lock();
-        let mut out: Vec<SinkBacklog> = m
+        let mut out: Vec<SinkStats> = m
             .cursors
             .iter()
             .filter(|((d, _), _)| d == door_id)
@@ -183,8 +171,9 @@ impl Outbox for MemoryOutbox {
                     .map(|(_, e)| e)
                     .filter(|e| e.door_id == door_id)
                     .collect();
-                SinkBacklog {
+                SinkStats {
                     sink: sink.clone(),
+                    acked_id: *cursor,
                     pending: pending.len() as u64,
                     oldest_pending: pending.first().map(|e| e.time),
                 }
@@ -221,85 +210,57 @@ impl Outbox for MemoryOutbox {
                 .components()
                 .any(|c| !matches!(c, std::path::Component::Normal(_)))
         {
-            return Err(Error::Store(format!(
+            return Err(Error::Store(facereko_store::Error::Invalid(format!(
                 "photo path {relative:?} escapes the photos folder"
-            )));
+            ))));
         }
         Ok(self.photo_dir.join(rel))
     }
 }
 
-fn store_error(e: facereko_store::Error) -> Error {
-    Error::Store(e.to_string())
+fn not_registered(sink: &str) -> Error {
+    Error::Store(facereko_store::Error::NotFound(format!("sink {sink:?}")))
 }
 
 /// The real outbox: the store's tables, written by `Store::record_attempt` in the attempt's transaction.
 #[async_trait]
 impl Outbox for facereko_store::Store {
     async fn enqueue(&self, door_id: &str, event: &Event) -> Result<i64> {
-        self.enqueue_event(door_id, event)
-            .await
-            .map_err(store_error)
+        Ok(self.enqueue_event(door_id, event).await?)
     }
 
     async fn register_sink(&self, door_id: &str, sink: &str) -> Result<()> {
-        self.outbox_register_sink(door_id, sink)
-            .await
-            .map_err(store_error)
+        Ok(self.outbox_register_sink(door_id, sink).await?)
     }
 
     async fn pending(&self, door_id: &str, sink: &str, limit: u32) -> Result<Vec<OutboxEntry>> {
-        let entries = self
-            .outbox_pending(door_id, sink, limit)
-            .await
-            .map_err(store_error)?;
-        Ok(entries
-            .into_iter()
-            .map(|e| OutboxEntry {
-                id: e.id,
-                time: e.time,
-                door_id: e.door_id,
-                event: e.event,
-            })
-            .collect())
+        Ok(self.outbox_pending(door_id, sink, limit).await?)
     }
 
     async fn ack(&self, door_id: &str, sink: &str, up_to_id: i64) -> Result<()> {
-        self.outbox_ack(door_id, sink, up_to_id)
-            .await
-            .map_err(store_error)
+        Ok(self.outbox_ack(door_id, sink, up_to_id).await?)
     }
 
-    async fn backlog(&self, door_id: &str) -> Result<Vec<SinkBacklog>> {
-        let stats = self.outbox_stats(door_id).await.map_err(store_error)?;
-        Ok(stats
-            .into_iter()
-            .map(|s| SinkBacklog {
-                sink: s.sink,
-                pending: s.pending,
-                oldest_pending: s.oldest_pending,
-            })
-            .collect())
+    async fn backlog(&self, door_id: &str) -> Result<Vec<SinkStats>> {
+        Ok(self.outbox_stats(door_id).await?)
     }
 
     async fn prune(&self, older_than: DateTime<Utc>) -> Result<u64> {
-        self.outbox_prune(older_than).await.map_err(store_error)
+        Ok(self.outbox_prune(older_than).await?)
     }
 
     async fn armed(&self, door_id: &str) -> Result<Option<bool>> {
-        facereko_store::Store::armed(self, door_id)
-            .await
-            .map_err(store_error)
+        Ok(facereko_store::Store::armed(self, door_id).await?)
     }
 
     fn photo_path(&self, relative: &str) -> Result<PathBuf> {
-        facereko_store::Store::photo_path(self, relative).map_err(store_error)
+        Ok(facereko_store::Store::photo_path(self, relative)?)
     }
 }
 
 /// The backlog per sink straight from the store, for `facereko status` in a process that does not run
 /// the notifier (the running daemon's [`crate::NotifierHandle::status`] also knows the last errors).
-pub async fn backlog(store: &facereko_store::Store, door_id: &str) -> Result<Vec<SinkBacklog>> {
+pub async fn backlog(store: &facereko_store::Store, door_id: &str) -> Result<Vec<SinkStats>> {
     Outbox::backlog(store, door_id).await
 }
 
@@ -314,6 +275,31 @@ mod tests {
             alarm: Alarm::ForcedOpen,
             time: Utc::now(),
         }
+    }
+
+    #[tokio::test]
+    async fn a_store_that_is_down_is_reported_as_unavailable() {
+        let outbox = MemoryOutbox::new(Path::new("/nonexistent"));
+        outbox.set_failing(true);
+        let err = outbox.enqueue("front", &alarm("front")).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Store(facereko_store::Error::Unavailable { .. })),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("is unreachable"), "{err}");
+        let err = outbox.pending("front", "nobody", 10).await;
+        assert!(err.is_err());
+        outbox.set_failing(false);
+        let err = outbox.pending("front", "nobody", 10).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Store(facereko_store::Error::NotFound(_))),
+            "{err:?}"
+        );
+        outbox.register_sink("front", "mqtt").await.unwrap();
+        outbox.enqueue("front", &alarm("front")).await.unwrap();
+        let stats = outbox.backlog("front").await.unwrap();
+        assert_eq!(stats[0].acked_id, 0);
+        assert_eq!(stats[0].pending, 1);
     }
 
     #[tokio::test]

@@ -336,19 +336,44 @@ async fn the_door_rechecks_every_match_against_its_own_threshold_and_the_card_ow
     assert_eq!(v.similarity, Some(91.5));
 }
 
-#[tokio::test]
-async fn no_region_anywhere_is_a_clear_config_error() {
-    // Only when no endpoint URL is set does the region matter; the environment here has none.
-    if std::env::var_os("AWS_REGION").is_some() || std::env::var_os("AWS_DEFAULT_REGION").is_some()
-    {
+#[test]
+fn no_region_anywhere_is_a_clear_config_error() {
+    // Only when no endpoint URL is set does the region matter. The check runs in a child process whose
+    // environment has no region and no AWS config files, whatever the machine running the tests has.
+    const CHILD: &str = "FACEREKO_TEST_NO_REGION_CHILD";
+    const NAME: &str = "no_region_anywhere_is_a_clear_config_error";
+    if std::env::var_os(CHILD).is_none() {
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", NAME, "--include-ignored", "--nocapture"])
+            .env(CHILD, "1")
+            .env_remove("AWS_REGION")
+            .env_remove("AWS_DEFAULT_REGION")
+            .env_remove("AWS_PROFILE")
+            .env("AWS_CONFIG_FILE", "/nonexistent/aws-config")
+            .env(
+                "AWS_SHARED_CREDENTIALS_FILE",
+                "/nonexistent/aws-credentials",
+            )
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("1 passed"),
+            "child run failed:\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         return;
     }
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let config = AwsConfig {
         access_key_id: Some(KEY_ID.into()),
         secret_access_key: Some(facereko_domain::Secret::new(SECRET)),
         profile: Some("facereko-test-profile-that-does-not-exist".into()),
         ..AwsConfig::default()
     };
-    let e = CollectionClient::new(&config).await.unwrap_err();
+    let e = rt.block_on(CollectionClient::new(&config)).unwrap_err();
     assert!(e.to_string().contains("aws.region"), "{e}");
 }

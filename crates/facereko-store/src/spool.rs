@@ -21,24 +21,6 @@ pub(crate) struct Spool {
     pub(crate) replaying: tokio::sync::Mutex<()>,
 }
 
-fn to_stored(a: &NewAttempt, photo: Option<&str>, id: i64) -> Attempt {
-    Attempt {
-        id,
-        time: a.time,
-        door_id: a.door_id.clone(),
-        card_uid: a.card_uid.clone(),
-        person_id: a.person_id,
-        person: a.person_name.clone(),
-        outcome: a.outcome,
-        similarity: a.similarity,
-        distance: a.distance,
-        confidence: a.confidence,
-        photo: photo.map(str::to_string),
-        timings: a.timings,
-        detail: a.detail.clone(),
-    }
-}
-
 fn to_new(a: Attempt) -> (NewAttempt, Option<String>) {
     (
         NewAttempt {
@@ -98,7 +80,7 @@ impl Spool {
         photo: Option<&str>,
         uuid: &[u8; 16],
     ) -> Result<Attempt> {
-        let json = serde_json::to_string(&to_stored(a, photo, 0))
+        let json = serde_json::to_string(&a.stored(0, photo))
             .map_err(|e| Error::Invalid(e.to_string()))?;
         let id: i64 =
             sqlx::query("INSERT INTO spool (uuid, attempt, photo) VALUES (?, ?, ?) RETURNING id")
@@ -108,7 +90,7 @@ impl Spool {
                 .fetch_one(&self.pool)
                 .await?
                 .try_get(0)?;
-        Ok(to_stored(a, photo, -id))
+        Ok(a.stored(-id, photo))
     }
 
     /// The oldest `limit` spooled attempts.

@@ -556,21 +556,7 @@ impl Sql {
             .bind(ms(t.total_ms))
             .bind(a.detail.as_deref());
         let id = insert_id(q, &mut tx).await?;
-        let attempt = Attempt {
-            id,
-            time: a.time,
-            door_id: a.door_id.clone(),
-            card_uid: a.card_uid.clone(),
-            person_id: a.person_id,
-            person: a.person_name.clone(),
-            outcome: a.outcome,
-            similarity: a.similarity,
-            distance: a.distance,
-            confidence: a.confidence,
-            photo: photo.map(str::to_string),
-            timings: a.timings,
-            detail: a.detail.clone(),
-        };
+        let attempt = a.stored(id, photo);
         let event = Event::Attempt {
             door_id: a.door_id.clone(),
             attempt: attempt.clone(),
