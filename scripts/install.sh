@@ -3,7 +3,7 @@
 # what is already there and changes only what is missing; your /etc/facereko/facereko.toml is never
 # overwritten.
 #
-#   sudo scripts/install.sh                 # build from this checkout (needs Rust >= 1.85 via rustup)
+#   sudo scripts/install.sh                 # build from this checkout (needs Rust >= 1.88 via rustup)
 #   sudo scripts/install.sh --binary PATH   # install a prebuilt facereko binary instead of building
 #   options: --no-models (skip the face models), --no-start (install but do not start the service),
 #            --dry-run (print what would be done, change nothing)

@@ -5,7 +5,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! command -v cargo >/dev/null 2>&1; then
-    echo "FaceReko builds with Rust 1.85 or newer; install it with rustup (see README), then run this again." >&2
+    echo "FaceReko builds with Rust 1.88 or newer; install it with rustup (see README), then run this again." >&2
+    exit 1
+fi
+# The locked dependencies need Rust 1.88 (the workspace's rust-version): say so before a long build fails.
+rust_minor=$(rustc --version | sed -E 's/^rustc 1\.([0-9]+).*/\1/')
+if [ "${rust_minor:-0}" -lt 88 ] 2>/dev/null; then
+    echo "FaceReko builds with Rust 1.88 or newer; this is $(rustc --version). Run: rustup update stable" >&2
     exit 1
 fi
 scripts/system-deps.sh
