@@ -15,7 +15,6 @@
 //! `rpicam-vid` kept warm, `rpicam-still` or any command that prints a JPEG; [`config`] is the `[hardware]`
 //! section; [`pi`] detects a Raspberry Pi and opens the real devices (spidev, GPIO character device);
 //! [`safety`] locks the door down on panic, signal and exit; [`card_type`] names a card from ATQA/SAK;
-//! [`files`] reads a user-named file (a photo, a secret) only when it is a regular file, and only so much.
 
 use std::fmt;
 
@@ -26,7 +25,6 @@ pub mod bench;
 pub mod camera;
 pub mod card_type;
 pub mod config;
-pub mod files;
 pub mod gpio;
 pub mod mfrc522;
 pub mod mfrc522_sim;

@@ -203,7 +203,7 @@ impl SimCamera {
         if meta.is_dir() {
             return Ok(CameraSource::Folder(path.to_path_buf()));
         }
-        crate::files::check_regular_file(path)
+        facereko_files::check_regular_file(path)
             .map_err(|e| Error::Camera(format!("{}: {e}", path.display())))?;
         Ok(CameraSource::File(path.to_path_buf()))
     }
@@ -258,7 +258,7 @@ impl Camera for SimCamera {
         let path = self.next_file()?;
         let read = path.clone();
         let bytes = tokio::task::spawn_blocking(move || {
-            crate::files::read_regular_file(&read, crate::camera::MAX_FRAME as u64)
+            facereko_files::read_regular_file(&read, crate::camera::MAX_FRAME as u64)
         })
         .await
         .map_err(|e| Error::Camera(format!("{}: {e}", path.display())))?

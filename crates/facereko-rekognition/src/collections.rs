@@ -212,23 +212,10 @@ impl Locked<'_> {
 
     fn write(&self, c: &Collection) -> Result<(), ApiError> {
         let path = self.this.path(&c.collection_id);
-        let tmp = self.dir.join(format!(
-            ".{}.{}.tmp",
-            c.collection_id,
-            crate::protocol::new_uuid()
-        ));
-        let result = (|| {
-            let mut f = std::fs::File::create(&tmp)?;
-            serde_json::to_writer(&mut f, c)?;
-            f.flush()?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(self.dir)?.sync_all()
-        })();
-        result.map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            io_error("write", &path, e)
+        facereko_files::replace_file(&path, 0o600, |f| {
+            serde_json::to_writer(&mut *f, c).map_err(std::io::Error::from)
         })
+        .map_err(|e| io_error("write", &path, e))
     }
 }
 

@@ -163,59 +163,18 @@ impl Photos {
 
 /// Reads a regular file of at most `limit` bytes (a device, a pipe or a bigger file is refused).
 pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>> {
-    use std::io::Read;
-    let f = fs::File::open(path).map_err(|e| Error::io(path, e))?;
-    let meta = f.metadata().map_err(|e| Error::io(path, e))?;
-    if !meta.is_file() {
-        return Err(Error::Invalid(format!(
-            "{} is not a regular file",
-            path.display()
-        )));
-    }
-    let mut bytes = Vec::new();
-    f.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
-    if bytes.len() as u64 > limit {
-        return Err(Error::Invalid(format!(
-            "{} is larger than {limit} bytes",
-            path.display()
-        )));
-    }
-    Ok(bytes)
+    facereko_files::read_regular_file(path, limit).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidInput | std::io::ErrorKind::InvalidData => {
+            Error::Invalid(format!("{}: {e}", path.display()))
+        }
+        _ => Error::io(path, e),
+    })
 }
 
+/// Writes a photo whole or not at all, readable by the daemon's user only (faces are personal data).
 fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .ok_or_else(|| Error::Invalid(format!("photo path {} has no folder", path.display())))?;
-    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.tmp"));
-    let result = (|| {
-        let mut options = fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            // Faces are personal data: readable by the daemon's user only.
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let mut f = options.open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        fs::rename(&tmp, path)?;
-        // The rename is durable only once the directory entry is.
-        fs::File::open(dir)?.sync_all()
-    })();
-    result.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        Error::io(path, e)
-    })
+    facereko_files::replace_file(path, 0o600, |f| f.write_all(bytes))
+        .map_err(|e| Error::io(path, e))
 }
 
 #[cfg(test)]
@@ -230,8 +189,14 @@ mod tests {
         assert_eq!(read_bounded(&f, 100).unwrap().len(), 100);
         let err = read_bounded(&f, 99).unwrap_err().to_string();
         assert!(err.contains("larger than 99 bytes"), "{err}");
+        assert!(err.contains("a.jpg"), "the error names the file: {err}");
         let err = read_bounded(dir.path(), 1 << 20).unwrap_err().to_string();
         assert!(err.contains("not a regular file"), "{err}");
+        // A stored photo is written whole, owner-only, with nothing left beside it.
+        let g = dir.path().join("photos/attempts/b.jpg");
+        write_atomic(&g, &[1, 2, 3]).unwrap();
+        assert_eq!(read_bounded(&g, 3).unwrap(), [1, 2, 3]);
+        assert_eq!(fs::read_dir(g.parent().unwrap()).unwrap().count(), 1);
         // A device would never end; it is refused before any read.
         let err = read_bounded(Path::new("/dev/zero"), 1 << 20)
             .unwrap_err()

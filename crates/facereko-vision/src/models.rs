@@ -336,20 +336,7 @@ pub fn install_from_archive(
         let Some(f) = FILES.iter().find(|f| name.as_deref() == Some(f.name)) else {
             continue;
         };
-        let dest = dir.join(f.name);
-        let partial = dir.join(format!(".{}.partial", f.name));
-        let result = copy_verified(&mut entry, &partial, f, &mut progress).and_then(|()| {
-            std::fs::rename(&partial, &dest)
-                .map_err(Error::io(format!("moving {} into place", dest.display())))
-        });
-        if result.is_err() {
-            let _ = std::fs::remove_file(&partial);
-        }
-        result?;
-        progress(Progress::Installed {
-            file: f.name,
-            path: dest,
-        });
+        place_verified(&mut entry, f, dir, &mut progress)?;
         found.push(f.name);
     }
     if let Some(f) = FILES.iter().find(|f| !found.contains(&f.name)) {
@@ -362,13 +349,45 @@ pub fn install_from_archive(
     Ok(paths(dir))
 }
 
-pub(crate) fn copy_verified(
+/// Copies `from` to `dir/<name>`, checking size and SHA-256 on the way: the file is replaced whole, and
+/// only once it verifies (a wrong or cut-short download leaves the previous file, or none).
+pub(crate) fn place_verified(
     from: &mut impl Read,
-    to: &Path,
+    f: &ModelFile,
+    dir: &Path,
+    progress: &mut impl FnMut(Progress),
+) -> Result<()> {
+    /// The copy's own refusal, or the file system's while replacing the file.
+    enum Failed {
+        Copy(Error),
+        Replace(std::io::Error),
+    }
+    impl From<std::io::Error> for Failed {
+        fn from(e: std::io::Error) -> Self {
+            Failed::Replace(e)
+        }
+    }
+    let dest = dir.join(f.name);
+    facereko_files::replace_file(&dest, 0o644, |out| {
+        copy_verified(from, out, f, progress).map_err(Failed::Copy)
+    })
+    .map_err(|e| match e {
+        Failed::Copy(e) => e,
+        Failed::Replace(e) => Error::io(format!("writing {}", dest.display()))(e),
+    })?;
+    progress(Progress::Installed {
+        file: f.name,
+        path: dest,
+    });
+    Ok(())
+}
+
+fn copy_verified(
+    from: &mut impl Read,
+    out: &mut File,
     f: &ModelFile,
     progress: &mut impl FnMut(Progress),
 ) -> Result<()> {
-    let mut out = File::create(to).map_err(Error::io(format!("creating {}", to.display())))?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     let mut done = 0u64;
@@ -388,15 +407,13 @@ pub(crate) fn copy_verified(
         }
         hasher.update(&buf[..n]);
         out.write_all(&buf[..n])
-            .map_err(Error::io(format!("writing {}", to.display())))?;
+            .map_err(Error::io(format!("writing {}", f.name)))?;
         progress(Progress::Extracting {
             file: f.name,
             done,
             total: f.bytes,
         });
     }
-    out.sync_all()
-        .map_err(Error::io(format!("writing {}", to.display())))?;
     let got = hex(&hasher.finalize());
     if got != f.sha256 {
         return Err(Error::Install(format!(

@@ -146,8 +146,8 @@ fn env_settings(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Result<
         let key = segments.join(".");
         let value = if from_file {
             let file = PathBuf::from(&value);
-            let bytes = facereko_hardware::files::read_regular_file(&file, MAX_SECRET_FILE)
-                .with_context(|| {
+            let bytes =
+                facereko_files::read_regular_file(&file, MAX_SECRET_FILE).with_context(|| {
                     format!(
                         "environment variable {name}: cannot read {}",
                         file.display()

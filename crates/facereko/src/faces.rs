@@ -110,7 +110,7 @@ const MAX_PHOTO_BYTES: u64 = 32 << 20;
 /// Reads an image file as a photo, refusing what is not a regular file of at most [`MAX_PHOTO_BYTES`]
 /// (a device or a named pipe is never read) and what is not a JPEG or PNG, before any decoding.
 fn read_photo(path: &Path) -> Result<Photo> {
-    let bytes = facereko_hardware::files::read_regular_file(path, MAX_PHOTO_BYTES)
+    let bytes = facereko_files::read_regular_file(path, MAX_PHOTO_BYTES)
         .with_context(|| format!("{} cannot be read", path.display()))?;
     Photo::from_bytes(bytes)
         .with_context(|| format!("{} is neither a JPEG nor a PNG", path.display()))

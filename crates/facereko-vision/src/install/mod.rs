@@ -250,7 +250,7 @@ fn extract_tgz(
         let Some(f) = files.iter().find(|f| name.as_deref() == Some(f.name)) else {
             continue;
         };
-        place_from(&mut entry, f, dir, progress)?;
+        models::place_verified(&mut entry, f, dir, progress)?;
         found.push(f.name);
     }
     match files.iter().find(|f| !found.contains(&f.name)) {
@@ -271,30 +271,7 @@ fn place(
 ) -> Result<()> {
     let mut src =
         std::fs::File::open(from).map_err(Error::io(format!("opening {}", from.display())))?;
-    place_from(&mut src, f, dir, progress)
-}
-
-fn place_from(
-    src: &mut impl std::io::Read,
-    f: &ModelFile,
-    dir: &Path,
-    progress: &mut impl FnMut(Progress),
-) -> Result<()> {
-    let dest = dir.join(f.name);
-    let partial = dir.join(format!(".{}.partial", f.name));
-    let result = models::copy_verified(src, &partial, f, progress).and_then(|()| {
-        std::fs::rename(&partial, &dest)
-            .map_err(Error::io(format!("moving {} into place", dest.display())))
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&partial);
-    }
-    result?;
-    progress(Progress::Installed {
-        file: f.name,
-        path: dest,
-    });
-    Ok(())
+    models::place_verified(&mut src, f, dir, progress)
 }
 
 #[cfg(test)]
