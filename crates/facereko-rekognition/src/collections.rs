@@ -7,7 +7,6 @@
 //! Every operation runs on tokio's blocking pool under one lock.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 

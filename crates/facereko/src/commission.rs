@@ -19,6 +19,7 @@ use facereko_hardware::reader::PolledReader;
 use facereko_hardware::sim::{SimCamera, SimOutputs};
 use facereko_hardware::{Camera, CardReader as _, CardTap, InputEvent, Output, Outputs};
 use facereko_store::Store;
+use facereko_vision::EngineKind;
 use serde::Serialize;
 use tokio::signal::unix::{signal, SignalKind};
 
@@ -753,7 +754,7 @@ pub async fn doctor(data_dir: &Path, config_file: Option<&Path>, a: DoctorArgs) 
     checks.push(check_gpio(&config, &rig, daemon.is_some()).await);
     checks.push(check_mqtt(&config).await);
     checks.push(check_smtp(&config).await);
-    checks.push(crate::rekognition::check_collection(&config).await);
+    checks.push(check_collection(&config).await);
     checks.push(check_clock().await);
 
     let failed: Vec<&str> = checks
@@ -1159,6 +1160,56 @@ async fn reach(host: &str, port: u16) -> Result<Duration, String> {
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("no answer within 5 s".into()),
     }
+}
+
+/// `doctor`: with the Rekognition engine, can this door reach the collection it searches?
+async fn check_collection(config: &Config) -> Check {
+    if config.vision.engine != EngineKind::Rekognition {
+        return Check::skip("rekognition", "not used (vision.engine = local)");
+    }
+    #[cfg(feature = "aws")]
+    {
+        let name = &config.aws.collection;
+        let client = match facereko_rekognition::client::CollectionClient::new(&config.aws).await {
+            Ok(c) => c,
+            Err(e) => {
+                return Check::fail(
+                    "rekognition",
+                    e.to_string(),
+                    "set [aws] region and credentials (or run `aws configure`)",
+                )
+            }
+        };
+        match client.list().await {
+            Ok(list) if list.iter().any(|(id, _)| id == name) => match client.faces(name).await {
+                Ok(faces) => Check::ok(
+                    "rekognition",
+                    format!("collection {name} reachable, {} faces indexed", faces.len()),
+                ),
+                Err(e) => Check::fail(
+                    "rekognition",
+                    e.to_string(),
+                    "check the AWS key's permissions",
+                ),
+            },
+            Ok(_) => Check::fail(
+                "rekognition",
+                format!("collection {name} does not exist"),
+                format!("run `facereko collection create {name}` and `facereko collection sync`"),
+            ),
+            Err(e) => Check::fail(
+                "rekognition",
+                e.to_string(),
+                "check the network, [aws] region and credentials",
+            ),
+        }
+    }
+    #[cfg(not(feature = "aws"))]
+    Check::fail(
+        "rekognition",
+        crate::rekognition::NOT_BUILT,
+        "build with `--features aws`",
+    )
 }
 
 async fn check_mqtt(config: &Config) -> Check {

@@ -68,7 +68,7 @@ pub struct PhotoArgs {
 
 pub async fn photo(data_dir: &Path, config_file: Option<&Path>, a: PhotoArgs) -> Result<()> {
     let (config, _) = Config::load(config_file, data_dir)?;
-    let camera = crate::serve::open_camera(&config, a.simulate)?;
+    let camera = crate::devices::open_camera(&config, a.simulate)?;
     let started = std::time::Instant::now();
     let photo = camera.capture().await.context("taking a photo")?;
     std::fs::write(&a.output, &photo.bytes)

@@ -15,6 +15,7 @@ mod cli;
 mod commission;
 mod config;
 mod control;
+mod devices;
 mod faces;
 mod models;
 mod rekognition;

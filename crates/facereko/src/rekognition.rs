@@ -111,7 +111,7 @@ async fn rekognition_engines(
 }
 
 #[cfg(not(feature = "aws"))]
-const NOT_BUILT: &str = "this FaceReko was built without the AWS SDK: build it with \
+pub(crate) const NOT_BUILT: &str = "this FaceReko was built without the AWS SDK: build it with \
     `cargo build --release --features aws` to use Rekognition, collections and SNS";
 
 /// The running endpoint.
@@ -411,51 +411,4 @@ mod aws {
         }
         Ok(report)
     }
-}
-
-/// `doctor`: with the Rekognition engine, can this door reach the collection it searches?
-pub async fn check_collection(config: &Config) -> crate::commission::Check {
-    use crate::commission::Check;
-    if config.vision.engine != EngineKind::Rekognition {
-        return Check::skip("rekognition", "not used (vision.engine = local)");
-    }
-    #[cfg(feature = "aws")]
-    {
-        let name = &config.aws.collection;
-        let client = match facereko_rekognition::client::CollectionClient::new(&config.aws).await {
-            Ok(c) => c,
-            Err(e) => {
-                return Check::fail(
-                    "rekognition",
-                    e.to_string(),
-                    "set [aws] region and credentials (or run `aws configure`)",
-                )
-            }
-        };
-        match client.list().await {
-            Ok(list) if list.iter().any(|(id, _)| id == name) => match client.faces(name).await {
-                Ok(faces) => Check::ok(
-                    "rekognition",
-                    format!("collection {name} reachable, {} faces indexed", faces.len()),
-                ),
-                Err(e) => Check::fail(
-                    "rekognition",
-                    e.to_string(),
-                    "check the AWS key's permissions",
-                ),
-            },
-            Ok(_) => Check::fail(
-                "rekognition",
-                format!("collection {name} does not exist"),
-                format!("run `facereko collection create {name}` and `facereko collection sync`"),
-            ),
-            Err(e) => Check::fail(
-                "rekognition",
-                e.to_string(),
-                "check the network, [aws] region and credentials",
-            ),
-        }
-    }
-    #[cfg(not(feature = "aws"))]
-    Check::fail("rekognition", NOT_BUILT, "build with `--features aws`")
 }

@@ -4,7 +4,7 @@ use std::future::IntoFuture;
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
 use facereko_domain::Mode;
 use facereko_door::{DoorHandle, Parts};
@@ -466,20 +466,4 @@ async fn start_notifier(
         }
     });
     Ok(notifier)
-}
-
-/// The configured camera for one-off commands (`photo`): the real one on a Raspberry Pi, else the simulated
-/// one with `sim.camera`.
-pub fn open_camera(config: &Config, simulate: bool) -> Result<Box<dyn Camera>> {
-    if !simulate && facereko_hardware::pi::detect(&config.hardware).real {
-        return Ok(facereko_hardware::camera::open_camera(
-            &config.hardware.camera,
-        )?);
-    }
-    let Some(p) = &config.sim.camera else {
-        bail!("no camera here: on a laptop set `sim.camera` (an image file or folder) in facereko.toml");
-    };
-    Ok(Box::new(SimCamera::new(
-        SimCamera::source_for(p).with_context(|| format!("sim.camera {}", p.display()))?,
-    )))
 }
