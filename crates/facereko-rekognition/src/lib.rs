@@ -4,8 +4,8 @@
 //!   Python scripts (boto3 with `endpoint_url`) and other AWS-based tools keep working against a door
 //!   with no cloud. Off by default, loopback by default, and every request must be SigV4-signed with the
 //!   configured access key. Collections live in the data directory ([`collections`]).
-//! - With the `aws` feature, [`engine::RekognitionEngine`]: a [`facereko_vision::FaceEngine`] backed by
-//!   Rekognition's `SearchFacesByImage`, and [`client::CollectionClient`] for the `collection` commands
+//! - With the `aws` feature, `engine::RekognitionEngine`: a [`facereko_vision::FaceEngine`] backed by
+//!   Rekognition's `SearchFacesByImage`, and `client::CollectionClient` for the `collection` commands
 //!   and for indexing enrolments.
 //!
 //! The one design decision a newcomer must know: scores cross the boundary on **Rekognition's scale**.

@@ -1,7 +1,7 @@
 //! The local engine: faces found, described and matched on this machine's CPU, offline.
 //!
-//! Two pipelines sit behind it, chosen by `vision.local_engine`: [`crate::onnx`] (BlazeFace +
-//! MobileFaceNet on ONNX Runtime) and [`crate::dlib`] (HOG + ResNet). Everything else is shared: decoding
+//! Two pipelines sit behind it, chosen by `vision.local_engine`: `onnx` (BlazeFace +
+//! MobileFaceNet on ONNX Runtime) and `dlib` (HOG + ResNet). Everything else is shared: decoding
 //! with limits, the quality gate (smallest face, plausible keypoints), picking the largest face nearest
 //! the centre, the gallery and its threshold, and the frame-level API ([`LocalEngine::observe_image`],
 //! [`LocalEngine::verify_fused`], [`LocalEngine::identify_fused`]). Neither pipeline is shared between

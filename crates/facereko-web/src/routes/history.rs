@@ -1,5 +1,5 @@
 //! History: every attempt newest first, keyset-paged and filtered; CSV export of the same filter; one
-//! attempt with its photo, "add this photo to <person>" and "this was not <person>".
+//! attempt with its photo, "add this photo to ‹person›" and "this was not ‹person›".
 
 use askama::Template;
 use axum::body::Body;
