@@ -25,6 +25,10 @@ pub enum Error {
     UnknownOutcome(String),
     #[error("unknown mode {0:?} (expected card, card+face or face)")]
     UnknownMode(String),
+    #[error(
+        "door id {0:?}: use 1 to 64 letters, digits, '-' or '_' (it becomes part of MQTT topics)"
+    )]
+    InvalidDoorId(String),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -133,6 +137,82 @@ impl<'de> Deserialize<'de> for CardUid {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         let s = String::deserialize(d)?;
         s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// A door's name: 1 to 64 ASCII letters, digits, `-` or `_`. It names the door in attempts, the outbox,
+/// the control socket and MQTT topics (`facereko/<door>/…`), so the one rule here keeps out MQTT's `/`,
+/// `+` and `#` and anything a topic, a log line or a file name would trip on. Checked once, where a name
+/// comes in (the configuration, a database row, a function argument).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct DoorId(String);
+
+impl DoorId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for DoorId {
+    type Error = Error;
+
+    fn try_from(s: String) -> Result<Self> {
+        if s.is_empty()
+            || s.len() > 64
+            || !s
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(Error::InvalidDoorId(s));
+        }
+        Ok(DoorId(s))
+    }
+}
+
+impl FromStr for DoorId {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self> {
+        DoorId::try_from(s.to_string())
+    }
+}
+
+impl From<DoorId> for String {
+    fn from(d: DoorId) -> String {
+        d.0
+    }
+}
+
+impl std::ops::Deref for DoorId {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for DoorId {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for DoorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl PartialEq<str> for DoorId {
+    fn eq(&self, other: &str) -> bool {
+        self.0 == other
+    }
+}
+
+impl PartialEq<&str> for DoorId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
     }
 }
 
@@ -564,6 +644,30 @@ impl fmt::Debug for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn door_ids_follow_one_rule() {
+        for good in ["door", "front-door_1", &"a".repeat(64)] {
+            let id: DoorId = good.parse().unwrap();
+            assert_eq!(id, good);
+        }
+        for bad in [
+            "",
+            "a/b",
+            "a+",
+            "#",
+            "front door",
+            "tür",
+            &"a".repeat(65),
+            "a\0b",
+        ] {
+            let e = bad.parse::<DoorId>().unwrap_err();
+            assert!(e.to_string().contains("1 to 64 letters"), "{bad}: {e}");
+        }
+        let id: DoorId = serde_json::from_str("\"back\"").unwrap();
+        assert_eq!(serde_json::to_string(&id).unwrap(), "\"back\"");
+        assert!(serde_json::from_str::<DoorId>("\"a/b\"").is_err());
+    }
 
     #[test]
     fn card_uid_parses_common_spellings() {

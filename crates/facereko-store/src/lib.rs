@@ -340,12 +340,10 @@ fn check_name(name: &str) -> Result<String> {
 }
 
 fn check_door_id(door_id: &str) -> Result<()> {
-    if door_id.is_empty() || door_id.len() > 64 {
-        return Err(Error::Invalid(format!(
-            "door id {door_id:?}: 1-64 characters"
-        )));
-    }
-    Ok(())
+    door_id
+        .parse::<facereko_domain::DoorId>()
+        .map(drop)
+        .map_err(|e| Error::Invalid(e.to_string()))
 }
 
 impl Store {

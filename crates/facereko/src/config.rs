@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use facereko_aws::AwsConfig;
-use facereko_domain::SiteTimeZone;
+use facereko_domain::{DoorId, SiteTimeZone};
 use facereko_door::DoorConfig;
 use facereko_hardware::config::HardwareConfig;
 use facereko_notify::{EmailConfig, MqttConfig, NotifyConfig, OutboxConfig, WebhookConfig};
@@ -289,8 +289,8 @@ pub struct Loaded {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// This door's name in a fleet (attempts, events and topics carry it).
-    pub door_id: String,
+    /// This door's name in a fleet (attempts, events and topics carry it); checked as it is read.
+    pub door_id: DoorId,
     /// The site's time zone: schedules are read in it and the web app shows times in it.
     pub time_zone: SiteTimeZone,
     /// The database, photo retention and the fallback spool.
@@ -317,7 +317,7 @@ pub struct Config {
 impl Default for Config {
     fn default() -> Self {
         Self {
-            door_id: "door".into(),
+            door_id: "door".parse().expect("a valid door id"),
             time_zone: SiteTimeZone::Local,
             store: StoreConfig::default(),
             door: DoorConfig::default(),
@@ -444,17 +444,6 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<()> {
-        if self.door_id.is_empty()
-            || self.door_id.len() > 64
-            || !self
-                .door_id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            bail!(
-                "door_id: use 1 to 64 letters, digits, '-' or '_' (it becomes part of MQTT topics)"
-            );
-        }
         self.door.validate()?;
         self.vision.validate()?;
         if self.vision.engine == facereko_vision::EngineKind::Rekognition {
@@ -661,6 +650,22 @@ mod tests {
                 .days_for(facereko_domain::Outcome::Granted),
             Some(30)
         );
+    }
+
+    #[test]
+    fn a_door_id_that_would_break_topics_is_refused_where_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("facereko.toml");
+        std::fs::write(&f, "door_id = \"front/door\"\n").unwrap();
+        let e = format!(
+            "{:#}",
+            Config::load_from(Some(&f), dir.path(), Vec::new()).unwrap_err()
+        );
+        assert!(e.contains("door id \"front/door\""), "{e}");
+        assert!(e.contains("1 to 64 letters"), "{e}");
+        let e = load_err(None, dir.path(), &[("FACEREKO_DOOR_ID", "a+b")]);
+        assert!(e.contains("FACEREKO_DOOR_ID"), "{e}");
+        assert!(e.contains("1 to 64 letters"), "{e}");
     }
 
     #[test]
