@@ -187,7 +187,7 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 pub fn new_token() -> String {
     let mut bytes = [0u8; 32];
     rand::rngs::OsRng.fill_bytes(&mut bytes);
-    crate::photos::hex(&bytes)
+    hex::encode(bytes)
 }
 
 /// What the database keeps of a token.

@@ -963,7 +963,7 @@ impl Store {
         let attempts_dir = format!("{PHOTOS_DIR}/attempts/");
         if rel.starts_with(&attempts_dir) {
             let stem = name.split('.').next().unwrap_or_default();
-            let Some(uuid) = photos::unhex(stem).filter(|u| u.len() == 16) else {
+            let Some(uuid) = hex::decode(stem).ok().filter(|u| u.len() == 16) else {
                 return Ok(false); // not ours: leave foreign files alone
             };
             let row = guarded!(self, b => b.attempt_photo_by_uuid(&uuid).await)?;

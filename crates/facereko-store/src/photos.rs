@@ -27,20 +27,6 @@ pub(crate) struct Photos {
     data_dir: PathBuf,
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-pub(crate) fn unhex(s: &str) -> Option<Vec<u8>> {
-    if !s.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 impl Photos {
     pub(crate) fn new(data_dir: &Path) -> Result<Self> {
         let root = data_dir.join(PHOTOS_DIR);
@@ -66,7 +52,7 @@ impl Photos {
         format!(
             "{PHOTOS_DIR}/attempts/{}/{}.{}",
             time.format("%Y-%m"),
-            hex(uuid),
+            hex::encode(uuid),
             photo.format.extension()
         )
     }
@@ -74,7 +60,7 @@ impl Photos {
     pub(crate) fn face_relative(name: &[u8; 16], photo: &Photo) -> String {
         format!(
             "{PHOTOS_DIR}/faces/{}.{}",
-            hex(name),
+            hex::encode(name),
             photo.format.extension()
         )
     }
@@ -225,14 +211,5 @@ mod tests {
         ] {
             assert!(photos.resolve(bad).is_err(), "{bad:?} accepted");
         }
-    }
-
-    #[test]
-    fn hex_round_trips() {
-        let b = [0u8, 1, 0xab, 0xff];
-        assert_eq!(hex(&b), "0001abff");
-        assert_eq!(unhex("0001abff").unwrap(), b);
-        assert!(unhex("0g").is_none());
-        assert!(unhex("abc").is_none());
     }
 }

@@ -414,7 +414,7 @@ fn copy_verified(
             total: f.bytes,
         });
     }
-    let got = hex(&hasher.finalize());
+    let got = hex::encode(hasher.finalize());
     if got != f.sha256 {
         return Err(Error::Install(format!(
             "{} has SHA-256 {got}, expected {}: refusing it",
@@ -429,11 +429,7 @@ pub(crate) fn sha256_file(path: &Path) -> Result<String> {
     let mut hasher = Sha256::new();
     std::io::copy(&mut file, &mut hasher)
         .map_err(Error::io(format!("reading {}", path.display())))?;
-    Ok(hex(&hasher.finalize()))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Ok(hex::encode(hasher.finalize()))
 }
 
 #[cfg(test)]
