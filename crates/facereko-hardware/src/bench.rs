@@ -1,7 +1,8 @@
 //! A bench rig: the real MFRC522 driver, poller and GPIO mapping over software devices, so the installer's
 //! commands (`card read`, `selftest`, `doctor`) can be run end to end without a Raspberry Pi.
 //!
-//! The binary switches to it when [`ENV`] names a JSON [`BenchSpec`]. The reader is a
+//! The daemon and the commands use it with `hardware.mode = "bench"` and `hardware.bench` naming a JSON
+//! [`BenchSpec`] (see [`crate::select`]). The reader is a
 //! [`SimulatedMfrc522`] behind [`Mfrc522`] and [`PolledReader`] (the same code that talks to spidev on a
 //! Pi); the outputs are [`GpioOutputs`] over lines that append every physical level to a log file, so
 //! polarity and the final safe state can be checked after the process has gone; the inputs are
@@ -24,9 +25,6 @@ use crate::mfrc522_sim::{SimCard, SimulatedMfrc522};
 use crate::pi::{GpioReport, LineCheck};
 use crate::reader::PolledReader;
 use crate::{Error, Inputs, Outputs, Result};
-
-/// The environment variable that points the binary at a bench spec (JSON).
-pub const ENV: &str = "FACEREKO_BENCH";
 
 /// What the bench rig pretends to have.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]

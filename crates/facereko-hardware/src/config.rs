@@ -26,6 +26,10 @@ pub enum HardwareMode {
     Pi,
     /// Simulated devices everywhere.
     Simulated,
+    /// The bench rig (see [`crate::bench`]): the real MFRC522 driver, poller and GPIO mapping over
+    /// software devices described by the JSON file `hardware.bench`, for trying the installer's commands
+    /// and the daemon end to end without a Raspberry Pi.
+    Bench,
 }
 
 /// `[hardware]`.
@@ -33,6 +37,9 @@ pub enum HardwareMode {
 #[serde(default, deny_unknown_fields)]
 pub struct HardwareConfig {
     pub mode: HardwareMode,
+    /// The bench rig's description (JSON, see [`crate::bench::BenchSpec`]) for `mode = "bench"`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bench: Option<PathBuf>,
     pub reader: ReaderConfig,
     pub gpio: GpioConfig,
     pub camera: CameraConfig,
@@ -42,6 +49,7 @@ impl Default for HardwareConfig {
     fn default() -> Self {
         Self {
             mode: HardwareMode::Auto,
+            bench: None,
             reader: ReaderConfig::default(),
             gpio: GpioConfig::default(),
             camera: CameraConfig::default(),
@@ -51,6 +59,20 @@ impl Default for HardwareConfig {
 
 impl HardwareConfig {
     pub fn validate(&self) -> Result<()> {
+        match (self.mode, &self.bench) {
+            (HardwareMode::Bench, None) => {
+                return Err(Error::Config(
+                    "hardware.mode = \"bench\" needs hardware.bench, the bench rig's JSON file"
+                        .into(),
+                ))
+            }
+            (HardwareMode::Bench, Some(_)) | (_, None) => {}
+            (_, Some(_)) => {
+                return Err(Error::Config(
+                    "hardware.bench is only read with hardware.mode = \"bench\"".into(),
+                ))
+            }
+        }
         self.reader.validate()?;
         self.gpio.validate()?;
         self.camera.validate()?;

@@ -31,11 +31,16 @@ pub mod mfrc522_sim;
 pub mod pi;
 pub mod reader;
 pub mod safety;
+mod select;
 pub mod sim;
+pub use select::{select, Rig};
 
 /// Errors of the hardware crate.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A `[hardware]` setting that cannot work.
+    #[error("{0}")]
+    Config(String),
     #[error("card reader: {0}")]
     Reader(String),
     #[error("camera: {0}")]

@@ -127,6 +127,14 @@ fn env_settings(vars: impl IntoIterator<Item = (OsString, OsString)>) -> Result<
                     env_name("store.database_url")
                 );
             }
+            if top == "bench" {
+                bail!(
+                    "environment variable {name} is not read: the bench rig is configured as \
+                     hardware.mode = \"bench\" with hardware.bench = PATH ({} and {})",
+                    env_name("hardware.mode"),
+                    env_name("hardware.bench")
+                );
+            }
             if let Some(section) = TOP_LEVEL_KEYS
                 .iter()
                 .find(|s| top.starts_with(&format!("{s}_")) && **s != "door_id")
@@ -743,6 +751,23 @@ mod tests {
         assert!(e.contains("FACEREKO_DOOR__UNLOCK_SECONDS"), "{e}");
         let e = load_err(None, dir.path(), &[("FACEREKO_DOOR____MODE", "card")]);
         assert!(e.contains("FACEREKO_DOOR____MODE"), "{e}");
+        // The bench rig was once chosen by this variable; it is a `[hardware]` setting now.
+        let e = load_err(None, dir.path(), &[("FACEREKO_BENCH", "/bench.json")]);
+        assert!(e.contains("FACEREKO_HARDWARE__MODE"), "{e}");
+        assert!(e.contains("FACEREKO_HARDWARE__BENCH"), "{e}");
+        let c = load_env(
+            None,
+            dir.path(),
+            &[
+                ("FACEREKO_HARDWARE__MODE", "bench"),
+                ("FACEREKO_HARDWARE__BENCH", "/bench.json"),
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            c.hardware.bench.as_deref(),
+            Some(std::path::Path::new("/bench.json"))
+        );
     }
 
     #[test]
@@ -757,7 +782,6 @@ mod tests {
                 ("FACEREKO_LOG", "debug"),
                 ("FACEREKO_TEST_MYSQL_URL", "mysql://root@127.0.0.1/test"),
                 ("FACEREKO_MODELS_DIR", "/models"),
-                ("FACEREKO_BENCH", "/bench.json"),
                 ("FACEREKO_STORE__DATABASE_URL", ""),
                 ("PATH", "/usr/bin"),
             ],

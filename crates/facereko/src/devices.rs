@@ -10,7 +10,7 @@ use crate::config::Config;
 /// The configured camera for one-off commands (`photo`): the real one on a Raspberry Pi, else the simulated
 /// one with `sim.camera`.
 pub fn open_camera(config: &Config, simulate: bool) -> Result<Box<dyn Camera>> {
-    if !simulate && facereko_hardware::pi::detect(&config.hardware).real {
+    if let facereko_hardware::Rig::Pi = facereko_hardware::select(&config.hardware, simulate)? {
         return Ok(facereko_hardware::camera::open_camera(
             &config.hardware.camera,
         )?);

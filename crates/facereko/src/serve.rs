@@ -80,18 +80,32 @@ fn real(config: &Config) -> Result<Devices> {
     })
 }
 
-/// Opens the configured devices (simulated with `--simulate` or off a Raspberry Pi).
+/// The bench rig's devices: its reader, outputs and inputs behind the real drivers, the simulated camera.
+fn bench(config: &Config, spec: &facereko_hardware::bench::BenchSpec) -> Result<Devices> {
+    let hw = &config.hardware;
+    let outputs = spec.open_outputs(&hw.gpio)?;
+    let inputs = spec.open_inputs(&hw.gpio)?;
+    let reader = spec.open_card_reader(&hw.reader)?;
+    let sim = simulated(config)?;
+    Ok(Devices {
+        reader: Box::new(reader),
+        outputs,
+        inputs: Some(inputs),
+        targets_tapper: None,
+        _inputs_handle: None,
+        summary: "bench rig".into(),
+        ..sim
+    })
+}
+
+/// Opens the devices `facereko_hardware::select` picks (simulated with `--simulate` or off a Raspberry Pi).
 fn open_devices(config: &Config, simulate: bool) -> Result<Devices> {
-    if simulate {
-        tracing::info!("simulated devices (--simulate)");
-        return simulated(config);
-    }
-    let detection = facereko_hardware::pi::detect(&config.hardware);
-    tracing::info!("{}", detection.summary);
-    if detection.real {
-        real(config)
-    } else {
-        simulated(config)
+    let rig = facereko_hardware::select(&config.hardware, simulate)?;
+    tracing::info!("{}", rig.describe());
+    match rig {
+        facereko_hardware::Rig::Pi => real(config),
+        facereko_hardware::Rig::Bench(spec) => bench(config, &spec),
+        facereko_hardware::Rig::Simulated(_) => simulated(config),
     }
 }
 

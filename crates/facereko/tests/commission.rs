@@ -18,12 +18,21 @@ fn command(data_dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Command {
         .arg(data_dir)
         .args(args)
         .env_remove("FACEREKO_CONFIG")
-        .env_remove("FACEREKO_BENCH")
+        .env_remove("FACEREKO_HARDWARE__MODE")
+        .env_remove("FACEREKO_HARDWARE__BENCH")
         .env("FACEREKO_LOG", "warn");
     for (k, v) in env {
         c.env(k, v);
     }
     c
+}
+
+/// The environment that puts the commands on the bench rig described by `spec`.
+fn on_bench(spec: &Path) -> [(&'static str, &Path); 2] {
+    [
+        ("FACEREKO_HARDWARE__MODE", Path::new("bench")),
+        ("FACEREKO_HARDWARE__BENCH", spec),
+    ]
 }
 
 fn run(data_dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
@@ -142,7 +151,7 @@ fn card_read_on_the_bench_reader_gives_uid_atqa_sak_and_type() {
     let out = run(
         data,
         &["card", "read", "--json", "--timeout", "10"],
-        &[("FACEREKO_BENCH", &spec)],
+        &on_bench(&spec),
     );
     assert!(out.status.success(), "{}", text(&out));
     let card: serde_json::Value =
@@ -158,11 +167,7 @@ fn card_read_on_the_bench_reader_gives_uid_atqa_sak_and_type() {
         data,
         r#"{"reader": {"cards": [{"uid": "04:11:22:33:44:55:66", "after_ms": 400}]}}"#,
     );
-    let out = run(
-        data,
-        &["card", "read", "--timeout", "10"],
-        &[("FACEREKO_BENCH", &spec)],
-    );
+    let out = run(data, &["card", "read", "--timeout", "10"], &on_bench(&spec));
     assert!(out.status.success(), "{}", text(&out));
     let shown = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -183,7 +188,7 @@ fn card_read_on_the_bench_reader_gives_uid_atqa_sak_and_type() {
     let out = run(
         data,
         &["card", "read", "--watch", "--json", "--timeout", "3"],
-        &[("FACEREKO_BENCH", &spec)],
+        &on_bench(&spec),
     );
     assert!(out.status.success(), "{}", text(&out));
     let uids: Vec<String> = String::from_utf8_lossy(&out.stdout)
@@ -200,7 +205,7 @@ fn card_read_on_a_dead_reader_times_out_and_says_why() {
     let out = run(
         dir.path(),
         &["card", "read", "--timeout", "2"],
-        &[("FACEREKO_BENCH", &spec)],
+        &on_bench(&spec),
     );
     assert!(!out.status.success());
     let t = text(&out);
@@ -215,7 +220,7 @@ fn doctor_names_the_register_of_a_reader_that_does_not_answer() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
     let spec = bench(data, r#"{"reader": {"answering": false}}"#);
-    let out = run(data, &["doctor"], &[("FACEREKO_BENCH", &spec)]);
+    let out = run(data, &["doctor"], &on_bench(&spec));
     assert!(!out.status.success(), "a dead reader fails doctor");
     let t = String::from_utf8_lossy(&out.stdout).to_string();
     let line = doctor_line(&t, "reader");
@@ -278,7 +283,7 @@ fn doctor_passes_on_a_healthy_bench_door_and_reports_the_chip_and_lines() {
     let data = dir.path();
     std::fs::write(data.join("facereko.toml"), "[door]\nmode = \"card\"\n").unwrap();
     let spec = bench(data, "{}");
-    let out = run(data, &["doctor"], &[("FACEREKO_BENCH", &spec)]);
+    let out = run(data, &["doctor"], &on_bench(&spec));
     let t = text(&out);
     assert!(out.status.success(), "{t}");
     assert!(
@@ -293,7 +298,7 @@ fn doctor_passes_on_a_healthy_bench_door_and_reports_the_chip_and_lines() {
 
     // A line held by another program fails the GPIO check.
     let spec = bench(data, r#"{"gpio": {"busy": [[23, "pigpiod"]]}}"#);
-    let out = run(data, &["doctor"], &[("FACEREKO_BENCH", &spec)]);
+    let out = run(data, &["doctor"], &on_bench(&spec));
     assert!(!out.status.success());
     let t = String::from_utf8_lossy(&out.stdout).to_string();
     let gpio = doctor_line(&t, "gpio");
@@ -314,7 +319,7 @@ fn doctor_reports_a_camera_that_times_out() {
     .unwrap();
     let spec = bench(data, "{}");
     let started = Instant::now();
-    let out = run(data, &["doctor"], &[("FACEREKO_BENCH", &spec)]);
+    let out = run(data, &["doctor"], &on_bench(&spec));
     assert!(
         started.elapsed() < Duration::from_secs(20),
         "doctor waited for the camera"
@@ -456,7 +461,7 @@ fn selftest_outputs_on_gpio_respects_polarity_and_ends_safe_when_interrupted() {
     );
 
     // Interrupted while the buzzer sounds.
-    let (status, said) = interrupt_selftest(data, &[("FACEREKO_BENCH", &spec)], "[3/4] buzzer ON");
+    let (status, said) = interrupt_selftest(data, &on_bench(&spec), "[3/4] buzzer ON");
     assert!(!status.success());
     assert!(said.contains("outputs safe"), "{said}");
     let levels = last_levels(&log);
@@ -477,7 +482,7 @@ fn selftest_outputs_on_gpio_respects_polarity_and_ends_safe_when_interrupted() {
     let out = run(
         data,
         &["selftest", "outputs", "--step-ms", "50"],
-        &[("FACEREKO_BENCH", &spec)],
+        &on_bench(&spec),
     );
     assert!(out.status.success(), "{}", text(&out));
     let writes = std::fs::read_to_string(&log).unwrap();
@@ -527,7 +532,7 @@ fn selftest_inputs_shows_debounced_changes_live() {
     let out = run(
         data,
         &["selftest", "inputs", "--timeout", "2"],
-        &[("FACEREKO_BENCH", &spec)],
+        &on_bench(&spec),
     );
     assert!(out.status.success(), "{}", text(&out));
     let t = String::from_utf8_lossy(&out.stdout);

@@ -53,6 +53,11 @@ pub fn detect_with(cfg: &HardwareConfig, model_path: &Path, spi_device: &Path) -
             summary: "simulated devices (hardware.mode = \"simulated\")".into(),
             model,
         },
+        HardwareMode::Bench => Detection {
+            real: false,
+            summary: "bench rig (hardware.mode = \"bench\")".into(),
+            model,
+        },
         HardwareMode::Pi => Detection {
             real: true,
             summary: format!("real devices on {on} (hardware.mode = \"pi\")"),

@@ -184,7 +184,7 @@ pub async fn card(data_dir: &Path, config_file: Option<&Path>, cmd: CardCommand)
         eprintln!("asking the running daemon for the next tap (it owns the reader)");
         TapSource::Daemon(data_dir.to_path_buf())
     } else {
-        match Rig::pick(&config, false)? {
+        match select(&config.hardware, false)? {
             Rig::Pi => TapSource::Reader(
                 facereko_hardware::pi::open_card_reader(
                     &config.hardware.reader,

@@ -132,7 +132,7 @@ pub async fn doctor(data_dir: &Path, config_file: Option<&Path>, a: DoctorArgs) 
         }
     };
     let daemon = daemon_status(data_dir).await;
-    let rig = Rig::pick(&config, a.simulate)?;
+    let rig = select(&config.hardware, a.simulate)?;
 
     checks.push(check_data_dir(data_dir));
     checks.push(check_database(data_dir, &config).await);

@@ -3,9 +3,10 @@
 //!
 //! Which devices they use: a running daemon owns the reader, the outputs and the inputs, so `card read`
 //! asks it for the next tap over the control socket rather than fighting for the SPI device, and the
-//! self-tests refuse to run beside it. Without a daemon they open the real devices on a Raspberry Pi, the
-//! bench rig when `FACEREKO_BENCH` names one (the real driver over a software MFRC522 and logged GPIO
-//! lines, see `facereko_hardware::bench`), and otherwise say what the simulated devices can and cannot do.
+//! self-tests refuse to run beside it. Without a daemon they open the devices `facereko_hardware::select`
+//! picks, as the daemon does: the real ones on a Raspberry Pi, the bench rig with `hardware.mode =
+//! "bench"` (the real driver over a software MFRC522 and logged GPIO lines, see
+//! `facereko_hardware::bench`), and otherwise say what the simulated devices can and cannot do.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -14,9 +15,9 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 use facereko_domain::CardUid;
-use facereko_hardware::bench::{self, BenchSpec};
 use facereko_hardware::reader::PolledReader;
 use facereko_hardware::sim::{SimCamera, SimOutputs};
+use facereko_hardware::{select, Rig};
 use facereko_hardware::{Camera, CardReader as _, CardTap, InputEvent, Output, Outputs};
 use facereko_store::Store;
 use facereko_vision::EngineKind;
@@ -35,50 +36,6 @@ pub use doctor::{doctor, DoctorArgs};
 pub use selftest::{selftest, SelftestCommand};
 
 // ---- which devices -------------------------------------------------------------------------------------
-
-/// The devices a one-off command works with.
-enum Rig {
-    /// Real devices on a Raspberry Pi (or `hardware.mode = "pi"`).
-    Pi,
-    /// The bench rig named by `FACEREKO_BENCH`.
-    Bench(Box<BenchSpec>),
-    /// Simulated devices, and why.
-    Simulated(String),
-}
-
-impl Rig {
-    fn pick(config: &Config, simulate: bool) -> Result<Rig> {
-        if let Some(path) = std::env::var_os(bench::ENV) {
-            let path = PathBuf::from(path);
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("{} {}", bench::ENV, path.display()))?;
-            let spec: BenchSpec = serde_json::from_str(&text).with_context(|| {
-                format!("{} {} is not a bench spec", bench::ENV, path.display())
-            })?;
-            return Ok(Rig::Bench(Box::new(spec)));
-        }
-        if simulate {
-            return Ok(Rig::Simulated("--simulate".into()));
-        }
-        let detection = facereko_hardware::pi::detect(&config.hardware);
-        Ok(if detection.real {
-            Rig::Pi
-        } else {
-            Rig::Simulated(detection.summary)
-        })
-    }
-
-    fn describe(&self) -> String {
-        match self {
-            Rig::Pi => "real devices (Raspberry Pi)".into(),
-            Rig::Bench(_) => format!(
-                "bench rig ({}): simulated MFRC522 behind the real driver, logged GPIO lines",
-                bench::ENV
-            ),
-            Rig::Simulated(why) => why.clone(),
-        }
-    }
-}
 
 /// The running daemon's status, when one answers on this data directory's control socket.
 async fn daemon_status(data_dir: &Path) -> Option<serde_json::Value> {

@@ -58,7 +58,7 @@ async fn selftest_outputs(data_dir: &Path, config: &Config, a: OutputsArgs) -> R
     // Signals first, so a Ctrl-C at any moment from here on lands in the handler below.
     let mut int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
-    let rig = Rig::pick(config, a.simulate)?;
+    let rig = select(&config.hardware, a.simulate)?;
     let gpio = &config.hardware.gpio;
     let mut sim = None;
     let outputs: Arc<dyn Outputs> = match &rig {
@@ -201,7 +201,7 @@ async fn selftest_inputs(data_dir: &Path, config: &Config, a: InputsArgs) -> Res
     }
 
     let gpio = &config.hardware.gpio;
-    let rig = Rig::pick(config, false)?;
+    let rig = select(&config.hardware, false)?;
     let mut inputs = match &rig {
         Rig::Simulated(why) => bail!(
             "no inputs here ({why}). The simulated inputs live in the daemon: start `facereko serve \
