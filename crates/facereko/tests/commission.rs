@@ -9,7 +9,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{bin, facereko, ok, Daemon};
+use common::{bin, facereko, ok, wait_attempts, Daemon};
 
 /// `facereko --data-dir DIR ARGS…` with extra environment (the bench spec).
 fn command(data_dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> Command {
@@ -442,6 +442,48 @@ fn last_levels(log: &Path) -> std::collections::HashMap<u32, u8> {
             (line.parse().unwrap(), level.parse().unwrap())
         })
         .collect()
+}
+
+#[test]
+fn the_daemon_runs_on_the_bench_rig_and_its_decision_reaches_the_relay_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    ok(
+        data,
+        &["people", "add", "Ada Lovelace", "--card", "04:A2:2B:19"],
+    );
+    let log = data.join("levels.log");
+    // The card is put on the reader once the daemon has had time to start.
+    let spec = bench(
+        data,
+        &format!(
+            r#"{{"reader": {{"cards": [{{"uid": "04:A2:2B:19", "after_ms": 1500}}]}},
+                 "gpio": {{"log": {:?}}}}}"#,
+            log.display().to_string()
+        ),
+    );
+    let spec = spec.display().to_string();
+    let daemon = Daemon::start_env(
+        data,
+        &["--mode", "card"],
+        &[
+            ("FACEREKO_HARDWARE__MODE", "bench"),
+            ("FACEREKO_HARDWARE__BENCH", &spec),
+        ],
+    );
+    let attempts = wait_attempts(data, 1);
+    assert_eq!(attempts[0]["outcome"], "granted", "{attempts:?}");
+    assert_eq!(attempts[0]["person"], "Ada Lovelace");
+    assert!(daemon.log().contains("bench rig"), "{}", daemon.log());
+    // The relay line (23 by default) was driven on through the real GPIO mapping, and is off again
+    // once the daemon has stopped.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !std::fs::read_to_string(&log).unwrap().contains("23 1") {
+        assert!(Instant::now() < deadline, "the relay was never energised");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(daemon.stop().success());
+    assert_eq!(last_levels(&log)[&23], 0, "relay locked after stop");
 }
 
 #[test]
