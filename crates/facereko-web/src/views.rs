@@ -184,14 +184,23 @@ pub fn url_encode(s: &str) -> String {
     out
 }
 
-/// A local redirect target from a `next` parameter: only paths on this site (`/x`, never `//host`).
+/// A local redirect target from a `next` parameter: only paths on this site. One `/` followed by anything
+/// but `/` or `\`, no control character or white space anywhere (browsers drop a tab or a newline, so
+/// `/\t/evil.example` would become `//evil.example`), and it must parse as a URI with neither scheme nor
+/// host. Anything else is `/`.
 pub fn safe_next(next: Option<&str>) -> String {
+    let local = |n: &str| {
+        n.len() < 512
+            && n.starts_with('/')
+            && !n[1..].starts_with(['/', '\\'])
+            && !n
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace() || c == '\\')
+            && n.parse::<axum::http::Uri>()
+                .is_ok_and(|u| u.scheme().is_none() && u.authority().is_none())
+    };
     match next {
-        Some(n)
-            if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') && n.len() < 512 =>
-        {
-            n.to_string()
-        }
+        Some(n) if local(n) => n.to_string(),
         _ => "/".into(),
     }
 }
@@ -207,6 +216,19 @@ mod tests {
         assert_eq!(safe_next(Some("https://evil.example/")), "/");
         assert_eq!(safe_next(Some("/\\evil")), "/");
         assert_eq!(safe_next(None), "/");
+        assert_eq!(safe_next(Some("/")), "/");
+        // Browsers drop tabs and newlines from a Location, which turns these into //evil.example.
+        for bad in [
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/\r\n/evil.example",
+            "/ /evil.example",
+            "/\u{0}/x",
+            "/\\/evil.example",
+            "/history\tx",
+        ] {
+            assert_eq!(safe_next(Some(bad)), "/", "{bad:?}");
+        }
     }
 
     #[test]

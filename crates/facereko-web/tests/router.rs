@@ -1254,6 +1254,47 @@ async fn ended_sessions_lead_back_to_sign_in() {
 }
 
 #[tokio::test]
+async fn a_next_parameter_cannot_send_anyone_off_the_site() {
+    // Regression: `next=/%09/evil.example` became `Location: /\t/evil.example`, which browsers follow
+    // to //evil.example.
+    let f = Fixture::new().await;
+    let admin = f.admin().await;
+    for next in [
+        "/%09/evil.example",
+        "/%0a/evil.example",
+        "//evil.example",
+        "/%5Cevil",
+    ] {
+        let r = f.get(&format!("/login?next={next}"), &admin).await;
+        assert_eq!(r.status, StatusCode::SEE_OTHER, "{next}");
+        assert_eq!(r.location(), "/", "{next}");
+    }
+    let r = f.get("/login?next=/history%3Fpage%3D2", &admin).await;
+    assert_eq!(r.location(), "/history?page=2");
+    // The sign-in form's hidden field gets the same treatment.
+    let _other = f.account("clerk", Role::Viewer).await;
+    let mut b = Browser::default();
+    let page = f.get("/login?next=/%09/evil.example", &b).await;
+    assert!(!page.text().contains("evil.example"), "{}", page.text());
+    b.absorb(&page);
+    let csrf = page.csrf();
+    let r = f
+        .post(
+            "/login",
+            &b,
+            &[
+                ("csrf", &csrf),
+                ("username", "clerk"),
+                ("password", "password123"),
+                ("next", "/\t/evil.example"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(r.location(), "/");
+}
+
+#[tokio::test]
 async fn accounts_with_a_carried_over_password_must_change_it_first() {
     let f = Fixture::new().await;
     let _admin = f.admin().await;
