@@ -55,16 +55,23 @@ pub(crate) fn cookie(name: &str, value: &str, secure: bool, max_age: Option<i64>
     HeaderValue::from_str(&s).unwrap_or_else(|_| HeaderValue::from_static("invalid=1"))
 }
 
-/// The value of cookie `name` from the request headers.
+/// The value of cookie `name` from the request headers. A name sent more than once counts as absent: a
+/// sibling subdomain or a script on plain HTTP can plant a second cookie of the same name, and which one a
+/// server would read first is up to the browser's ordering, so neither is trusted.
 pub(crate) fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
-    headers
+    let mut found = headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.to_string())
+        .filter(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string());
+    let value = found.next()?;
+    if found.next().is_some() {
+        return None;
+    }
+    Some(value)
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 

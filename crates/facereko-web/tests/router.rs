@@ -1295,6 +1295,23 @@ async fn a_next_parameter_cannot_send_anyone_off_the_site() {
 }
 
 #[tokio::test]
+async fn a_planted_second_session_cookie_is_not_trusted() {
+    let f = Fixture::new().await;
+    let admin = f.admin().await;
+    assert_eq!(f.get("/", &admin).await.status, StatusCode::OK);
+    let mut planted = admin.clone();
+    planted
+        .cookies
+        .push("facereko_session=0123456789abcdef0123456789abcdef".into());
+    let r = f.get("/", &planted).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.location().starts_with("/login"), "{}", r.location());
+    // The planted one first makes no difference.
+    planted.cookies.rotate_right(1);
+    assert_eq!(f.get("/", &planted).await.status, StatusCode::SEE_OTHER);
+}
+
+#[tokio::test]
 async fn accounts_with_a_carried_over_password_must_change_it_first() {
     let f = Fixture::new().await;
     let _admin = f.admin().await;
