@@ -126,7 +126,7 @@ pub(crate) fn client_ip(
 }
 
 /// Mutable, in-memory state of the web app: idle tracking, sign-in limits, the API token cache.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Runtime {
     last_seen: Mutex<HashMap<String, Instant>>,
     failures: Mutex<HashMap<IpAddr, VecDeque<Instant>>>,
@@ -141,6 +141,51 @@ pub(crate) struct Runtime {
     pub(crate) setup: tokio::sync::Mutex<()>,
     /// Set once an account is known to exist (accounts are never all removed through the app).
     pub(crate) has_accounts: std::sync::atomic::AtomicBool,
+    /// The one-time code `/setup` asks for (see [`new_setup_code`]).
+    pub(crate) setup_code: String,
+}
+
+/// A set-up code: 12 characters from an alphabet without look-alikes (no 0/O, 1/I/L), shown `ABCD-EFGH-JKMN`;
+/// 60 bits, and guessing is bounded by the per-address sign-in limit.
+pub(crate) fn new_setup_code() -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"23456789ABCDEFGHJKMNPQRSTUVWXYZ";
+    let mut rng = rand::thread_rng();
+    let chars: Vec<char> = (0..12)
+        .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
+        .collect();
+    chars
+        .chunks(4)
+        .map(|c| c.iter().collect::<String>())
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+/// Whether `given` is `code`, ignoring case, dashes and spaces as people type them.
+pub(crate) fn setup_code_matches(code: &str, given: &str) -> bool {
+    let norm = |s: &str| -> String {
+        s.chars()
+            .filter(|c| !matches!(c, '-' | ' '))
+            .map(|c| c.to_ascii_uppercase())
+            .collect()
+    };
+    same_secret(&norm(code), &norm(given))
+}
+
+impl Default for Runtime {
+    fn default() -> Self {
+        Self {
+            last_seen: Default::default(),
+            failures: Default::default(),
+            tokens: Default::default(),
+            card_wait: Default::default(),
+            thumbs: Default::default(),
+            thumb_decode: Default::default(),
+            setup: Default::default(),
+            has_accounts: Default::default(),
+            setup_code: new_setup_code(),
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {

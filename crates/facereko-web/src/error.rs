@@ -11,6 +11,9 @@ use axum::response::{IntoResponse, Response};
 pub enum Error {
     #[error("{0}")]
     Config(String),
+    /// The store failed while the app was starting (reading whether any account exists).
+    #[error("web app: {0}")]
+    Store(#[from] facereko_store::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -114,6 +114,26 @@ impl AppState {
             runtime: Arc::new(auth::Runtime::default()),
         })
     }
+
+    /// This process's one-time set-up code: `/setup` (open only while no account exists) asks for it, so
+    /// that nobody else on the network can claim the first administrator before the installer does.
+    pub fn setup_code(&self) -> &str {
+        &self.runtime.setup_code
+    }
+
+    /// When no account exists yet, logs (at WARN, so it reaches the console and the journal) where to
+    /// create the first administrator and the set-up code to enter there. Call once the app is served.
+    pub async fn announce_setup(&self, url: &str) -> Result<()> {
+        if !self.store.list_accounts().await?.is_empty() {
+            return Ok(());
+        }
+        tracing::warn!(
+            "no account exists yet: open {url}/setup to create the first administrator, with the \
+             set-up code {} (valid until then; a new one is made at every start)",
+            self.setup_code()
+        );
+        Ok(())
+    }
 }
 
 /// The whole app. Serve it with `into_make_service_with_connect_info::<SocketAddr>()` so sign-in limits

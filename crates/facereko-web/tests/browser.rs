@@ -142,6 +142,9 @@ async fn a_manager_sets_up_signs_in_switches_the_door_and_sees_a_tap_live() {
     c.goto(&format!("{base}/history")).await.unwrap();
     assert_eq!(c.current_url().await.unwrap().path(), "/setup");
     let form = c.form(Locator::Css("form[action='/setup']")).await.unwrap();
+    form.set_by_name("setup_code", f.state.setup_code())
+        .await
+        .unwrap();
     form.set_by_name("username", "manager").await.unwrap();
     form.set_by_name("password", "s3cret-pass").await.unwrap();
     form.set_by_name("password2", "s3cret-pass").await.unwrap();

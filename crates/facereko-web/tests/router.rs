@@ -24,6 +24,28 @@ async fn first_run_goes_to_setup_which_creates_the_admin_and_then_is_gone() {
     assert_eq!(page.status, StatusCode::OK);
     b.absorb(&page);
     let csrf = page.csrf();
+    let code = f.state.setup_code().to_string();
+    // Without the set-up code printed in the daemon's log, or with a wrong one: refused.
+    for wrong in ["", "AAAA-BBBB-CCCC"] {
+        let r = f
+            .post(
+                "/setup",
+                &b,
+                &[
+                    ("csrf", &csrf),
+                    ("setup_code", wrong),
+                    ("username", "intruder"),
+                    ("password", "longpassword"),
+                    ("password2", "longpassword"),
+                ],
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{wrong:?}");
+        assert!(r.text().contains("not the set-up code"), "{}", r.text());
+    }
+    assert!(f.store.list_accounts().await.unwrap().is_empty());
+    // Typed in lower case and without dashes it still matches.
+    let typed = code.replace('-', "").to_lowercase();
     // Wrong CSRF token: refused.
     let r = f
         .post(
@@ -31,6 +53,7 @@ async fn first_run_goes_to_setup_which_creates_the_admin_and_then_is_gone() {
             &b,
             &[
                 ("csrf", "x"),
+                ("setup_code", &code),
                 ("username", "boss"),
                 ("password", "longpassword"),
                 ("password2", "longpassword"),
@@ -45,6 +68,7 @@ async fn first_run_goes_to_setup_which_creates_the_admin_and_then_is_gone() {
             &b,
             &[
                 ("csrf", &csrf),
+                ("setup_code", &code),
                 ("username", "boss"),
                 ("password", "longpassword"),
                 ("password2", "other"),
@@ -59,6 +83,7 @@ async fn first_run_goes_to_setup_which_creates_the_admin_and_then_is_gone() {
             &b,
             &[
                 ("csrf", &csrf),
+                ("setup_code", &typed),
                 ("username", "boss"),
                 ("password", "longpassword"),
                 ("password2", "longpassword"),
@@ -87,6 +112,7 @@ async fn first_run_goes_to_setup_which_creates_the_admin_and_then_is_gone() {
             &b,
             &[
                 ("csrf", &csrf),
+                ("setup_code", &code),
                 ("username", "evil"),
                 ("password", "longpassword"),
                 ("password2", "longpassword"),

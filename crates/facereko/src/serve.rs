@@ -390,6 +390,8 @@ async fn start(
         Arc::new(enroller),
         config.web.clone(),
     )?;
+    // First run: the set-up code `/setup` asks for goes to the console and the journal only.
+    web.announce_setup(&format!("http://{web_addr}")).await?;
     let (web_stop, web_stopped) = tokio::sync::oneshot::channel::<()>();
     let web_task = tokio::spawn(
         axum::serve(

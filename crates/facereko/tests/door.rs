@@ -166,6 +166,15 @@ fn the_web_app_is_served_next_to_the_door() {
         reply.to_ascii_lowercase().contains("location: /setup"),
         "{reply}"
     );
+    // ... and the set-up code it asks for is printed to the console (and journal) only.
+    let log = daemon.wait_log("set-up code");
+    let code = log
+        .split("set-up code ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_default()
+        .to_string();
+    assert_eq!(code.len(), 14, "a code like ABCD-EFGH-JKMN: {log}");
     daemon.stop();
 }
 

@@ -123,6 +123,8 @@ pub(crate) async fn setup_page(
 #[derive(Deserialize)]
 pub(crate) struct SetupForm {
     csrf: String,
+    #[serde(default)]
+    setup_code: String,
     username: String,
     password: String,
     password2: String,
@@ -130,6 +132,7 @@ pub(crate) struct SetupForm {
 
 pub(crate) async fn setup(
     State(state): State<AppState>,
+    Peer(ci): Peer,
     headers: HeaderMap,
     Form(f): Form<SetupForm>,
 ) -> Result<Response, AppError> {
@@ -138,21 +141,43 @@ pub(crate) async fn setup(
     if auth::has_accounts(&state).await? {
         return Err(AppError::NotFound);
     }
+    let ip = client(&state, &headers, ci.as_ref());
+    let window = Duration::from_secs(u64::from(state.config.login_lockout_minutes) * 60);
+    let cap = state.config.address_max_failures as usize;
     let username = f.username.trim().to_string();
+    let page = |status: StatusCode, problem: String| {
+        let (csrf, _) = pre_csrf(&state, &headers);
+        render_with_status(
+            status,
+            &SetupTpl {
+                page: Page::new("Set up FaceReko", "", None).with_error(Some(problem)),
+                csrf,
+                username: username.clone(),
+            },
+        )
+    };
+    if state.runtime.failures_from(ip, window) >= cap {
+        return Ok(page(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many wrong set-up codes from your network address. Try again later.".into(),
+        ));
+    }
+    if !auth::setup_code_matches(state.setup_code(), &f.setup_code) {
+        state.runtime.record_failure(ip, cap);
+        tracing::warn!(%ip, "set-up refused: wrong set-up code");
+        return Ok(page(
+            StatusCode::FORBIDDEN,
+            "That is not the set-up code. It is printed in the log of `facereko serve` when it starts \
+             (`journalctl -u facereko` on an installed door)."
+                .into(),
+        ));
+    }
     let problem = validate_username(&username)
         .err()
         .map(|_| "The username must be 1–30 letters or digits (also . _ -).".to_string())
         .or_else(|| check_password(&f.password, &f.password2).err());
     if let Some(problem) = problem {
-        let (csrf, _) = pre_csrf(&state, &headers);
-        return Ok(render_with_status(
-            StatusCode::BAD_REQUEST,
-            &SetupTpl {
-                page: Page::new("Set up FaceReko", "", None).with_error(Some(problem)),
-                csrf,
-                username,
-            },
-        ));
+        return Ok(page(StatusCode::BAD_REQUEST, problem));
     }
     let hash = hash_blocking(f.password).await?;
     let id = state
