@@ -52,6 +52,9 @@ pub const STORE_WAIT: Duration = Duration::from_secs(2);
 pub enum Error {
     #[error("config: {0}")]
     Config(String),
+    /// The outputs could not be driven to the safe state at start: the door is not run.
+    #[error("the outputs could not be driven to the safe state (relay locked, buzzer and green off): {0}")]
+    LockDown(facereko_hardware::Error),
     #[error("store: {0}")]
     Store(PortError),
     #[error("the door controller is not running")]
@@ -236,10 +239,7 @@ pub async fn start(
     }
     // Held by the controller task: a panic or an early return still locks the door.
     let guard = LockDownGuard::new(parts.outputs.clone());
-    parts
-        .outputs
-        .lock_down()
-        .map_err(|e| Error::Config(e.to_string()))?;
+    parts.outputs.lock_down().map_err(Error::LockDown)?;
     let armed = match parts.store.armed(door_id).await.map_err(Error::Store)? {
         Some(a) => a,
         None => config.armed_at_first_start,
@@ -910,7 +910,8 @@ impl AttemptJob {
             Err(_) => Err(format!("no answer within {} ms", STORE_WAIT.as_millis()).into()),
         };
         let lookup_ms = millis(tapped.elapsed());
-        let deny = |mut a: NewAttempt, outcome: Outcome, detail: Option<String>| {
+        // Decided on the card alone: refusals, and the grant of `card` mode.
+        let on_card_alone = |mut a: NewAttempt, outcome: Outcome, detail: Option<String>| {
             a.outcome = outcome;
             a.detail = detail;
             a.timings.lookup_ms = Some(lookup_ms);
@@ -921,12 +922,14 @@ impl AttemptJob {
         };
         let (card, person) = match found {
             Ok(Some(found)) => found,
-            Ok(None) => return deny(self.base(Some(uid), None), Outcome::UnknownCard, None),
+            Ok(None) => {
+                return on_card_alone(self.base(Some(uid), None), Outcome::UnknownCard, None)
+            }
             Err(e) => {
                 // Not `unknown_card`: the card may well be known; the store could not say.
                 tracing::error!("card lookup failed: {e}");
                 let detail = Some(format!("card lookup failed: {e}"));
-                return deny(
+                return on_card_alone(
                     self.base(Some(uid), None),
                     Outcome::StoreUnavailable,
                     detail,
@@ -940,16 +943,14 @@ impl AttemptJob {
             } else {
                 "card disabled"
             };
-            return deny(base, Outcome::CardDisabled, Some(why.into()));
+            return on_card_alone(base, Outcome::CardDisabled, Some(why.into()));
         }
         let now = Utc::now();
         if !person.admits(now, &self.config.time_zone) {
-            return deny(base, Outcome::OutsideSchedule, None);
+            return on_card_alone(base, Outcome::OutsideSchedule, None);
         }
         if self.config.mode == Mode::Card {
-            let mut d = deny(base, Outcome::Granted, None);
-            d.attempt.detail = Some("card only".into());
-            return d;
+            return on_card_alone(base, Outcome::Granted, Some("card only".into()));
         }
         let _ = self.progress.send(Progress::KnownCard);
         let mut timings = StageTimings {

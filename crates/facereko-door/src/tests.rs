@@ -242,6 +242,39 @@ async fn rig_with(store: Arc<MemoryStore>, config: DoorConfig) -> Rig {
     }
 }
 
+/// Outputs whose relay line cannot be driven (a broken GPIO chip, a line claimed by another process).
+struct BrokenRelay;
+
+impl Outputs for BrokenRelay {
+    fn set(&self, output: Output, _active: bool) -> facereko_hardware::Result<()> {
+        match output {
+            Output::Relay => Err(facereko_hardware::Error::Output {
+                output,
+                reason: "line busy".into(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_relay_that_cannot_be_locked_stops_the_start_with_its_own_error() {
+    let (reader, _tapper) = sim::card_reader();
+    let parts = Parts {
+        store: Arc::new(MemoryStore::default()),
+        engine: Some(Arc::new(ScriptedEngine::new())),
+        camera: Arc::new(StillCamera),
+        outputs: Arc::new(BrokenRelay),
+    };
+    let err = start("front", config(Mode::Card), parts, Box::new(reader), None)
+        .await
+        .map(|_| ())
+        .unwrap_err();
+    assert!(matches!(err, Error::LockDown(_)), "{err:?}");
+    assert!(err.to_string().contains("safe state"), "{err}");
+    assert!(err.to_string().contains("line busy"), "{err}");
+}
+
 async fn rig(mode: Mode) -> Rig {
     let store = Arc::new(MemoryStore::default());
     store.add(1, "Ada Lovelace", ADA);
