@@ -42,6 +42,8 @@ pub mod local;
 pub mod models;
 mod onnx;
 pub mod quality;
+/// A scripted engine for other crates' tests (feature `testing`; not in a door's build).
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 
 pub use config::{EngineKind, Fallback, LocalEngineKind, VisionConfig};
