@@ -1075,6 +1075,12 @@ impl Store {
         guarded!(self, b => b.delete_sessions_of(account_id).await)
     }
 
+    /// Logs an account out everywhere but in the session of `keep_token` (its owner changed the password
+    /// there).
+    pub async fn delete_other_sessions_of(&self, account_id: i64, keep_token: &str) -> Result<u64> {
+        guarded!(self, b => b.delete_other_sessions_of(account_id, &token_hash(keep_token)).await)
+    }
+
     /// Creates an API token; returns its id and the secret, which is shown once and stored hashed.
     pub async fn create_api_token(
         &self,

@@ -865,6 +865,14 @@ mod cases {
         assert!(s.session(&expired).await.unwrap().is_none(), "expired");
         s.delete_session(&token).await.unwrap();
         assert!(s.session(&token).await.unwrap().is_none());
+        // A password change ends every other session of the account, not the one it was made in.
+        let here = s.create_session(id, Duration::hours(1)).await.unwrap();
+        let elsewhere = s.create_session(id, Duration::hours(1)).await.unwrap();
+        // The other live one, and the expired one made above.
+        assert_eq!(s.delete_other_sessions_of(id, &here).await.unwrap(), 2);
+        assert!(s.session(&here).await.unwrap().is_some());
+        assert!(s.session(&elsewhere).await.unwrap().is_none());
+        s.delete_session(&here).await.unwrap();
 
         let (tid, api) = s
             .create_api_token(id, "home assistant", None)

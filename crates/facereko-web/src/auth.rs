@@ -360,6 +360,16 @@ pub(crate) async fn session_user(
     }))
 }
 
+/// Whether the session of `token` still exists and its account may sign in (for long-lived responses
+/// such as the live stream, which outlive the check made when they started). A store error counts as not
+/// live: the browser reconnects and is checked afresh.
+pub(crate) async fn session_is_live(state: &AppState, token: &str) -> bool {
+    match state.store.session(token).await {
+        Ok(Some((_, account))) => !account.is_locked(Utc::now()),
+        _ => false,
+    }
+}
+
 fn next_of(parts: &Parts) -> String {
     if parts.method == axum::http::Method::GET {
         parts

@@ -1427,6 +1427,74 @@ async fn events_stream_status_then_new_attempts() {
     assert!(seen.contains("Ada") && seen.contains("Granted"), "{seen}");
 }
 
+/// Whether the stream ends (the server closes it) within `within`.
+async fn ends_within(body: &mut Body, within: Duration) -> bool {
+    use http_body_util::BodyExt;
+    tokio::time::timeout(within, async {
+        while let Some(frame) = body.frame().await {
+            if frame.is_err() {
+                break;
+            }
+        }
+    })
+    .await
+    .is_ok()
+}
+
+#[tokio::test]
+async fn a_password_change_ends_the_other_sessions_and_their_live_streams() {
+    let f = Fixture::with(WebConfig::default(), Mode::Card).await;
+    let elsewhere = f.account("ada", Role::Admin).await;
+    let open_stream = |b: &Browser| {
+        tower::ServiceExt::oneshot(
+            f.app.clone(),
+            Request::get("/events")
+                .header(header::COOKIE, b.cookie_header())
+                .body(Body::empty())
+                .unwrap(),
+        )
+    };
+    let resp = open_stream(&elsewhere).await.unwrap();
+    let mut body = resp.into_body();
+    let mut seen = String::new();
+    read_until(&mut body, &mut seen, "event: status").await;
+
+    // The owner changes the password in another browser.
+    let here = f.sign_in("ada", "password123").await;
+    let r = f
+        .post(
+            "/account",
+            &here,
+            &[
+                ("csrf", &here.csrf),
+                ("current", "password123"),
+                ("password", "newpass12"),
+                ("password2", "newpass12"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert!(
+        ends_within(&mut body, home_recheck() + Duration::from_secs(3)).await,
+        "the old session's live stream kept streaming"
+    );
+    assert_eq!(f.get("/", &elsewhere).await.status, StatusCode::SEE_OTHER);
+    assert_eq!(f.get("/", &here).await.status, StatusCode::OK);
+
+    // Signing out ends that browser's stream too.
+    let resp = open_stream(&here).await.unwrap();
+    let mut body = resp.into_body();
+    read_until(&mut body, &mut String::new(), "event: status").await;
+    let r = f.post("/logout", &here, &[("csrf", &here.csrf)]).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(ends_within(&mut body, home_recheck() + Duration::from_secs(3)).await);
+}
+
+/// How often a live stream re-checks its session (`SESSION_RECHECK` in the crate).
+fn home_recheck() -> Duration {
+    Duration::from_secs(5)
+}
+
 async fn read_until(body: &mut Body, seen: &mut String, want: &str) {
     use http_body_util::BodyExt;
     tokio::time::timeout(Duration::from_secs(10), async {

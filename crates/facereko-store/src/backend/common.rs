@@ -1145,6 +1145,21 @@ impl Sql {
         Ok(r.rows_affected())
     }
 
+    pub(crate) async fn delete_other_sessions_of(
+        &self,
+        account_id: i64,
+        keep_hash: &[u8],
+    ) -> Result<u64> {
+        let r = sqlx::query(&sql(
+            "DELETE FROM sessions WHERE account_id = ? AND token_hash <> ?",
+        ))
+        .bind(account_id)
+        .bind(keep_hash)
+        .execute(&self.write)
+        .await?;
+        Ok(r.rows_affected())
+    }
+
     pub(crate) async fn purge_sessions(&self, now: DateTime<Utc>) -> Result<u64> {
         let r = sqlx::query(&sql("DELETE FROM sessions WHERE expires <= ?"))
             .bind(now)

@@ -455,6 +455,11 @@ pub(crate) async fn change_own_password(
             },
         )
         .await?;
+    // Whoever else was signed in with the old password is signed out; this browser stays signed in.
+    state
+        .store
+        .delete_other_sessions_of(user.account.id, &user.token)
+        .await?;
     tracing::info!(username = %user.account.username, "password changed by its owner");
     Ok(Redirect::to("/account?done=password").into_response())
 }

@@ -190,41 +190,67 @@ pub(crate) fn attempt_event(a: &facereko_domain::Attempt, tz: &TimeZone) -> Opti
 
 /// Server-sent events: `status` (JSON, on connect and on every change) and `attempt` (a rendered table
 /// row, newest attempt).
+/// How often a live stream checks that its session still exists: signing out, a disabled account or a
+/// password change elsewhere ends the stream within this time.
+pub(crate) const SESSION_RECHECK: Duration = Duration::from_secs(5);
+
+/// What the live stream carries from one event to the next.
+struct Live {
+    status: tokio::sync::watch::Receiver<DoorStatus>,
+    events: tokio::sync::broadcast::Receiver<Event>,
+    first: bool,
+    recheck: tokio::time::Interval,
+    state: AppState,
+    token: String,
+}
+
 pub(crate) async fn events(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    user: CurrentUser,
 ) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
-    let status = state.door.watch_status();
-    let events = state.door.subscribe();
-    let tz = state.tz;
-    let stream = futures_util::stream::unfold(
-        (status, events, true, tz),
-        |(mut status, mut events, first, tz)| async move {
-            if first {
-                let ev = status_event(&status.borrow_and_update(), &tz);
-                return Some((Ok(ev), (status, events, false, tz)));
-            }
-            loop {
-                tokio::select! {
-                    changed = status.changed() => {
-                        if changed.is_err() {
-                            return None;
-                        }
-                        let ev = status_event(&status.borrow_and_update(), &tz);
-                        return Some((Ok(ev), (status, events, false, tz)));
-                    }
-                    got = events.recv() => match got {
-                        Ok(Event::Attempt { attempt, .. }) => {
-                            if let Some(ev) = attempt_event(&attempt, &tz) {
-                                return Some((Ok(ev), (status, events, false, tz)));
-                            }
-                        }
-                        Ok(_) | Err(RecvError::Lagged(_)) => continue,
-                        Err(RecvError::Closed) => return None,
+    let live = Live {
+        status: state.door.watch_status(),
+        events: state.door.subscribe(),
+        first: true,
+        recheck: tokio::time::interval_at(
+            tokio::time::Instant::now() + SESSION_RECHECK,
+            SESSION_RECHECK,
+        ),
+        token: user.token,
+        state,
+    };
+    let stream = futures_util::stream::unfold(live, |mut live| async move {
+        let tz = live.state.tz;
+        if live.first {
+            live.first = false;
+            let ev = status_event(&live.status.borrow_and_update(), &tz);
+            return Some((Ok(ev), live));
+        }
+        loop {
+            tokio::select! {
+                _ = live.recheck.tick() => {
+                    if !crate::auth::session_is_live(&live.state, &live.token).await {
+                        return None;
                     }
                 }
+                changed = live.status.changed() => {
+                    if changed.is_err() {
+                        return None;
+                    }
+                    let ev = status_event(&live.status.borrow_and_update(), &tz);
+                    return Some((Ok(ev), live));
+                }
+                got = live.events.recv() => match got {
+                    Ok(Event::Attempt { attempt, .. }) => {
+                        if let Some(ev) = attempt_event(&attempt, &tz) {
+                            return Some((Ok(ev), live));
+                        }
+                    }
+                    Ok(_) | Err(RecvError::Lagged(_)) => continue,
+                    Err(RecvError::Closed) => return None,
+                }
             }
-        },
-    );
+        }
+    });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
