@@ -232,6 +232,23 @@ impl Runtime {
             .unwrap_or_default()
     }
 
+    /// Counts a password check from `ip` before it runs. `false` when `ip` already has `cap` failures
+    /// within `window`: refuse without hashing. A check that then succeeds calls [`Self::attempt_succeeded`].
+    pub(crate) fn begin_attempt(&self, ip: IpAddr, window: Duration, cap: usize) -> bool {
+        if self.failures_from(ip, window) >= cap {
+            return false;
+        }
+        self.record_failure(ip, cap);
+        true
+    }
+
+    /// The check counted by [`Self::begin_attempt`] succeeded: it no longer counts as a failure.
+    pub(crate) fn attempt_succeeded(&self, ip: IpAddr) {
+        if let Some(q) = lock(&self.failures).get_mut(&ip) {
+            q.pop_back();
+        }
+    }
+
     pub(crate) fn record_failure(&self, ip: IpAddr, cap: usize) {
         let mut map = lock(&self.failures);
         if map.len() > 50_000 {

@@ -263,6 +263,86 @@ async fn sign_in_locks_the_account_after_repeated_failures_and_says_until_when()
 }
 
 #[tokio::test]
+async fn a_burst_of_parallel_guesses_is_counted_before_any_is_hashed() {
+    // Regression: every request passed the per-address check before the first failure was recorded,
+    // so a burst of guesses all ran Argon2 at once (~19 MiB each) and none was refused.
+    let f = Fixture::with(
+        WebConfig {
+            address_max_failures: 5,
+            ..WebConfig::default()
+        },
+        Mode::CardFace,
+    )
+    .await;
+    let _ = f.admin().await;
+    let mut b = Browser::default();
+    let page = f.get("/login", &b).await;
+    b.absorb(&page);
+    let csrf = page.csrf();
+    let guesses = (0..40).map(|i| {
+        let password = format!("guess-{i}");
+        // An unknown name: checked against a dummy hash all the same, and no account lock-out interferes.
+        let pairs = [
+            ("csrf", csrf.as_str()),
+            ("username", "ghost"),
+            ("password", password.as_str()),
+        ];
+        let body = common::form(&pairs);
+        let req = Request::post("/login")
+            .header(header::COOKIE, b.cookie_header())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(body))
+            .unwrap();
+        f.send(req)
+    });
+    let answers = futures_util::future::join_all(guesses).await;
+    let checked = answers
+        .iter()
+        .filter(|r| r.status == StatusCode::UNAUTHORIZED)
+        .count();
+    let refused = answers
+        .iter()
+        .filter(|r| r.status == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert_eq!(checked, 5, "only the address's allowance is checked");
+    assert_eq!(refused, 35);
+}
+
+#[tokio::test]
+async fn the_current_password_check_is_limited_like_a_sign_in() {
+    let f = Fixture::with(
+        WebConfig {
+            address_max_failures: 3,
+            ..WebConfig::default()
+        },
+        Mode::CardFace,
+    )
+    .await;
+    let b = f.account("ada", Role::Viewer).await;
+    let change = |current: &'static str| {
+        let form = [
+            ("csrf", b.csrf.clone()),
+            ("current", current.to_string()),
+            ("password", "newpass12".to_string()),
+            ("password2", "newpass12".to_string()),
+        ];
+        let f = &f;
+        let b = &b;
+        async move {
+            let pairs: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            f.post("/account", b, &pairs).await
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(change("wrong-guess").await.status, StatusCode::BAD_REQUEST);
+    }
+    // Even the right password is not checked now.
+    let r = change("password123").await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.text().contains("Too many"), "{}", r.text());
+}
+
+#[tokio::test]
 async fn sign_in_refuses_an_address_with_too_many_failures() {
     let f = Fixture::with(
         WebConfig {

@@ -5,7 +5,7 @@
 
 use askama::Template;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use facereko_store::{validate_username, Account, AccountUpdate, NewAccount, Role};
@@ -13,9 +13,9 @@ use serde::Deserialize;
 
 use crate::auth::{check_csrf, Admin, CurrentUser};
 use crate::error::AppError;
-use crate::extract::{Form, Path, Query};
+use crate::extract::{Form, Path, Peer, Query};
 use crate::routes::home::Done;
-use crate::routes::session::{check_password, hash_blocking};
+use crate::routes::session::{argon2, check_password, client, hash_blocking};
 use crate::views::{render, render_with_status, Page};
 use crate::AppState;
 
@@ -419,12 +419,14 @@ pub(crate) struct OwnPasswordForm {
 pub(crate) async fn change_own_password(
     State(state): State<AppState>,
     user: CurrentUser,
+    Peer(ci): Peer,
+    headers: HeaderMap,
     Form(f): Form<OwnPasswordForm>,
 ) -> Result<Response, AppError> {
     check_csrf(&user, &f.csrf)?;
-    let again = |error: String| {
+    let again_with = |status: StatusCode, error: String| {
         render_with_status(
-            StatusCode::BAD_REQUEST,
+            status,
             &MeTpl {
                 page: Page::new("Your account", "account", Some(&user)).with_error(Some(error)),
                 role: user.account.role.as_str(),
@@ -432,14 +434,25 @@ pub(crate) async fn change_own_password(
             },
         )
     };
+    let again = |error: String| again_with(StatusCode::BAD_REQUEST, error);
+    // Checking the current password is a password guess like a sign-in: counted per address first, and
+    // hashed only under the same limit.
+    let ip = client(&state, &headers, ci.as_ref());
+    let window = std::time::Duration::from_secs(u64::from(state.config.login_lockout_minutes) * 60);
+    let cap = state.config.address_max_failures as usize;
+    if !state.runtime.begin_attempt(ip, window, cap) {
+        return Ok(again_with(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many wrong passwords from your network address. Try again later.".into(),
+        ));
+    }
     let hash = user.account.password_hash.clone();
     let current = f.current;
-    let ok = tokio::task::spawn_blocking(move || facereko_store::verify_password(&current, &hash))
-        .await
-        .map_err(|e| AppError::Internal(format!("verify task: {e}")))?;
+    let ok = argon2(move || facereko_store::verify_password(&current, &hash)).await?;
     if !ok {
         return Ok(again("The current password is wrong.".into()));
     }
+    state.runtime.attempt_succeeded(ip);
     if let Err(p) = check_password(&f.password, &f.password2) {
         return Ok(again(p));
     }

@@ -83,7 +83,7 @@ async fn sign_in(state: &AppState, account_id: i64, to: &str) -> Result<Response
     Ok(resp)
 }
 
-fn client(
+pub(crate) fn client(
     state: &AppState,
     headers: &HeaderMap,
     ci: Option<&ConnectInfo<SocketAddr>>,
@@ -195,10 +195,31 @@ pub(crate) async fn setup(
     sign_in(&state, id, "/").await
 }
 
-pub(crate) async fn hash_blocking(password: String) -> Result<String, AppError> {
-    tokio::task::spawn_blocking(move || hash_password(&password))
+/// How many Argon2 computations run at once: one per core. Each takes ~19 MiB and most of a core for a
+/// fraction of a second, so a burst of sign-ins queues here instead of taking the door's memory and CPU.
+fn argon2_permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
+    PERMITS.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        tokio::sync::Semaphore::new(cores)
+    })
+}
+
+/// Runs one Argon2 hash or check on the blocking pool, at most [`argon2_permits`] at a time.
+pub(crate) async fn argon2<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, AppError> {
+    let _permit = argon2_permits()
+        .acquire()
         .await
-        .map_err(|e| AppError::Internal(format!("hashing task: {e}")))
+        .map_err(|e| AppError::Internal(format!("password hashing: {e}")))?;
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| AppError::Internal(format!("password hashing task: {e}")))
+}
+
+pub(crate) async fn hash_blocking(password: String) -> Result<String, AppError> {
+    argon2(move || hash_password(&password)).await
 }
 
 // ---------------------------------------------------------------- sign-in
@@ -294,7 +315,9 @@ pub(crate) async fn login(
             },
         )
     };
-    if state.runtime.failures_from(ip, window) >= cap {
+    // The attempt counts from here, before any hashing: a burst of parallel guesses cannot all slip under
+    // the limit while the first ones are still being checked. A success takes it back.
+    if !state.runtime.begin_attempt(ip, window, cap) {
         let minutes = state
             .runtime
             .address_free_in(ip, window)
@@ -329,7 +352,6 @@ pub(crate) async fn login(
                     state.tz.name()
                 )
             };
-            state.runtime.record_failure(ip, cap);
             return Ok(page(StatusCode::TOO_MANY_REQUESTS, msg));
         }
     }
@@ -338,17 +360,15 @@ pub(crate) async fn login(
         .map(|a| a.password_hash.clone())
         .unwrap_or_else(|| dummy_hash().to_string());
     let password = f.password;
-    let ok = tokio::task::spawn_blocking(move || verify_password(&password, &hash))
-        .await
-        .map_err(|e| AppError::Internal(format!("verify task: {e}")))?;
+    let ok = argon2(move || verify_password(&password, &hash)).await?;
     match account {
         Some(a) if ok => {
+            state.runtime.attempt_succeeded(ip);
             state.store.record_login_success(a.id).await?;
             tracing::info!(username = %a.username, %ip, "signed in");
             sign_in(&state, a.id, &next).await
         }
         other => {
-            state.runtime.record_failure(ip, cap);
             if let Some(a) = other {
                 let lock_until =
                     now + chrono::Duration::minutes(i64::from(state.config.login_lockout_minutes));
