@@ -158,6 +158,18 @@ pub struct ApiToken {
     pub last_used: Option<DateTime<Utc>>,
 }
 
+/// A pending or spent invitation to create an account with a card (the code itself was shown once).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Invitation {
+    pub id: i64,
+    /// The enrolled person whose card creates the account.
+    pub person_id: i64,
+    pub created: DateTime<Utc>,
+    pub expires: DateTime<Utc>,
+    /// When the account was created with it; an invitation is good for one account.
+    pub used: Option<DateTime<Utc>>,
+}
+
 /// The original's rule, kept: letters and digits, 1–30 characters (we also allow `.`, `_`, `-`).
 pub fn validate_username(username: &str) -> Result<()> {
     let ok_len = (1..=30).contains(&username.chars().count());

@@ -40,7 +40,7 @@ use serde::{Deserialize, Serialize};
 
 pub use accounts::{
     hash_password, new_token, token_hash, validate_username, verify_password, Account,
-    AccountUpdate, ApiToken, NewAccount, Role, Session,
+    AccountUpdate, ApiToken, Invitation, NewAccount, Role, Session,
 };
 pub use config::{RetentionPolicy, StoreConfig};
 pub use error::{redact_url, Error, Result};
@@ -1108,6 +1108,50 @@ impl Store {
 
     pub async fn revoke_api_token(&self, id: i64) -> Result<()> {
         guarded!(self, b => b.revoke_api_token(id).await)
+    }
+
+    /// Issues a single-use invitation for `person` valid for `ttl`; returns it and its secret code, which
+    /// is shown once and stored hashed.
+    pub async fn create_invitation(
+        &self,
+        person: PersonId,
+        ttl: chrono::Duration,
+    ) -> Result<(Invitation, String)> {
+        let code = new_token();
+        let now = Utc::now();
+        let expires = now + ttl;
+        let id = guarded!(self, b => b.add_invitation(person.0, &token_hash(&code), now, expires).await)?;
+        Ok((
+            Invitation {
+                id,
+                person_id: person.0,
+                created: now,
+                expires,
+                used: None,
+            },
+            code,
+        ))
+    }
+
+    /// The pending (unused, unexpired) invitation with this code.
+    pub async fn invitation(&self, code: &str) -> Result<Option<Invitation>> {
+        guarded!(self, b => b.invitation(&token_hash(code), Utc::now()).await)
+    }
+
+    /// Every pending (unused, unexpired) invitation, oldest first.
+    pub async fn pending_invitations(&self) -> Result<Vec<Invitation>> {
+        guarded!(self, b => b.pending_invitations(Utc::now()).await)
+    }
+
+    /// Marks a pending invitation used; `false` when it was used, revoked or expired meanwhile (so two
+    /// requests with one code cannot both create an account).
+    pub async fn use_invitation(&self, id: i64) -> Result<bool> {
+        guarded!(self, b => b.use_invitation(id, Utc::now()).await)
+    }
+
+    /// Withdraws an invitation.
+    pub async fn revoke_invitation(&self, id: i64) -> Result<()> {
+        guarded!(self, b => b.revoke_invitation(id).await)
     }
 }
 

@@ -23,12 +23,12 @@ mod cases {
 
     pub async fn migrations_apply_from_empty_and_rerun(t: &TestDb) {
         let s = &t.store;
-        assert_eq!(s.schema_version().await.unwrap(), 2);
+        assert_eq!(s.schema_version().await.unwrap(), 3);
         assert_eq!(s.migrate().await.unwrap(), 2, "re-running is a no-op");
         // A second process opening the same database sees the schema and keeps the data.
         let id = s.add_person("Ada Lovelace").await.unwrap();
         let again = t.reopen().await;
-        assert_eq!(again.schema_version().await.unwrap(), 2);
+        assert_eq!(again.schema_version().await.unwrap(), 3);
         assert_eq!(
             again.person(id).await.unwrap().unwrap().name,
             "Ada Lovelace"
@@ -46,7 +46,7 @@ mod cases {
                 err,
                 Error::SchemaTooNew {
                     found: 999,
-                    supported: 2
+                    supported: 3
                 }
             ),
             "{err:?}"
@@ -898,6 +898,40 @@ mod cases {
         assert!(s.api_tokens(None).await.unwrap().is_empty());
         assert!(s.list_accounts().await.unwrap().is_empty());
     }
+
+    pub async fn invitations_are_single_use_and_expire(t: &TestDb) {
+        let s = &t.store;
+        let ada = s.add_person("Ada").await.unwrap();
+        let (inv, code) = s.create_invitation(ada, Duration::hours(48)).await.unwrap();
+        assert_eq!(inv.person_id, ada.0);
+        assert_eq!(s.invitation(&code).await.unwrap().unwrap().id, inv.id);
+        assert!(s.invitation("not-the-code").await.unwrap().is_none());
+        assert_eq!(s.pending_invitations().await.unwrap().len(), 1);
+        assert!(s.use_invitation(inv.id).await.unwrap());
+        assert!(!s.use_invitation(inv.id).await.unwrap(), "used once only");
+        assert!(s.invitation(&code).await.unwrap().is_none());
+        assert!(s.pending_invitations().await.unwrap().is_empty());
+
+        let (old, old_code) = s
+            .create_invitation(ada, Duration::seconds(-1))
+            .await
+            .unwrap();
+        assert!(s.invitation(&old_code).await.unwrap().is_none(), "expired");
+        assert!(!s.use_invitation(old.id).await.unwrap());
+
+        let (gone, gone_code) = s.create_invitation(ada, Duration::hours(1)).await.unwrap();
+        s.revoke_invitation(gone.id).await.unwrap();
+        assert!(s.invitation(&gone_code).await.unwrap().is_none());
+        assert!(s.revoke_invitation(gone.id).await.is_err());
+
+        let (_, with_person) = s.create_invitation(ada, Duration::hours(1)).await.unwrap();
+        s.delete_person(ada).await.unwrap();
+        assert!(
+            s.invitation(&with_person).await.unwrap().is_none(),
+            "goes with the person"
+        );
+        assert!(s.create_invitation(ada, Duration::hours(1)).await.is_err());
+    }
 }
 
 /// Equality of events up to their timestamps (set inside the test at different instants).
@@ -935,7 +969,8 @@ macro_rules! case_list {
             concurrent_writers_lose_nothing_and_keep_outbox_order,
             a_photo_without_its_row_is_invisible_and_swept,
             retention_deletes_old_photos_per_outcome,
-            accounts_sessions_and_tokens
+            accounts_sessions_and_tokens,
+            invitations_are_single_use_and_expire
         );
     };
 }

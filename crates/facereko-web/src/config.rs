@@ -33,6 +33,12 @@ pub struct WebConfig {
     pub max_image_side: u32,
     /// How long "tap now" and card-based account creation wait for a card on the reader.
     pub card_wait_seconds: u32,
+    /// How long `/create-account` waits for the new user's card after the form is sent.
+    pub signup_tap_seconds: u32,
+    /// Open self-service sign-up: anyone at the reader may create a viewer account with a card of an
+    /// enrolled, active person that has no account yet, without an administrator's invitation (rate-limited
+    /// per client address). Off by default: account creation by card needs an invitation.
+    pub self_signup: bool,
     /// The site's time zone, for showing times and reading date filters. Not a `[web]` key: the binary
     /// sets it from the top-level `time_zone`, which the door's schedules use too.
     #[serde(skip)]
@@ -56,6 +62,8 @@ impl Default for WebConfig {
             upload_limit_bytes: 10 * 1024 * 1024,
             max_image_side: 6000,
             card_wait_seconds: 15,
+            signup_tap_seconds: 60,
+            self_signup: false,
             time_zone: TimeZone::Local,
             api_token_cache_seconds: 30,
         }
@@ -98,6 +106,9 @@ impl WebConfig {
         }
         if self.card_wait_seconds == 0 || self.card_wait_seconds > 120 {
             return bad("card_wait_seconds", "must be between 1 and 120");
+        }
+        if self.signup_tap_seconds == 0 || self.signup_tap_seconds > 300 {
+            return bad("signup_tap_seconds", "must be between 1 and 300");
         }
         if self.api_token_cache_seconds > 3600 {
             return bad("api_token_cache_seconds", "must be at most 3600");

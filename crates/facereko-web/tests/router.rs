@@ -1090,11 +1090,225 @@ async fn accounts_are_added_reset_and_disabled_and_the_last_admin_stays() {
     assert_eq!(f.get("/", &admin).await.status, StatusCode::SEE_OTHER);
 }
 
+/// Sends the create-account form and taps `uid` on the reader shortly after (or no card at all).
+async fn create_with_tap(
+    f: &Fixture,
+    b: &Browser,
+    csrf: &str,
+    invite: &str,
+    username: &str,
+    uid: Option<&str>,
+) -> common::Resp {
+    if let Some(uid) = uid {
+        let tapper = f.tapper.clone();
+        let uid: facereko_domain::CardUid = uid.parse().unwrap();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            tapper.tap(facereko_hardware::CardTap::new(uid)).unwrap();
+        });
+    }
+    f.post(
+        "/create-account",
+        b,
+        &[
+            ("csrf", csrf),
+            ("username", username),
+            ("password", "adapass12"),
+            ("password2", "adapass12"),
+            ("invite", invite),
+        ],
+    )
+    .await
+}
+
+/// Issues an invitation through the accounts page and returns its code.
+async fn invite(f: &Fixture, admin: &Browser, person: PersonId) -> String {
+    let r = f
+        .post(
+            "/accounts/invitations",
+            admin,
+            &[("csrf", &admin.csrf), ("person", &person.0.to_string())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let t = r.text();
+    let link = "id=\"new-invite\" href=\"/create-account?invite=";
+    let i = t.find(link).expect("the link is shown") + link.len();
+    t[i..i + t[i..].find('"').unwrap()].to_string()
+}
+
 #[tokio::test]
-async fn create_account_needs_the_card_of_an_enrolled_person() {
+async fn create_account_without_an_invitation_explains_and_waits_for_no_card() {
     let f = Fixture::with(
         WebConfig {
-            card_wait_seconds: 2,
+            signup_tap_seconds: 30,
+            ..WebConfig::default()
+        },
+        Mode::CardFace,
+    )
+    .await;
+    let _admin = f.admin().await;
+    f.person_with_card("Ada", "04:A2:2B:19").await;
+    let mut b = Browser::default();
+    let page = f.get("/create-account", &b).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.text().contains("needs an invitation"),
+        "{}",
+        page.text()
+    );
+    assert!(
+        !page.text().contains("name=\"password\""),
+        "no form is offered"
+    );
+    b.absorb(&page);
+    // The form is not offered, but a hand-made post carries the double-submit cookie's token.
+    let csrf = b
+        .cookies
+        .iter()
+        .find_map(|c| c.strip_prefix("facereko_csrf="))
+        .unwrap()
+        .to_string();
+    let started = std::time::Instant::now();
+    let r = create_with_tap(&f, &b, &csrf, "", "ada", Some("04:A2:2B:19")).await;
+    assert!(started.elapsed() < Duration::from_secs(5), "no card wait");
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert!(r.text().contains("needs an invitation"));
+    assert!(f.store.account_by_username("ada").await.unwrap().is_none());
+    // A made-up invitation is refused too, without waiting for a card.
+    let page = f.get("/create-account?invite=0123456789abcdef", &b).await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    assert!(page.text().contains("not valid"));
+    let started = std::time::Instant::now();
+    let r = create_with_tap(&f, &b, &csrf, "0123456789abcdef", "ada", None).await;
+    assert!(started.elapsed() < Duration::from_secs(5), "no card wait");
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    // Forged form.
+    let r = create_with_tap(&f, &b, "zzz", "", "ada4", None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn an_invitation_creates_one_account_with_the_invited_persons_own_card() {
+    let f = Fixture::with(
+        WebConfig {
+            signup_tap_seconds: 2,
+            ..WebConfig::default()
+        },
+        Mode::CardFace,
+    )
+    .await;
+    let admin = f.admin().await;
+    let ada = f.person_with_card("Ada", "04:A2:2B:19").await;
+    let _bob = f.person_with_card("Bob", "04:B0:B0:01").await;
+    let code = invite(&f, &admin, ada).await;
+    // The accounts page lists it as pending, without the code.
+    let list = f.get("/accounts", &admin).await;
+    assert!(
+        list.text().contains("/accounts/invitations/"),
+        "{}",
+        list.text()
+    );
+    assert!(!list.text().contains(&code));
+
+    let mut b = Browser::default();
+    let page = f.get(&format!("/create-account?invite={code}"), &b).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.text());
+    assert!(page.text().contains("name=\"password\""));
+    b.absorb(&page);
+    let csrf = page.csrf();
+    // Someone else's enrolled card: one generic refusal naming neither card nor owner.
+    let r = create_with_tap(&f, &b, &csrf, &code, "ada", Some("04:B0:B0:01")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert!(r.text().contains("cannot be used to create an account"));
+    assert!(
+        !r.text().contains("04:B0") && !r.text().contains("Bob"),
+        "{}",
+        r.text()
+    );
+    // An unknown card: the same sentence.
+    let r = create_with_tap(&f, &b, &csrf, &code, "ada", Some("DE:AD:BE:EF")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.text().contains("cannot be used to create an account"));
+    assert!(!r.text().contains("DE:AD"), "{}", r.text());
+    // No card within the wait.
+    let r = create_with_tap(&f, &b, &csrf, &code, "ada", None).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("No card was presented"));
+    // Ada's own card: a viewer account linked to Ada.
+    let r = create_with_tap(&f, &b, &csrf, &code, "ada", Some("04:A2:2B:19")).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    let acc = f.store.account_by_username("ada").await.unwrap().unwrap();
+    assert_eq!(acc.role, Role::Viewer);
+    assert_eq!(acc.person_id, Some(ada));
+    // The invitation is spent.
+    assert!(f.store.invitation(&code).await.unwrap().is_none());
+    let r = create_with_tap(&f, &b, &csrf, &code, "ada2", None).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.text().contains("not valid"));
+    assert!(f.store.account_by_username("ada2").await.unwrap().is_none());
+    // Ada has an account now: she is no longer offered for invitations, and one is refused.
+    let r = f
+        .post(
+            "/accounts/invitations",
+            &admin,
+            &[("csrf", &admin.csrf), ("person", &ada.0.to_string())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn an_admin_sees_and_withdraws_pending_invitations() {
+    let f = Fixture::new().await;
+    let admin = f.admin().await;
+    let ada = f.person_with_card("Ada", "04:A2:2B:19").await;
+    let code = invite(&f, &admin, ada).await;
+    let pending = f.store.pending_invitations().await.unwrap();
+    assert_eq!(pending.len(), 1);
+    let viewer = f.account("clerk", Role::Viewer).await;
+    let r = f
+        .post(
+            &format!("/accounts/invitations/{}/revoke", pending[0].id),
+            &viewer,
+            &[("csrf", &viewer.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    let r = f
+        .post(
+            &format!("/accounts/invitations/{}/revoke", pending[0].id),
+            &admin,
+            &[("csrf", &admin.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(f.store.pending_invitations().await.unwrap().is_empty());
+    let page = f
+        .get(
+            &format!("/create-account?invite={code}"),
+            &Browser::default(),
+        )
+        .await;
+    assert_eq!(page.status, StatusCode::FORBIDDEN);
+    // Viewers cannot issue invitations.
+    let r = f
+        .post(
+            "/accounts/invitations",
+            &viewer,
+            &[("csrf", &viewer.csrf), ("person", &ada.0.to_string())],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn open_self_signup_takes_only_an_enrolled_card_without_an_account() {
+    let f = Fixture::with(
+        WebConfig {
+            signup_tap_seconds: 2,
+            self_signup: true,
+            address_max_failures: 3,
             ..WebConfig::default()
         },
         Mode::CardFace,
@@ -1105,110 +1319,34 @@ async fn create_account_needs_the_card_of_an_enrolled_person() {
     let mut b = Browser::default();
     let page = f.get("/create-account", &b).await;
     assert_eq!(page.status, StatusCode::OK);
+    assert!(page.text().contains("name=\"password\""));
     b.absorb(&page);
     let csrf = page.csrf();
-    // An unknown card is refused.
-    let tapper = f.tapper.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        tapper
-            .tap(facereko_hardware::CardTap::new(
-                "DE:AD:BE:EF".parse().unwrap(),
-            ))
-            .unwrap();
-    });
-    let r = f
-        .post(
-            "/create-account",
-            &b,
-            &[
-                ("csrf", &csrf),
-                ("username", "ada"),
-                ("password", "adapass12"),
-                ("password2", "adapass12"),
-            ],
-        )
-        .await;
+    let r = create_with_tap(&f, &b, &csrf, "", "ada", Some("DE:AD:BE:EF")).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
-    assert!(r.text().contains("does not belong to an enrolled"));
-    // Ada's card works: a viewer account linked to Ada.
-    let tapper = f.tapper.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        tapper
-            .tap(facereko_hardware::CardTap::new(
-                "04:A2:2B:19".parse().unwrap(),
-            ))
-            .unwrap();
-    });
-    let r = f
-        .post(
-            "/create-account",
-            &b,
-            &[
-                ("csrf", &csrf),
-                ("username", "ada"),
-                ("password", "adapass12"),
-                ("password2", "adapass12"),
-            ],
-        )
-        .await;
+    assert!(!r.text().contains("DE:AD"), "{}", r.text());
+    let r = create_with_tap(&f, &b, &csrf, "", "ada", Some("04:A2:2B:19")).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
-    let acc = f.store.account_by_username("ada").await.unwrap().unwrap();
-    assert_eq!(acc.role, Role::Viewer);
-    assert_eq!(acc.person_id, Some(ada));
-    // The same card cannot make a second account.
-    let tapper = f.tapper.clone();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(300)).await;
-        tapper
-            .tap(facereko_hardware::CardTap::new(
-                "04:A2:2B:19".parse().unwrap(),
-            ))
-            .unwrap();
-    });
-    let r = f
-        .post(
-            "/create-account",
-            &b,
-            &[
-                ("csrf", &csrf),
-                ("username", "ada2"),
-                ("password", "adapass12"),
-                ("password2", "adapass12"),
-            ],
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
-    // No card within the wait.
-    let r = f
-        .post(
-            "/create-account",
-            &b,
-            &[
-                ("csrf", &csrf),
-                ("username", "ada3"),
-                ("password", "adapass12"),
-                ("password2", "adapass12"),
-            ],
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.text().contains("No card was presented"));
-    // Forged form.
-    let r = f
-        .post(
-            "/create-account",
-            &b,
-            &[
-                ("csrf", "zzz"),
-                ("username", "ada4"),
-                ("password", "adapass12"),
-                ("password2", "adapass12"),
-            ],
-        )
-        .await;
-    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        f.store
+            .account_by_username("ada")
+            .await
+            .unwrap()
+            .unwrap()
+            .person_id,
+        Some(ada)
+    );
+    // The same card again: the generic refusal, no username.
+    let r = create_with_tap(&f, &b, &csrf, "", "ada2", Some("04:A2:2B:19")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text());
+    assert!(r.text().contains("cannot be used to create an account"));
+    assert!(!r.text().contains("(ada)"), "{}", r.text());
+    // Three failures from this address: refused before any card wait.
+    let _ = create_with_tap(&f, &b, &csrf, "", "ada3", Some("DE:AD:BE:EF")).await;
+    let started = std::time::Instant::now();
+    let r = create_with_tap(&f, &b, &csrf, "", "ada4", None).await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text());
+    assert!(started.elapsed() < Duration::from_secs(1));
 }
 
 #[tokio::test]

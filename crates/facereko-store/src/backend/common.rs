@@ -18,7 +18,7 @@ use sqlx::{QueryBuilder, Row as _};
 
 #[allow(unused_imports)]
 use crate::{
-    Account, AccountUpdate, ApiToken, AttemptQuery, FaceRecord, NewAccount, OutboxEntry, Role,
+    Account, AccountUpdate, ApiToken, AttemptQuery, FaceRecord, Invitation, NewAccount, OutboxEntry, Role,
     Session, SinkStats,
 };
 
@@ -1248,6 +1248,88 @@ impl Sql {
             .await?;
         if r.rows_affected() == 0 {
             return Err(Error::NotFound(format!("API token {id}")));
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn add_invitation(
+        &self,
+        person_id: i64,
+        code_hash: &[u8],
+        now: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> Result<i64> {
+        let mut conn = self.write.acquire().await?;
+        let s = ins(
+            "INSERT INTO invitations (code_hash, person_id, created, expires) VALUES (?, ?, ?, ?)",
+        );
+        let q = sqlx::query(&s)
+            .bind(code_hash)
+            .bind(person_id)
+            .bind(now)
+            .bind(expires);
+        match insert_id(q, &mut conn).await {
+            Err(e) if e.foreign_key_violation() => Err(Error::NotFound(format!("person {person_id}"))),
+            r => r,
+        }
+    }
+
+    fn invitation_from_row(row: &DbRow) -> Result<Invitation> {
+        Ok(Invitation {
+            id: row.try_get("id")?,
+            person_id: row.try_get("person_id")?,
+            created: row.try_get("created")?,
+            expires: row.try_get("expires")?,
+            used: row.try_get("used")?,
+        })
+    }
+
+    pub(crate) async fn invitation(
+        &self,
+        code_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Option<Invitation>> {
+        let row = sqlx::query(&sql(
+            "SELECT id, person_id, created, expires, used FROM invitations \
+             WHERE code_hash = ? AND used IS NULL AND expires > ?",
+        ))
+        .bind(code_hash)
+        .bind(now)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(Self::invitation_from_row).transpose()
+    }
+
+    pub(crate) async fn pending_invitations(&self, now: DateTime<Utc>) -> Result<Vec<Invitation>> {
+        let rows = sqlx::query(&sql(
+            "SELECT id, person_id, created, expires, used FROM invitations \
+             WHERE used IS NULL AND expires > ? ORDER BY id",
+        ))
+        .bind(now)
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter().map(Self::invitation_from_row).collect()
+    }
+
+    pub(crate) async fn use_invitation(&self, id: i64, now: DateTime<Utc>) -> Result<bool> {
+        let r = sqlx::query(&sql(
+            "UPDATE invitations SET used = ? WHERE id = ? AND used IS NULL AND expires > ?",
+        ))
+        .bind(now)
+        .bind(id)
+        .bind(now)
+        .execute(&self.write)
+        .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    pub(crate) async fn revoke_invitation(&self, id: i64) -> Result<()> {
+        let r = sqlx::query(&sql("DELETE FROM invitations WHERE id = ?"))
+            .bind(id)
+            .execute(&self.write)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("invitation {id}")));
         }
         Ok(())
     }

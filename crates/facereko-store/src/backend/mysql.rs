@@ -25,6 +25,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "history by time",
         include_str!("../../migrations/mysql/0002_history_by_time.sql"),
     ),
+    (
+        3,
+        "invitations",
+        include_str!("../../migrations/mysql/0003_invitations.sql"),
+    ),
 ];
 const TRANSACTIONAL_DDL: bool = false;
 

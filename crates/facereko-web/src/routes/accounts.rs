@@ -41,6 +41,13 @@ pub(crate) struct TokenRow {
     pub expires: String,
 }
 
+pub(crate) struct InviteRow {
+    pub id: i64,
+    pub person: String,
+    pub created: String,
+    pub expires: String,
+}
+
 #[derive(Template)]
 #[template(path = "accounts.html")]
 struct AccountsTpl {
@@ -49,6 +56,11 @@ struct AccountsTpl {
     tokens: Vec<TokenRow>,
     new_token: Option<String>,
     username: String,
+    invitations: Vec<InviteRow>,
+    /// Enrolled, active people without an account: who can be invited.
+    invitable: Vec<(i64, String)>,
+    /// A just-issued invitation code, shown once.
+    new_invite: Option<String>,
 }
 
 fn status_of(a: &Account, state: &AppState) -> String {
@@ -72,6 +84,18 @@ async fn page(
     error: Option<String>,
     new_token: Option<String>,
     username: String,
+) -> Result<AccountsTpl, AppError> {
+    page_with_invite(state, user, notice, error, new_token, username, None).await
+}
+
+async fn page_with_invite(
+    state: &AppState,
+    user: &CurrentUser,
+    notice: Option<String>,
+    error: Option<String>,
+    new_token: Option<String>,
+    username: String,
+    new_invite: Option<String>,
 ) -> Result<AccountsTpl, AppError> {
     let accounts = state.store.list_accounts().await?;
     let people = state.store.list_people().await?;
@@ -121,6 +145,27 @@ async fn page(
             is_self: a.id == user.account.id,
         })
         .collect();
+    let invitations = state
+        .store
+        .pending_invitations()
+        .await?
+        .into_iter()
+        .map(|i| InviteRow {
+            id: i.id,
+            person: people
+                .iter()
+                .find(|p| p.id.0 == i.person_id)
+                .map(|p| p.name.clone())
+                .unwrap_or_else(|| format!("#{}", i.person_id)),
+            created: state.tz.format(i.created, "%Y-%m-%d %H:%M"),
+            expires: state.tz.format(i.expires, "%Y-%m-%d %H:%M"),
+        })
+        .collect();
+    let invitable = people
+        .iter()
+        .filter(|p| p.active && !accounts.iter().any(|a| a.person_id == Some(p.id)))
+        .map(|p| (p.id.0, p.name.clone()))
+        .collect();
     Ok(AccountsTpl {
         page: Page::new("Accounts", "accounts", Some(user))
             .with_notice(notice)
@@ -129,6 +174,9 @@ async fn page(
         tokens,
         new_token,
         username,
+        invitations,
+        invitable,
+        new_invite,
     })
 }
 
@@ -146,6 +194,7 @@ pub(crate) async fn list(
                 "role" => "Role changed.",
                 "disabled" => "Account disabled and signed out everywhere.",
                 "revoked" => "Token revoked.",
+                "invitation_revoked" => "Invitation withdrawn.",
                 _ => return None,
             })
         })
@@ -388,6 +437,74 @@ pub(crate) async fn revoke_token(
     state.runtime.clear_token_cache();
     tracing::info!(by = %user.account.username, token = id, "API token revoked");
     Ok(Redirect::to("/accounts?done=revoked").into_response())
+}
+
+#[derive(Deserialize)]
+pub(crate) struct InviteForm {
+    csrf: String,
+    person: i64,
+}
+
+/// Issues a single-use invitation for an enrolled, active person without an account; the code is shown
+/// once, as a link to `/create-account`.
+pub(crate) async fn invite(
+    State(state): State<AppState>,
+    Admin(user): Admin,
+    Form(f): Form<InviteForm>,
+) -> Result<Response, AppError> {
+    check_csrf(&user, &f.csrf)?;
+    let person = state
+        .store
+        .person(facereko_domain::PersonId(f.person))
+        .await?
+        .filter(|p| p.active)
+        .ok_or_else(|| AppError::BadRequest("Choose an enrolled, active person.".into()))?;
+    if state
+        .store
+        .list_accounts()
+        .await?
+        .iter()
+        .any(|a| a.person_id == Some(person.id))
+    {
+        return Err(AppError::BadRequest(format!(
+            "{} already has an account.",
+            person.name
+        )));
+    }
+    let (inv, code) = state
+        .store
+        .create_invitation(
+            person.id,
+            chrono::Duration::hours(crate::routes::session::INVITATION_HOURS),
+        )
+        .await?;
+    tracing::info!(by = %user.account.username, person = %person.name, invitation = inv.id, "invitation issued");
+    let t = page_with_invite(
+        &state,
+        &user,
+        Some(format!(
+            "Invitation for {} created. Copy the link now: it is shown only once.",
+            person.name
+        )),
+        None,
+        None,
+        String::new(),
+        Some(code),
+    )
+    .await?;
+    Ok(render(&t))
+}
+
+pub(crate) async fn revoke_invitation(
+    State(state): State<AppState>,
+    Admin(user): Admin,
+    Path(id): Path<i64>,
+    Form(f): Form<crate::routes::session::CsrfOnly>,
+) -> Result<Response, AppError> {
+    check_csrf(&user, &f.csrf)?;
+    state.store.revoke_invitation(id).await?;
+    tracing::info!(by = %user.account.username, invitation = id, "invitation withdrawn");
+    Ok(Redirect::to("/accounts?done=invitation_revoked").into_response())
 }
 
 #[derive(Template)]

@@ -55,6 +55,11 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/accounts/{id}/password", post(accounts::reset_password))
         .route("/accounts/{id}/role", post(accounts::set_role))
         .route("/accounts/{id}/disable", post(accounts::disable))
+        .route("/accounts/invitations", post(accounts::invite))
+        .route(
+            "/accounts/invitations/{id}/revoke",
+            post(accounts::revoke_invitation),
+        )
         .route("/accounts/tokens", post(accounts::create_token))
         .route("/accounts/tokens/{id}/revoke", post(accounts::revoke_token))
         .route("/assets/style.css", get(style))

@@ -426,6 +426,20 @@ pub(crate) async fn logout(
 }
 
 // ---------------------------------------------------------------- account creation with a card
+//
+// By default a card creates an account only with an administrator's invitation, bound to one enrolled
+// person and good once: without it a stranger at the reader could bind an account to whoever taps next.
+// `web.self_signup` opens it to anyone, for a card of an enrolled, active person that has no account yet.
+// The wait only observes the next tap (`DoorHandle::next_card`); the door still decides that tap. Refusals
+// after the tap are one generic sentence: an anonymous caller learns neither usernames nor card owners.
+
+/// How long an invitation stays good.
+pub(crate) const INVITATION_HOURS: i64 = 48;
+
+/// The one answer to any refused tap.
+const CARD_REFUSED: &str =
+    "This card cannot be used to create an account. Ask an administrator for \
+                            an invitation, or check that you used your own card.";
 
 #[derive(Template)]
 #[template(path = "create_account.html")]
@@ -434,11 +448,35 @@ struct CreateTpl {
     csrf: String,
     username: String,
     wait_seconds: u32,
+    /// The invitation code carried by the form, if any.
+    invite: String,
+    /// Whether the form is offered (an invitation is valid, or self-service is on).
+    open: bool,
+}
+
+#[derive(Deserialize)]
+pub(crate) struct CreateQuery {
+    invite: Option<String>,
+}
+
+/// A pending invitation for a code as given (anything malformed is simply not one).
+async fn invitation_for(
+    state: &AppState,
+    code: Option<&str>,
+) -> Result<Option<facereko_store::Invitation>, AppError> {
+    match code.map(str::trim).filter(|c| !c.is_empty()) {
+        Some(c) if c.len() <= 128 && c.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+            Ok(state.store.invitation(c).await?)
+        }
+        _ => Ok(None),
+    }
 }
 
 pub(crate) async fn create_account_page(
     State(state): State<AppState>,
+    Peer(ci): Peer,
     headers: HeaderMap,
+    Query(q): Query<CreateQuery>,
 ) -> Result<Response, AppError> {
     if !auth::has_accounts(&state).await? {
         return Ok(Redirect::to("/setup").into_response());
@@ -450,13 +488,41 @@ pub(crate) async fn create_account_page(
         }
     }
     let (csrf, c) = pre_csrf(&state, &headers);
+    let given = q.invite.as_deref().map(str::trim).filter(|c| !c.is_empty());
+    let invitation = invitation_for(&state, given).await?;
+    let mut page = Page::new("Create account", "login", None);
+    let (status, open) = if invitation.is_some() {
+        (StatusCode::OK, true)
+    } else if given.is_some() {
+        let ip = client(&state, &headers, ci.as_ref());
+        state
+            .runtime
+            .record_failure(ip, state.config.address_max_failures as usize);
+        page = page.with_error(Some(
+            "This invitation is not valid: it was used, withdrawn or has expired. Ask an \
+             administrator for a new one."
+                .into(),
+        ));
+        (StatusCode::FORBIDDEN, false)
+    } else {
+        (StatusCode::OK, state.config.self_signup)
+    };
     Ok(with_cookie(
-        render(&CreateTpl {
-            page: Page::new("Create account", "login", None),
-            csrf,
-            username: String::new(),
-            wait_seconds: state.config.card_wait_seconds,
-        }),
+        render_with_status(
+            status,
+            &CreateTpl {
+                page,
+                csrf,
+                username: String::new(),
+                wait_seconds: state.config.signup_tap_seconds,
+                invite: if invitation.is_some() {
+                    given.unwrap_or_default().to_string()
+                } else {
+                    String::new()
+                },
+                open,
+            },
+        ),
         c,
     ))
 }
@@ -467,6 +533,8 @@ pub(crate) struct CreateForm {
     username: String,
     password: String,
     password2: String,
+    #[serde(default)]
+    invite: String,
 }
 
 pub(crate) async fn create_account(
@@ -480,7 +548,8 @@ pub(crate) async fn create_account(
     let window = Duration::from_secs(u64::from(state.config.login_lockout_minutes) * 60);
     let cap = state.config.address_max_failures as usize;
     let username = f.username.trim().to_string();
-    let page = |status: StatusCode, error: String| {
+    let invite = f.invite.trim().to_string();
+    let page = |status: StatusCode, error: String, open: bool| {
         let (csrf, _) = pre_csrf(&state, &headers);
         render_with_status(
             status,
@@ -488,7 +557,9 @@ pub(crate) async fn create_account(
                 page: Page::new("Create account", "login", None).with_error(Some(error)),
                 csrf,
                 username: username.clone(),
-                wait_seconds: state.config.card_wait_seconds,
+                wait_seconds: state.config.signup_tap_seconds,
+                invite: invite.clone(),
+                open,
             },
         )
     };
@@ -496,68 +567,100 @@ pub(crate) async fn create_account(
         return Ok(page(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many failed attempts from your network address. Try again later.".into(),
+            false,
         ));
+    }
+    let invitation = invitation_for(&state, Some(&invite)).await?;
+    if invitation.is_none() {
+        if !invite.is_empty() {
+            state.runtime.record_failure(ip, cap);
+            return Ok(page(
+                StatusCode::FORBIDDEN,
+                "This invitation is not valid: it was used, withdrawn or has expired. Ask an \
+                 administrator for a new one."
+                    .into(),
+                false,
+            ));
+        }
+        if !state.config.self_signup {
+            return Ok(page(
+                StatusCode::FORBIDDEN,
+                "Creating an account needs an invitation: ask an administrator for an invitation \
+                 link and open it."
+                    .into(),
+                false,
+            ));
+        }
     }
     if validate_username(&username).is_err() {
         return Ok(page(
             StatusCode::BAD_REQUEST,
             "The username must be 1–30 letters or digits (also . _ -).".into(),
+            true,
         ));
     }
     if let Err(p) = check_password(&f.password, &f.password2) {
-        return Ok(page(StatusCode::BAD_REQUEST, p));
+        return Ok(page(StatusCode::BAD_REQUEST, p, true));
     }
     if state.store.account_by_username(&username).await?.is_some() {
+        if invitation.is_none() {
+            // Open sign-up must not become a way to list usernames.
+            state.runtime.record_failure(ip, cap);
+        }
         return Ok(page(
             StatusCode::CONFLICT,
             "That username is taken; choose another.".into(),
+            true,
         ));
     }
     let Ok(_reader) = state.runtime.card_wait.try_lock() else {
         return Ok(page(
             StatusCode::SERVICE_UNAVAILABLE,
             "The card reader is in use by someone else right now; try again in a moment.".into(),
+            true,
         ));
     };
-    let wait = Duration::from_secs(u64::from(state.config.card_wait_seconds));
+    let wait = Duration::from_secs(u64::from(state.config.signup_tap_seconds));
     let tap = match state.door.next_card(wait).await {
         Ok(tap) => tap,
-        Err(facereko_door::Error::NoCard(_)) => {
-            return Ok(page(
-                StatusCode::BAD_REQUEST,
-                format!(
+        Err(facereko_door::Error::NoCard(_)) => return Ok(page(
+            StatusCode::BAD_REQUEST,
+            format!(
                 "No card was presented within {} seconds. Hold your card on the reader and press \
                      Create account again.",
-                state.config.card_wait_seconds
+                state.config.signup_tap_seconds
             ),
-            ))
-        }
+            true,
+        )),
         Err(e) => return Err(e.into()),
+    };
+    let refuse = |why: &str| -> Result<Response, AppError> {
+        state.runtime.record_failure(ip, cap);
+        tracing::warn!(uid = %tap.uid, %ip, why, "account creation by card refused");
+        Ok(page(StatusCode::FORBIDDEN, CARD_REFUSED.into(), true))
     };
     let found = state.store.lookup_card(&tap.uid).await?;
     let Some((card, person)) = found.filter(|(c, p)| c.active && p.active) else {
-        state.runtime.record_failure(ip, cap);
-        tracing::warn!(uid = %tap.uid, %ip, "account creation refused: card not enrolled");
-        return Ok(page(
-            StatusCode::FORBIDDEN,
-            format!(
-                "Card {} does not belong to an enrolled, active person. Ask an administrator to \
-                 register your card first.",
-                tap.uid
-            ),
-        ));
+        return refuse("card not enrolled or inactive");
     };
-    if let Some(other) = state
+    if let Some(inv) = &invitation {
+        if inv.person_id != person.id.0 {
+            return refuse("card of another person than the invited one");
+        }
+    }
+    let taken = state
         .store
         .list_accounts()
         .await?
         .into_iter()
-        .find(|a| a.card_uid.as_ref() == Some(&card.uid))
-    {
-        return Ok(page(
-            StatusCode::CONFLICT,
-            format!("This card already has an account ({}).", other.username),
-        ));
+        .any(|a| a.card_uid.as_ref() == Some(&card.uid) || a.person_id == Some(person.id));
+    if taken {
+        return refuse("the card's person already has an account");
+    }
+    if let Some(inv) = &invitation {
+        if !state.store.use_invitation(inv.id).await? {
+            return refuse("invitation used meanwhile");
+        }
     }
     let hash = hash_blocking(f.password).await?;
     let id = state
@@ -571,6 +674,6 @@ pub(crate) async fn create_account(
             must_change_password: false,
         })
         .await?;
-    tracing::info!(%username, person = %person.name, uid = %card.uid, "viewer account created with a card");
+    tracing::info!(%username, person = %person.name, uid = %card.uid, invited = invitation.is_some(), "viewer account created with a card");
     sign_in(&state, id, "/").await
 }
