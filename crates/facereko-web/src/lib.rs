@@ -38,6 +38,7 @@ pub mod config;
 pub mod error;
 mod extract;
 pub mod images;
+mod passwords;
 mod routes;
 pub mod schedule;
 mod security;

@@ -38,6 +38,8 @@ pub struct Bench {
     /// A bearer token of the admin.
     pub token: String,
     pub people: Vec<PersonId>,
+    /// Taps cards on the door's simulated reader.
+    pub tapper: sim::SimTapper,
 }
 
 /// Inserts `n` attempts spread over the last `n / 2000` days, ten people, a mix of outcomes.
@@ -117,8 +119,7 @@ pub async fn bench_with(attempts: u64, config: WebConfig) -> Bench {
             t.elapsed().as_secs_f64()
         );
     }
-    let (reader, _tapper) = sim::card_reader();
-    std::mem::forget(_tapper);
+    let (reader, tapper) = sim::card_reader();
     let camera = SimCamera::new(CameraSource::Nothing);
     let parts = Parts {
         store: Arc::new(store.clone()),
@@ -161,5 +162,6 @@ pub async fn bench_with(attempts: u64, config: WebConfig) -> Bench {
         cookie: format!("facereko_session={session}"),
         token,
         people,
+        tapper,
     }
 }

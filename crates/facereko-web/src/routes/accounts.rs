@@ -15,7 +15,7 @@ use crate::auth::{check_csrf, Admin, CurrentUser};
 use crate::error::AppError;
 use crate::extract::{Form, Path, Peer, Query};
 use crate::routes::home::Done;
-use crate::routes::session::{argon2, check_password, client, hash_blocking};
+use crate::routes::session::{check_password, client, hash_blocking};
 use crate::views::{render, render_with_status, Page};
 use crate::AppState;
 
@@ -565,7 +565,7 @@ pub(crate) async fn change_own_password(
     }
     let hash = user.account.password_hash.clone();
     let current = f.current;
-    let ok = argon2(move || facereko_store::verify_password(&current, &hash)).await?;
+    let ok = crate::passwords::verify(current, hash).await?;
     if !ok {
         return Ok(again("The current password is wrong.".into()));
     }

@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
-use facereko_store::{hash_password, validate_username, verify_password, NewAccount, Role};
+use facereko_store::{hash_password, validate_username, NewAccount, Role};
 use serde::Deserialize;
 
 use crate::auth::{self, cookie, csrf_cookie_name, read_cookie, same_secret, session_cookie_name};
@@ -195,31 +195,8 @@ pub(crate) async fn setup(
     sign_in(&state, id, "/").await
 }
 
-/// How many Argon2 computations run at once: one per core. Each takes ~19 MiB and most of a core for a
-/// fraction of a second, so a burst of sign-ins queues here instead of taking the door's memory and CPU.
-fn argon2_permits() -> &'static tokio::sync::Semaphore {
-    static PERMITS: OnceLock<tokio::sync::Semaphore> = OnceLock::new();
-    PERMITS.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        tokio::sync::Semaphore::new(cores)
-    })
-}
-
-/// Runs one Argon2 hash or check on the blocking pool, at most [`argon2_permits`] at a time.
-pub(crate) async fn argon2<T: Send + 'static>(
-    work: impl FnOnce() -> T + Send + 'static,
-) -> Result<T, AppError> {
-    let _permit = argon2_permits()
-        .acquire()
-        .await
-        .map_err(|e| AppError::Internal(format!("password hashing: {e}")))?;
-    tokio::task::spawn_blocking(work)
-        .await
-        .map_err(|e| AppError::Internal(format!("password hashing task: {e}")))
-}
-
 pub(crate) async fn hash_blocking(password: String) -> Result<String, AppError> {
-    argon2(move || hash_password(&password)).await
+    crate::passwords::hash(password).await
 }
 
 // ---------------------------------------------------------------- sign-in
@@ -360,7 +337,7 @@ pub(crate) async fn login(
         .map(|a| a.password_hash.clone())
         .unwrap_or_else(|| dummy_hash().to_string());
     let password = f.password;
-    let ok = argon2(move || verify_password(&password, &hash)).await?;
+    let ok = crate::passwords::verify(password, hash).await?;
     match account {
         Some(a) if ok => {
             state.runtime.attempt_succeeded(ip);
@@ -623,15 +600,17 @@ pub(crate) async fn create_account(
     let wait = Duration::from_secs(u64::from(state.config.signup_tap_seconds));
     let tap = match state.door.next_card(wait).await {
         Ok(tap) => tap,
-        Err(facereko_door::Error::NoCard(_)) => return Ok(page(
-            StatusCode::BAD_REQUEST,
-            format!(
+        Err(facereko_door::Error::NoCard(_)) => {
+            return Ok(page(
+                StatusCode::BAD_REQUEST,
+                format!(
                 "No card was presented within {} seconds. Hold your card on the reader and press \
                      Create account again.",
                 state.config.signup_tap_seconds
             ),
-            true,
-        )),
+                true,
+            ))
+        }
         Err(e) => return Err(e.into()),
     };
     let refuse = |why: &str| -> Result<Response, AppError> {
