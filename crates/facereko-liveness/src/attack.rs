@@ -226,8 +226,8 @@ fn box_blur(img: &RgbImage) -> RgbImage {
                     (x as i64 + dx).clamp(0, w - 1) as u32,
                     (y as i64 + dy).clamp(0, h - 1) as u32,
                 );
-                for k in 0..3 {
-                    sum[k] += p.0[k] as u32;
+                for (s, &c) in sum.iter_mut().zip(&p.0) {
+                    *s += u32::from(c);
                 }
             }
         }

@@ -11,6 +11,9 @@
 //! A homography has 8 degrees of freedom, two per point: six keypoints (BlazeFace) leave 4 residual
 //! degrees of freedom per pair, five (dlib) leave 2. Fewer than five points cannot show parallax at all.
 
+// Matrix code reads clearer with indices than with iterator chains.
+#![allow(clippy::needless_range_loop)]
+
 use crate::{Error, Result};
 
 /// A point in image pixels.

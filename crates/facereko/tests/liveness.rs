@@ -1,0 +1,56 @@
+//! Passive liveness with the real face engine: ORL people's own photos (real head turns) against
+//! seeded print/screen attacks made from one of their photos.
+
+mod common;
+
+use std::path::PathBuf;
+
+fn env_dir(var: &str) -> PathBuf {
+    let v =
+        std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set (scripts/test.sh sets it)"));
+    PathBuf::from(v)
+}
+
+#[test]
+#[ignore = "needs FACEREKO_MODELS_DIR and FACEREKO_FACES_DIR (set by scripts/test.sh)"]
+fn photo_attacks_are_refused_and_real_heads_accepted_on_orl() {
+    let models = env_dir("FACEREKO_MODELS_DIR");
+    let orl = env_dir("FACEREKO_FACES_DIR").join("orl");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    std::fs::write(
+        data.join("facereko.toml"),
+        format!(
+            "[vision]\nmodels_dir = {:?}\n",
+            models.display().to_string()
+        ),
+    )
+    .unwrap();
+    let out = common::ok(
+        data,
+        &[
+            "eval-liveness",
+            "--dir",
+            orl.to_str().unwrap(),
+            "--engine",
+            "onnx",
+            "--people",
+            "12",
+            "--frames",
+            "5",
+            "--seed",
+            "17",
+            "--json",
+        ],
+    );
+    let r: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(r["people"], 12, "{out}");
+    assert_eq!(r["bona_fide"], 24, "{out}");
+    assert_eq!(r["attacks"], 24, "{out}");
+    let at = &r["at_threshold"];
+    let (apcer, bpcer) = (at["apcer"].as_f64().unwrap(), at["bpcer"].as_f64().unwrap());
+    // The targets: at most 5 % of attacks accepted at most 5 % of bona fide refused (on 24 + 24
+    // sequences one error is 4.2 %).
+    assert!(apcer <= 0.05, "APCER {apcer}: {out}");
+    assert!(bpcer <= 0.05, "BPCER {bpcer}: {out}");
+}
