@@ -24,7 +24,7 @@ CRATES = os.path.join(ROOT, "crates")
 # The intended layers, bottom first; a crate may depend only on crates of lower layers.
 LAYERS = [
     ["facereko-domain", "facereko-files"],
-    ["facereko-hardware", "facereko-store", "facereko-vision", "facereko-aws"],
+    ["facereko-hardware", "facereko-store", "facereko-vision", "facereko-aws", "facereko-liveness"],
     ["facereko-door", "facereko-notify", "facereko-rekognition", "facereko-enrol"],
     ["facereko-web"],
     ["facereko"],

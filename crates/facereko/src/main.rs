@@ -17,6 +17,7 @@ mod config;
 mod control;
 mod devices;
 mod faces;
+mod liveness;
 mod models;
 mod rekognition;
 mod serve;
@@ -79,6 +80,8 @@ enum Command {
     Collection(rekognition::CollectionCommand),
     /// Measure face-matching accuracy and speed on a folder of `identity/photo` images.
     Eval(models::EvalArgs),
+    /// Measure passive liveness (APCER/BPCER) on a folder of people against generated photo attacks.
+    EvalLiveness(liveness::EvalLivenessArgs),
     /// Web app accounts.
     #[command(subcommand)]
     Accounts(admin::AccountsCommand),
@@ -170,6 +173,7 @@ async fn run(args: Args) -> Result<()> {
         Command::Photo(a) => faces::photo(&data_dir, config_file, a).await,
         Command::Enrol(a) => faces::enrol(&data_dir, config_file, a).await,
         Command::Eval(a) => models::eval(&data_dir, config_file, a).await,
+        Command::EvalLiveness(a) => liveness::eval(&data_dir, config_file, a).await,
         Command::Collection(c) => rekognition::collection(&data_dir, config_file, c).await,
         Command::Accounts(c) => admin::accounts(&data_dir, config_file, c).await,
         Command::Purge => admin::purge(&data_dir, config_file).await,

@@ -16,10 +16,10 @@ use crate::config::Config;
 
 /// A list of local engines from the command line.
 #[derive(Clone, Debug, PartialEq)]
-struct Engines(Vec<LocalEngineKind>);
+pub(crate) struct Engines(pub(crate) Vec<LocalEngineKind>);
 
 /// `onnx`, `dlib`, `onnx,dlib` or `all`.
-fn parse_engines(s: &str) -> Result<Engines, String> {
+pub(crate) fn parse_engines(s: &str) -> Result<Engines, String> {
     if s == "all" {
         return Ok(Engines(LocalEngineKind::ALL.to_vec()));
     }
@@ -163,7 +163,7 @@ pub async fn eval(data_dir: &Path, config_file: Option<&Path>, a: EvalArgs) -> R
 
 /// The configuration with `kind` as the local engine; a threshold set for the configured engine does
 /// not carry over to another (their scales differ).
-fn engine_config(vision: &VisionConfig, kind: LocalEngineKind) -> VisionConfig {
+pub(crate) fn engine_config(vision: &VisionConfig, kind: LocalEngineKind) -> VisionConfig {
     let mut v = vision.clone();
     if kind != vision.local_engine {
         v.threshold = None;
@@ -172,7 +172,7 @@ fn engine_config(vision: &VisionConfig, kind: LocalEngineKind) -> VisionConfig {
     v
 }
 
-async fn load(vision: &VisionConfig, data_dir: &Path) -> Result<LocalEngine> {
+pub(crate) async fn load(vision: &VisionConfig, data_dir: &Path) -> Result<LocalEngine> {
     let v = vision.clone();
     let dir = vision.models_dir(data_dir);
     tokio::task::spawn_blocking(move || LocalEngine::load(&v, &dir))
