@@ -55,6 +55,23 @@ impl CardUid {
     pub fn as_bytes(&self) -> &[u8] {
         &self.0
     }
+
+    /// The UID with all but its first two bytes hidden (`04:A2:••:••`): enough to tell cards apart in a
+    /// list, not enough to clone one (in `card` mode the UID is the whole credential).
+    pub fn masked(&self) -> String {
+        self.0
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                if i < 2 {
+                    format!("{b:02X}")
+                } else {
+                    "••".into()
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(":")
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -644,6 +661,14 @@ impl fmt::Debug for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_masked_uid_shows_only_its_first_two_bytes() {
+        let uid: CardUid = "04:A2:2B:19".parse().unwrap();
+        assert_eq!(uid.masked(), "04:A2:••:••");
+        let long: CardUid = "04:11:22:33:44:55:66".parse().unwrap();
+        assert_eq!(long.masked(), "04:11:••:••:••:••:••");
+    }
 
     #[test]
     fn door_ids_follow_one_rule() {

@@ -129,6 +129,15 @@ pub struct AttemptRow {
     pub thumb_url: Option<String>,
 }
 
+/// A card UID as this user may see it: whole for admins, masked for viewers.
+pub fn shown_uid(uid: &facereko_domain::CardUid, admin: bool) -> String {
+    if admin {
+        uid.to_string()
+    } else {
+        uid.masked()
+    }
+}
+
 pub fn percent(v: Option<f32>) -> String {
     v.filter(|v| v.is_finite())
         .map(|v| format!("{v:.1} %"))
@@ -136,7 +145,8 @@ pub fn percent(v: Option<f32>) -> String {
 }
 
 impl AttemptRow {
-    pub fn new(a: &Attempt, tz: &TimeZone) -> Self {
+    /// The row as `admin` (full card UID) or a viewer (masked UID) sees it.
+    pub fn new(a: &Attempt, tz: &TimeZone, admin: bool) -> Self {
         let photo_url = a.photo.as_deref().and_then(photo_url);
         Self {
             id: a.id,
@@ -145,7 +155,7 @@ impl AttemptRow {
             card: a
                 .card_uid
                 .as_ref()
-                .map(|c| c.to_string())
+                .map(|c| shown_uid(c, admin))
                 .unwrap_or_default(),
             door: a.door_id.clone(),
             outcome: a.outcome.as_str(),

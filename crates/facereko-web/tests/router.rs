@@ -1451,6 +1451,13 @@ async fn the_api_answers_bearer_tokens_by_role() {
             .status,
         StatusCode::OK
     );
+    // ... and sees card UIDs masked: in `card` mode a UID is the whole credential.
+    let r = f.send(call("GET", "/api/v1/people", &vtoken, None)).await;
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes).unwrap();
+    assert_eq!(v[0]["cards"][0]["uid"], "04:A2:••:••");
+    let r = f.send(call("GET", "/api/v1/attempts", &vtoken, None)).await;
+    let v: serde_json::Value = serde_json::from_slice(&r.bytes).unwrap();
+    assert_eq!(v["attempts"][0]["card_uid"], "04:A2:••:••");
     let r = f
         .send(call(
             "POST",
@@ -1536,6 +1543,32 @@ async fn a_next_parameter_cannot_send_anyone_off_the_site() {
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
     assert_eq!(r.location(), "/");
+}
+
+#[tokio::test]
+async fn viewers_see_names_and_history_with_masked_card_uids_and_no_enrolment_photos() {
+    let f = Fixture::new().await;
+    let admin = f.admin().await;
+    let viewer = f.account("clerk", Role::Viewer).await;
+    let ada = f.person_with_card("Ada", "04:A2:2B:19").await;
+    f.attempt(Some((ada, "Ada")), Outcome::Granted, true).await;
+    for page in ["/history", "/", &format!("/people/{}", ada.0)] {
+        let seen = f.get(page, &viewer).await.text();
+        assert!(!seen.contains("04:A2:2B:19"), "{page}: {seen}");
+        assert!(seen.contains("04:A2:••:••"), "{page}: {seen}");
+        assert!(
+            f.get(page, &admin).await.text().contains("04:A2:2B:19"),
+            "{page}"
+        );
+    }
+    let csv = f.get("/history.csv", &viewer).await.text();
+    assert!(
+        csv.contains("04:A2:••:••") && !csv.contains("04:A2:2B:19"),
+        "{csv}"
+    );
+    let face = "/photos/faces/0123456789abcdef0123456789abcdef.jpg";
+    assert_eq!(f.get(face, &viewer).await.status, StatusCode::FORBIDDEN);
+    assert_ne!(f.get(face, &admin).await.status, StatusCode::FORBIDDEN);
 }
 
 #[tokio::test]

@@ -69,9 +69,9 @@ pub(crate) struct AttemptsPage {
 /// `GET /api/v1/attempts?before=&limit=&person=&outcome=&from=&until=&door=`: newest first.
 pub(crate) async fn attempts(
     State(state): State<AppState>,
-    _user: ApiUser,
+    user: ApiUser,
     Query(q): Query<AttemptsQuery>,
-) -> Result<Json<AttemptsPage>, ApiError> {
+) -> Result<Json<serde_json::Value>, ApiError> {
     let limit = q.limit.unwrap_or(50).clamp(1, facereko_store::MAX_PAGE);
     let outcome = q
         .outcome
@@ -94,16 +94,52 @@ pub(crate) async fn attempts(
     let next_before = (attempts.len() as u32 == limit)
         .then(|| attempts.last().map(|a| a.id))
         .flatten();
-    Ok(Json(AttemptsPage {
-        attempts,
-        next_before,
-    }))
+    Ok(Json(for_reader(
+        &user,
+        AttemptsPage {
+            attempts,
+            next_before,
+        },
+    )?))
 }
 
 /// `GET /api/v1/people`: people with their cards (no faces or embeddings).
 pub(crate) async fn people(
     State(state): State<AppState>,
-    _user: ApiUser,
-) -> Result<Json<Vec<facereko_domain::Person>>, ApiError> {
-    Ok(Json(state.store.list_people().await?))
+    user: ApiUser,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    Ok(Json(for_reader(&user, state.store.list_people().await?)?))
+}
+
+/// `value` as JSON for `user`: whole for admin tokens; card UIDs masked (`04:A2:••:••`) for viewer
+/// tokens, since in `card` mode a UID is the whole credential.
+fn for_reader(user: &ApiUser, value: impl Serialize) -> Result<serde_json::Value, ApiError> {
+    let mut v = serde_json::to_value(value)
+        .map_err(|e| ApiError(AppError::Internal(format!("encoding JSON: {e}"))))?;
+    if user.require_admin().is_err() {
+        mask_uids(&mut v);
+    }
+    Ok(v)
+}
+
+fn mask_uids(v: &mut serde_json::Value) {
+    match v {
+        serde_json::Value::Object(map) => {
+            for (k, item) in map.iter_mut() {
+                let masked = match (k.as_str(), &*item) {
+                    ("card_uid" | "uid", serde_json::Value::String(s)) => s
+                        .parse::<facereko_domain::CardUid>()
+                        .map(|u| u.masked())
+                        .ok(),
+                    _ => None,
+                };
+                match masked {
+                    Some(m) => *item = serde_json::Value::String(m),
+                    None => mask_uids(item),
+                }
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(mask_uids),
+        _ => {}
+    }
 }

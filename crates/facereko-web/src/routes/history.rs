@@ -182,7 +182,7 @@ pub(crate) async fn history(
         page: Page::new("History", "history", Some(&user)),
         rows: attempts
             .iter()
-            .map(|a| AttemptRow::new(a, &state.tz))
+            .map(|a| AttemptRow::new(a, &state.tz, user.is_admin()))
             .collect(),
         people,
         outcomes,
@@ -210,7 +210,7 @@ fn csv_field(s: &str) -> String {
     }
 }
 
-fn csv_row(a: &Attempt, tz: &crate::config::TimeZone) -> String {
+fn csv_row(a: &Attempt, tz: &crate::config::TimeZone, admin: bool) -> String {
     let num = |v: Option<f32>| {
         v.filter(|v| v.is_finite())
             .map(|v| format!("{v:.2}"))
@@ -224,7 +224,7 @@ fn csv_row(a: &Attempt, tz: &crate::config::TimeZone) -> String {
         a.person.clone().unwrap_or_default(),
         a.card_uid
             .as_ref()
-            .map(|c| c.to_string())
+            .map(|c| crate::views::shown_uid(c, admin))
             .unwrap_or_default(),
         a.outcome.as_str().to_string(),
         num(a.similarity),
@@ -251,7 +251,7 @@ fn csv_row(a: &Attempt, tz: &crate::config::TimeZone) -> String {
 /// The whole filtered history as CSV, streamed page by page (no size limit, constant memory).
 pub(crate) async fn csv(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    user: CurrentUser,
     Query(f): Query<Filter>,
 ) -> Result<Response, AppError> {
     let p = f.parse()?;
@@ -259,9 +259,10 @@ pub(crate) async fn csv(
                        detector_confidence_percent,total_ms,photo\r\n"
         .to_string();
     let first_query = p.query(&state, facereko_store::MAX_PAGE);
+    let admin = user.is_admin();
     let stream = futures_util::stream::unfold(
         (Some(first_query), Some(header_line), state),
-        |(query, header_line, state)| async move {
+        move |(query, header_line, state)| async move {
             if let Some(h) = header_line {
                 return Some((Ok::<_, std::io::Error>(h), (query, None, state)));
             }
@@ -269,7 +270,7 @@ pub(crate) async fn csv(
             match state.store.attempts(&q).await {
                 Ok(rows) if rows.is_empty() => None,
                 Ok(rows) => {
-                    let body: String = rows.iter().map(|a| csv_row(a, &state.tz)).collect();
+                    let body: String = rows.iter().map(|a| csv_row(a, &state.tz, admin)).collect();
                     let next = (rows.len() as u32 == q.limit).then(|| AttemptQuery {
                         before_id: rows.last().map(|a| a.id),
                         ..q
@@ -365,7 +366,7 @@ pub(crate) async fn attempt(
     };
     Ok(render(&AttemptTpl {
         page: Page::new(format!("Attempt {id}"), "history", Some(&user)).with_notice(notice),
-        row: AttemptRow::new(&a, &state.tz),
+        row: AttemptRow::new(&a, &state.tz, user.is_admin()),
         detail: a.detail.clone().unwrap_or_default(),
         timings,
         distance: a
@@ -457,11 +458,11 @@ pub(crate) async fn review(
         .collect();
     Ok(render(&ReviewTpl {
         page: Page::new(format!("Review attempt {id}"), "history", Some(&user)),
-        row: AttemptRow::new(&a, &state.tz),
+        row: AttemptRow::new(&a, &state.tz, true),
         person_id: pid.0,
         person: person.name.clone(),
         faces,
-        cards: person.cards.iter().map(card_view).collect(),
+        cards: person.cards.iter().map(|c| card_view(c, true)).collect(),
     }))
 }
 
@@ -475,9 +476,9 @@ pub(crate) fn face_view(f: &facereko_store::FaceRecord, state: &AppState) -> Fac
     }
 }
 
-pub(crate) fn card_view(c: &facereko_domain::Card) -> CardView {
+pub(crate) fn card_view(c: &facereko_domain::Card, admin: bool) -> CardView {
     CardView {
-        uid: c.uid.to_string(),
+        uid: crate::views::shown_uid(&c.uid, admin),
         key: c
             .uid
             .as_bytes()

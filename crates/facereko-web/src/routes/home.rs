@@ -118,7 +118,7 @@ pub(crate) async fn home(
         .await?;
     let rows = attempts
         .iter()
-        .map(|a| AttemptRow::new(a, &state.tz))
+        .map(|a| AttemptRow::new(a, &state.tz, user.is_admin()))
         .collect();
     Ok(render(&HomeTpl {
         page: Page::new("Door", "home", Some(&user)).with_notice(notice(q.done.as_deref())),
@@ -177,8 +177,12 @@ fn status_event(s: &DoorStatus, tz: &TimeZone) -> SseEvent {
     SseEvent::default().event("status").data(json)
 }
 
-pub(crate) fn attempt_event(a: &facereko_domain::Attempt, tz: &TimeZone) -> Option<SseEvent> {
-    let row = AttemptRow::new(a, tz);
+pub(crate) fn attempt_event(
+    a: &facereko_domain::Attempt,
+    tz: &TimeZone,
+    admin: bool,
+) -> Option<SseEvent> {
+    let row = AttemptRow::new(a, tz, admin);
     let html = RowTpl { row: &row }.render().ok()?;
     Some(
         SseEvent::default()
@@ -202,6 +206,7 @@ struct Live {
     recheck: tokio::time::Interval,
     state: AppState,
     token: String,
+    admin: bool,
 }
 
 pub(crate) async fn events(
@@ -216,6 +221,7 @@ pub(crate) async fn events(
             tokio::time::Instant::now() + SESSION_RECHECK,
             SESSION_RECHECK,
         ),
+        admin: user.is_admin(),
         token: user.token,
         state,
     };
@@ -242,7 +248,7 @@ pub(crate) async fn events(
                 }
                 got = live.events.recv() => match got {
                     Ok(Event::Attempt { attempt, .. }) => {
-                        if let Some(ev) = attempt_event(&attempt, &tz) {
+                        if let Some(ev) = attempt_event(&attempt, &tz, live.admin) {
                             return Some((Ok(ev), live));
                         }
                     }

@@ -157,7 +157,11 @@ pub(crate) async fn show(
             .unwrap_or_default(),
         validity: validity(&state, &p),
         schedule: crate::schedule::format(p.schedule.as_ref()),
-        cards: p.cards.iter().map(card_view).collect(),
+        cards: p
+            .cards
+            .iter()
+            .map(|c| card_view(c, user.is_admin()))
+            .collect(),
         faces: faces.iter().map(|f| face_view(f, &state)).collect(),
         wait_seconds: state.config.card_wait_seconds,
     }))

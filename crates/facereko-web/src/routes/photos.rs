@@ -57,12 +57,18 @@ fn image_response(content_type: &'static str, body: Vec<u8>) -> Response {
 
 pub(crate) async fn photo(
     State(state): State<AppState>,
-    _user: CurrentUser,
+    user: CurrentUser,
     Path(rest): Path<String>,
     Query(q): Query<PhotoQuery>,
 ) -> Result<Response, AppError> {
     if !valid_photo_path(&rest) {
         return Err(AppError::BadRequest("That is not a photo address.".into()));
+    }
+    // Enrolment photos are what a face is recognised by: administrators only.
+    if rest.starts_with("faces/") && !user.is_admin() {
+        return Err(AppError::Forbidden(
+            "Enrolment photos are shown to administrators only.".into(),
+        ));
     }
     let relative = format!("{}/{rest}", facereko_store::PHOTOS_DIR);
     let path = state
