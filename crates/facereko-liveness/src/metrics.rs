@@ -9,12 +9,12 @@ use serde::Serialize;
 
 /// The share of `attacks` accepted at `threshold`; 0 when there are none.
 pub fn apcer(attacks: &[f64], threshold: f64) -> f64 {
-    share(attacks, |s| s >= threshold)
+    share(attacks, |s| s != f64::NEG_INFINITY && s >= threshold)
 }
 
 /// The share of `bona_fide` refused at `threshold`; 0 when there are none.
 pub fn bpcer(bona_fide: &[f64], threshold: f64) -> f64 {
-    share(bona_fide, |s| s < threshold)
+    share(bona_fide, |s| s == f64::NEG_INFINITY || s < threshold)
 }
 
 fn share(scores: &[f64], hit: impl Fn(f64) -> bool) -> f64 {
@@ -25,8 +25,9 @@ fn share(scores: &[f64], hit: impl Fn(f64) -> bool) -> f64 {
 }
 
 /// The highest threshold whose BPCER on `bona_fide` is at most `max_bpcer`: the one that refuses the
-/// most attacks for that cost. `None` without bona fide scores. Unscored presentations should be
-/// passed as `f64::NEG_INFINITY` (always refused).
+/// most attacks for that cost. Unscored presentations are passed as `f64::NEG_INFINITY` and are refused
+/// at every threshold (here and in [`apcer`]/[`bpcer`]); `None` when they alone exceed `max_bpcer`,
+/// or without bona fide scores.
 pub fn threshold_for_bpcer(bona_fide: &[f64], max_bpcer: f64) -> Option<f64> {
     let mut s: Vec<f64> = bona_fide.to_vec();
     if s.is_empty() {
@@ -34,7 +35,8 @@ pub fn threshold_for_bpcer(bona_fide: &[f64], max_bpcer: f64) -> Option<f64> {
     }
     s.sort_by(f64::total_cmp);
     let allowed = (max_bpcer * s.len() as f64 + 1e-9).floor() as usize;
-    Some(s[allowed.min(s.len() - 1)])
+    let t = s[allowed.min(s.len() - 1)];
+    (t != f64::NEG_INFINITY).then_some(t)
 }
 
 /// The error rates at one threshold.
@@ -79,10 +81,10 @@ mod tests {
         assert!(bpcer(&bona, t + 0.5) > 0.05);
         // Unscored bona fide presentations are refused whatever the threshold.
         let with_unscored = [f64::NEG_INFINITY, 5.0, 6.0];
-        assert_eq!(
-            threshold_for_bpcer(&with_unscored, 0.0),
-            Some(f64::NEG_INFINITY)
-        );
+        assert_eq!(threshold_for_bpcer(&with_unscored, 0.0), None);
+        assert_eq!(threshold_for_bpcer(&with_unscored, 0.34), Some(5.0));
+        assert_eq!(bpcer(&with_unscored, f64::NEG_INFINITY), 1.0 / 3.0);
+        assert_eq!(apcer(&[f64::NEG_INFINITY], f64::NEG_INFINITY), 0.0);
         assert_eq!(threshold_for_bpcer(&[], 0.05), None);
     }
 }

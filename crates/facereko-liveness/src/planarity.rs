@@ -196,14 +196,22 @@ fn smallest_eigenvector(mut a: [[f64; 9]; 9]) -> [f64; 9] {
 /// worst keypoint is from where one plane's motion would put it.
 pub fn pair_residual(src: &[Pt], dst: &[Pt]) -> Result<f64> {
     let h = fit_homography(src, dst)?;
-    Ok(src
-        .iter()
-        .zip(dst)
-        .map(|(s, d)| match h.apply(*s) {
+    let mut worst = 0.0f64;
+    for (s, d) in src.iter().zip(dst) {
+        let e = match h.apply(*s) {
             Some(p) => ((p[0] - d[0]).powi(2) + (p[1] - d[1]).powi(2)).sqrt(),
             None => f64::INFINITY,
-        })
-        .fold(0.0, f64::max))
+        };
+        // A degenerate fit (points on a line, a point sent to infinity) says nothing about depth; an
+        // infinite score would count as the most live of all.
+        if !e.is_finite() {
+            return Err(Error::Points(
+                "the keypoints admit no usable homography".into(),
+            ));
+        }
+        worst = worst.max(e);
+    }
+    Ok(worst)
 }
 
 /// How a sequence's pair residuals become one score.
@@ -253,7 +261,11 @@ pub fn sequence_score(
             }
             // Both directions: the transfer error is measured in the destination frame only.
             let r = pair_residual(a, b)?.max(pair_residual(b, a)?);
-            scores.push(r / d);
+            let score = r / d;
+            if !score.is_finite() {
+                return Err(Error::Points("a frame pair gave no finite score".into()));
+            }
+            scores.push(score);
         }
     }
     scores.sort_by(f64::total_cmp);
@@ -337,6 +349,17 @@ pub(crate) mod tests {
         assert!(s > 0.04, "{s}");
         let nod = vec![project_head(0.0, 0.0), project_head(0.0, 10.0)];
         assert!(sequence_score(&nod, (0, 1), Aggregate::Max).unwrap() > 0.04);
+    }
+
+    /// Regression: a sequence whose score was infinite (a degenerate fit on dlib's keypoints) counted
+    /// as the most live of all, accepted at any threshold; now it is unscored, which is refused.
+    #[test]
+    fn a_non_finite_pair_is_an_error_not_an_infinite_score() {
+        let a = project_head(0.0, 0.0);
+        let mut b = project_head(5.0, 0.0);
+        b[3] = [f64::INFINITY, 0.0];
+        let r = sequence_score(&[a, b], (0, 1), Aggregate::Max);
+        assert!(r.is_err(), "{r:?}");
     }
 
     #[test]

@@ -51,7 +51,7 @@ pub struct LivenessReport {
     pub seed: u64,
     pub bona_fide: usize,
     pub attacks: usize,
-    /// Sequences with a face in fewer than 2 frames: refused, and counted so.
+    /// Sequences with a face in fewer than 2 frames or no usable fit: refused, and counted so.
     pub bona_fide_unscored: usize,
     pub attacks_unscored: usize,
     /// At the threshold in use (max over frame pairs).
@@ -74,7 +74,7 @@ impl std::fmt::Display for LivenessReport {
         )?;
         writeln!(
             f,
-            "  unscored (no face in 2 frames): {} bona fide, {} attacks",
+            "  unscored (no face in 2 frames or no usable fit; refused): {} bona fide, {} attacks",
             self.bona_fide_unscored, self.attacks_unscored
         )?;
         let r = &self.at_threshold;
