@@ -80,7 +80,7 @@ pub fn canonical(door_id: &str, command: DoorCommand, ts: i64, nonce: &str) -> S
 pub fn sign(secret: &[u8], door_id: &str, command: DoorCommand, ts: i64, nonce: &str) -> String {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
     let tag = ring::hmac::sign(&key, canonical(door_id, command, ts, nonce).as_bytes());
-    tag.as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(tag.as_ref())
 }
 
 /// A complete signed command payload, as the README's shell recipe builds it.

@@ -323,13 +323,20 @@ impl Backoff {
         }
     }
 
+    /// The wait before the next try: the doubled delay, capped, then "equal jitter" — a random point in
+    /// its upper half. Doors that lost one broker together (a fleet after a broker restart) would otherwise
+    /// retry in lock-step and knock it over again; half the delay stays fixed so a sink is never retried
+    /// sooner than half the schedule.
     fn next(&mut self) -> Duration {
+        use rand::Rng;
         let d = self
             .min
             .saturating_mul(1u32 << self.failures.min(20))
             .min(self.max);
         self.failures = self.failures.saturating_add(1);
-        d
+        let half = d / 2;
+        let spread = u64::try_from((d - half).as_millis()).unwrap_or(u64::MAX);
+        half + Duration::from_millis(rand::thread_rng().gen_range(0..=spread))
     }
 
     fn reset(&mut self) {
@@ -632,16 +639,29 @@ mod tests {
     }
 
     #[test]
-    fn backoff_doubles_up_to_the_cap() {
-        let mut b = Backoff::new(&OutboxConfig {
+    fn backoff_doubles_up_to_the_cap_with_jitter_in_the_upper_half() {
+        let config = OutboxConfig {
             retry_min_secs: 1,
             retry_max_secs: 10,
             ..Default::default()
-        });
-        let secs: Vec<u64> = (0..6).map(|_| b.next().as_secs()).collect();
-        assert_eq!(secs, vec![1, 2, 4, 8, 10, 10]);
+        };
+        let mut b = Backoff::new(&config);
+        for full in [1000u128, 2000, 4000, 8000, 10_000, 10_000] {
+            let ms = b.next().as_millis();
+            assert!(
+                (full / 2..=full).contains(&ms),
+                "{ms} ms for a {full} ms step"
+            );
+        }
         b.reset();
-        assert_eq!(b.next().as_secs(), 1);
+        assert!(b.next().as_millis() <= 1000);
+        // Two doors that failed together do not retry together.
+        let capped = |_| {
+            let mut b = Backoff::new(&config);
+            (0..5).map(|_| b.next()).last().unwrap()
+        };
+        let waits: std::collections::HashSet<Duration> = (0..20).map(capped).collect();
+        assert!(waits.len() > 1, "every door would retry at the same moment");
     }
 
     #[tokio::test]

@@ -42,7 +42,7 @@ pub mod local;
 pub mod models;
 mod onnx;
 pub mod quality;
-/// A scripted engine for other crates' tests (feature `testing`; not in a door's build).
+// A scripted engine for other crates' tests (feature `testing`; not in a door's build).
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 

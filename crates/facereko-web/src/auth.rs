@@ -75,16 +75,12 @@ pub(crate) fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
         .filter(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// The CSRF token of a session.
 pub(crate) fn csrf_for_session(session_token: &str) -> String {
     let mut h = Sha256::new();
     h.update(b"facereko-csrf\0");
     h.update(session_token.as_bytes());
-    hex(&h.finalize())
+    hex::encode(h.finalize())
 }
 
 /// Constant-time equality for secrets of equal length.
@@ -195,7 +191,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Runtime {
     /// Records activity; `false` when the session was idle too long.
     fn touch(&self, token: &str, idle: Duration) -> bool {
-        let key = hex(&facereko_store::token_hash(token));
+        let key = hex::encode(facereko_store::token_hash(token));
         let now = Instant::now();
         let mut map = lock(&self.last_seen);
         if map.len() > 10_000 {
@@ -208,7 +204,7 @@ impl Runtime {
     }
 
     pub(crate) fn forget_session(&self, token: &str) {
-        lock(&self.last_seen).remove(&hex(&facereko_store::token_hash(token)));
+        lock(&self.last_seen).remove(&hex::encode(facereko_store::token_hash(token)));
     }
 
     /// Failed sign-ins from `ip` within `window`.
@@ -293,6 +289,18 @@ pub struct CurrentUser {
 impl CurrentUser {
     pub fn is_admin(&self) -> bool {
         self.account.role == Role::Admin
+    }
+}
+
+impl crate::views::SignedIn for CurrentUser {
+    fn username(&self) -> &str {
+        &self.account.username
+    }
+    fn is_admin(&self) -> bool {
+        CurrentUser::is_admin(self)
+    }
+    fn csrf(&self) -> &str {
+        &self.csrf
     }
 }
 
@@ -482,7 +490,7 @@ impl FromRequestParts<AppState> for ApiUser {
                 !t.is_empty() && t.len() <= 128 && t.bytes().all(|b| b.is_ascii_alphanumeric())
             })
             .ok_or(ApiError(AppError::Unauthorized))?;
-        let key = hex(&facereko_store::token_hash(token));
+        let key = hex::encode(facereko_store::token_hash(token));
         let ttl = Duration::from_secs(u64::from(state.config.api_token_cache_seconds));
         if let Some(account) = state.runtime.cached_token(&key, ttl) {
             return Ok(ApiUser(account));

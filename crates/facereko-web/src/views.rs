@@ -5,8 +5,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use facereko_domain::{Attempt, Outcome};
 
-use crate::auth::CurrentUser;
-use crate::config::TimeZone;
+use facereko_domain::SiteTimeZone as TimeZone;
 
 /// What the layout needs on every page.
 #[derive(Clone, Debug, Default)]
@@ -22,13 +21,22 @@ pub struct Page {
     pub error: Option<String>,
 }
 
+/// Who is signed in, as the layout shows it (implemented by `auth::CurrentUser`; views know no more of
+/// sessions than this).
+pub trait SignedIn {
+    fn username(&self) -> &str;
+    fn is_admin(&self) -> bool;
+    /// The token the page's forms carry.
+    fn csrf(&self) -> &str;
+}
+
 impl Page {
-    pub fn new(title: impl Into<String>, nav: &'static str, user: Option<&CurrentUser>) -> Self {
+    pub fn new(title: impl Into<String>, nav: &'static str, user: Option<&dyn SignedIn>) -> Self {
         Self {
             title: title.into(),
-            user: user.map(|u| u.account.username.clone()).unwrap_or_default(),
+            user: user.map(|u| u.username().to_string()).unwrap_or_default(),
             admin: user.is_some_and(|u| u.is_admin()),
-            csrf: user.map(|u| u.csrf.clone()).unwrap_or_default(),
+            csrf: user.map(|u| u.csrf().to_string()).unwrap_or_default(),
             nav,
             notice: None,
             error: None,
@@ -172,7 +180,7 @@ impl AttemptRow {
 /// `/photos/<rest>` for a stored relative path `photos/<rest>`; `None` for anything else.
 pub fn photo_url(relative: &str) -> Option<String> {
     let rest = relative.strip_prefix(&format!("{}/", facereko_store::PHOTOS_DIR))?;
-    crate::routes::photos::valid_photo_path(rest).then(|| format!("/photos/{rest}"))
+    valid_photo_path(rest).then(|| format!("/photos/{rest}"))
 }
 
 #[derive(Debug, Template)]
@@ -212,6 +220,58 @@ pub fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(n) if local(n) => n.to_string(),
         _ => "/".into(),
+    }
+}
+
+pub fn valid_photo_path(rest: &str) -> bool {
+    rest.len() <= 200
+        && rest.split('/').count() <= 4
+        && rest.split('/').all(|seg| {
+            !seg.is_empty()
+                && !seg.starts_with('.')
+                && seg
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        })
+        && [".jpg", ".jpeg", ".png"]
+            .iter()
+            .any(|ext| rest.to_ascii_lowercase().ends_with(ext))
+}
+
+/// An enrolled face as the person and review pages show it.
+#[derive(Debug)]
+pub struct FaceView {
+    pub id: i64,
+    pub thumb: Option<String>,
+    pub photo: Option<String>,
+    pub created: String,
+}
+
+/// A card as the person and review pages show it (UID masked for viewers; `key` is the form field).
+#[derive(Debug)]
+pub struct CardView {
+    pub uid: String,
+    pub key: String,
+    pub label: String,
+    pub active: bool,
+}
+
+pub fn face_view(f: &facereko_store::FaceRecord, tz: &TimeZone) -> FaceView {
+    let photo = f.photo.as_deref().and_then(photo_url);
+    FaceView {
+        id: f.id,
+        thumb: photo.as_ref().map(|u| format!("{u}?thumb=1")),
+        photo,
+        created: tz.format(f.created, "%Y-%m-%d %H:%M"),
+    }
+}
+
+pub fn card_view(c: &facereko_domain::Card, admin: bool) -> CardView {
+    CardView {
+        uid: shown_uid(&c.uid, admin),
+        key: hex::encode_upper(c.uid.as_bytes()),
+        label: c.label.clone().unwrap_or_default(),
+        active: c.active,
     }
 }
 

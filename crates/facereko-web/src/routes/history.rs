@@ -14,7 +14,9 @@ use serde::Deserialize;
 use crate::auth::{check_csrf, Admin, CurrentUser};
 use crate::error::AppError;
 use crate::extract::{Form, Path, Query};
-use crate::views::{outcome_label, photo_url, render, AttemptRow, Page};
+use crate::views::{
+    card_view, face_view, outcome_label, render, AttemptRow, CardView, FaceView, Page,
+};
 use crate::AppState;
 
 /// Rows per history page.
@@ -412,20 +414,6 @@ pub(crate) async fn enrol_from_attempt(
     Ok(Redirect::to(&format!("/people/{}?done=face_added", person.id)).into_response())
 }
 
-pub(crate) struct FaceView {
-    pub id: i64,
-    pub thumb: Option<String>,
-    pub photo: Option<String>,
-    pub created: String,
-}
-
-pub(crate) struct CardView {
-    pub uid: String,
-    pub key: String,
-    pub label: String,
-    pub active: bool,
-}
-
 #[derive(Template)]
 #[template(path = "review.html")]
 struct ReviewTpl {
@@ -454,7 +442,7 @@ pub(crate) async fn review(
         .faces(Some(pid))
         .await?
         .into_iter()
-        .map(|f| face_view(&f, &state))
+        .map(|f| face_view(&f, &state.tz))
         .collect();
     Ok(render(&ReviewTpl {
         page: Page::new(format!("Review attempt {id}"), "history", Some(&user)),
@@ -464,28 +452,4 @@ pub(crate) async fn review(
         faces,
         cards: person.cards.iter().map(|c| card_view(c, true)).collect(),
     }))
-}
-
-pub(crate) fn face_view(f: &facereko_store::FaceRecord, state: &AppState) -> FaceView {
-    let photo = f.photo.as_deref().and_then(photo_url);
-    FaceView {
-        id: f.id,
-        thumb: photo.as_ref().map(|u| format!("{u}?thumb=1")),
-        photo,
-        created: state.tz.format(f.created, "%Y-%m-%d %H:%M"),
-    }
-}
-
-pub(crate) fn card_view(c: &facereko_domain::Card, admin: bool) -> CardView {
-    CardView {
-        uid: crate::views::shown_uid(&c.uid, admin),
-        key: c
-            .uid
-            .as_bytes()
-            .iter()
-            .map(|b| format!("{b:02X}"))
-            .collect(),
-        label: c.label.clone().unwrap_or_default(),
-        active: c.active,
-    }
 }

@@ -13,9 +13,8 @@ use serde::Deserialize;
 use crate::auth::{check_csrf, Admin, CurrentUser};
 use crate::error::AppError;
 use crate::extract::{Form, Path, Query};
-use crate::routes::history::{card_view, face_view, CardView, FaceView};
 use crate::routes::home::Done;
-use crate::views::{render, Page};
+use crate::views::{card_view, face_view, render, CardView, FaceView, Page};
 use crate::{AppState, EnrolError};
 
 pub(crate) struct PersonRow {
@@ -162,7 +161,7 @@ pub(crate) async fn show(
             .iter()
             .map(|c| card_view(c, user.is_admin()))
             .collect(),
-        faces: faces.iter().map(|f| face_view(f, &state)).collect(),
+        faces: faces.iter().map(|f| face_view(f, &state.tz)).collect(),
         wait_seconds: state.config.card_wait_seconds,
     }))
 }

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use crate::auth::CurrentUser;
 use crate::error::AppError;
 use crate::extract::{Path, Query};
+use crate::views::valid_photo_path;
 use crate::AppState;
 
 /// Thumbnail size in pixels (longest side).
@@ -21,20 +22,6 @@ const THUMB_CACHE_BYTES: usize = 16 * 1024 * 1024;
 
 /// A path under the photo folder as the store names photos: `attempts/2026-11/<hex>.jpg`,
 /// `faces/<hex>.png`. Anything else (dot segments, odd characters, other extensions) is refused.
-pub fn valid_photo_path(rest: &str) -> bool {
-    rest.len() <= 200
-        && rest.split('/').count() <= 4
-        && rest.split('/').all(|seg| {
-            !seg.is_empty()
-                && !seg.starts_with('.')
-                && seg
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        })
-        && [".jpg", ".jpeg", ".png"]
-            .iter()
-            .any(|ext| rest.to_ascii_lowercase().ends_with(ext))
-}
 
 #[derive(Deserialize)]
 pub(crate) struct PhotoQuery {
