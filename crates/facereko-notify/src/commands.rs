@@ -113,11 +113,8 @@ fn verify_hex(secret: &[u8], message: &[u8], hex_sig: &str) -> bool {
         return false;
     }
     let mut tag = [0u8; 32];
-    for (i, byte) in tag.iter_mut().enumerate() {
-        match u8::from_str_radix(&hex_sig[2 * i..2 * i + 2], 16) {
-            Ok(b) => *byte = b,
-            Err(_) => return false,
-        }
+    if hex::decode_to_slice(hex_sig, &mut tag).is_err() {
+        return false;
     }
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
     ring::hmac::verify(&key, message, &tag).is_ok()

@@ -36,11 +36,8 @@ pub fn verify(secret: &[u8], body: &[u8], header: &str) -> bool {
         return false;
     }
     let mut tag = [0u8; 32];
-    for (i, byte) in tag.iter_mut().enumerate() {
-        match u8::from_str_radix(&hex[2 * i..2 * i + 2], 16) {
-            Ok(b) => *byte = b,
-            Err(_) => return false,
-        }
+    if hex::decode_to_slice(hex, &mut tag).is_err() {
+        return false;
     }
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
     ring::hmac::verify(&key, body, &tag).is_ok()

@@ -83,14 +83,10 @@ pub(crate) fn csrf_for_session(session_token: &str) -> String {
     hex::encode(h.finalize())
 }
 
-/// Constant-time equality for secrets of equal length.
+/// Constant-time equality of two secrets (`subtle`); an empty secret never matches.
 pub(crate) fn same_secret(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && !a.is_empty()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    use subtle::ConstantTimeEq;
+    !a.is_empty() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 /// Checks a signed-in form's token.
@@ -513,6 +509,14 @@ impl FromRequestParts<AppState> for ApiUser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_match_only_when_equal_and_not_empty() {
+        assert!(same_secret("abc123", "abc123"));
+        assert!(!same_secret("abc123", "abc124"));
+        assert!(!same_secret("abc123", "abc12"));
+        assert!(!same_secret("", ""));
+    }
 
     #[test]
     fn cookies_are_parsed_strictly() {
