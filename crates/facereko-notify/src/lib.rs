@@ -60,7 +60,9 @@ pub use config::{
     EmailConfig, EventKind, HomeAssistantConfig, MqttCommandsConfig, MqttConfig, NotifyConfig,
     OutboxConfig, Secret, SmtpTls, WebhookConfig,
 };
-pub use outbox::{backlog, MemoryOutbox, Outbox, OutboxEntry, SinkStats};
+#[cfg(any(test, feature = "testing"))]
+pub use outbox::MemoryOutbox;
+pub use outbox::{backlog, Outbox, OutboxEntry, SinkStats};
 pub use payload::EventPayload;
 
 /// The door's state now, for the retained MQTT state published at every (re)connect. The daemon feeds
@@ -358,7 +360,7 @@ pub async fn spawn(
     spawn_with(Arc::new(store), door_id, config, commands, live).await
 }
 
-/// [`spawn`] over any [`Outbox`] (e.g. [`MemoryOutbox`]).
+/// [`spawn`] over any [`Outbox`] (e.g. `MemoryOutbox` in tests).
 pub async fn spawn_with(
     outbox: Arc<dyn Outbox>,
     door_id: &str,
