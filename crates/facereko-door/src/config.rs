@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use facereko_domain::{Mode, SiteTimeZone};
+use facereko_vision::WatchSettings;
 use serde::{Deserialize, Serialize};
 
 use crate::{Error, Result};
@@ -26,13 +27,16 @@ pub struct DoorConfig {
     pub deny_beeps: u32,
     pub deny_beep_on_ms: u64,
     pub deny_beep_off_ms: u64,
-    /// Pause between the known-card beep and the first photo, so the person can face the camera.
+    /// Pause between the known-card beep and the first photo, so the person can face the camera. Only
+    /// without continuous capture (`vision.fps = 0`, or an engine such as Rekognition that judges one
+    /// photo per call): a door that watches decides from frames it already has.
     pub countdown_ms: u64,
-    /// How long to keep taking photos until one has a usable face.
+    /// Without continuous capture: how long to keep taking photos until one has a usable face (with it,
+    /// `vision.face_timeout_ms`).
     pub capture_window_ms: u64,
     /// A door left open longer than this raises a held-open alarm.
     pub held_open_seconds: u64,
-    /// `face` mode: how often the idle door looks for a face.
+    /// `face` mode without continuous capture: how often the idle door looks for a face.
     pub face_poll_ms: u64,
     /// Armed state when the store has never recorded one (first start).
     pub armed_at_first_start: bool,
@@ -40,6 +44,10 @@ pub struct DoorConfig {
     /// the top-level `time_zone`, which the web app shares.
     #[serde(skip)]
     pub time_zone: SiteTimeZone,
+    /// Continuous capture. Not `[door]` keys: the binary sets it from `vision.fps`, `vision.lookback_ms`,
+    /// … ([`facereko_vision::VisionConfig::watch`]).
+    #[serde(skip)]
+    pub watch: WatchSettings,
 }
 
 impl Default for DoorConfig {
@@ -59,6 +67,7 @@ impl Default for DoorConfig {
             face_poll_ms: 1000,
             armed_at_first_start: true,
             time_zone: SiteTimeZone::Local,
+            watch: WatchSettings::default(),
         }
     }
 }

@@ -7,7 +7,8 @@
 //!
 //! The buzzer queue is bounded: at most one pattern of each kind waits to start (a burst of denials is
 //! heard as one more denial, not as one per tap), and a grant drops the denial beeps that have not sounded
-//! yet, so the person who was let in hears it at once.
+//! yet, so the person who was let in hears it at once. A grant decided while the known-card beep still
+//! sounds (the door decided from frames it had already seen) takes that beep over: one long beep.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -127,6 +128,7 @@ impl Cues {
         if self.waiting(kind) {
             return false;
         }
+        let mut takes_over = false;
         if kind == Beep::Grant {
             let unsounded: HashSet<u64> = self
                 .planned
@@ -136,8 +138,27 @@ impl Cues {
                 .collect();
             self.planned
                 .retain(|p| !p.tag.is_some_and(|t| unsounded.contains(&t.beep)));
+            // A grant decided while the known-card beep sounds takes it over: the buzzer stays on and
+            // the grant's beep runs its full length from now, heard as one long beep.
+            let sounding_known: HashSet<u64> = self
+                .planned
+                .iter()
+                .filter(|p| p.at > now)
+                .filter_map(|p| p.tag.filter(|t| t.kind == Beep::Known && !p.active))
+                .filter(|t| {
+                    !self
+                        .planned
+                        .iter()
+                        .any(|q| q.active && q.tag.is_some_and(|u| u.beep == t.beep))
+                })
+                .map(|t| t.beep)
+                .collect();
+            takes_over = !sounding_known.is_empty();
+            self.planned
+                .retain(|p| !p.tag.is_some_and(|t| sounding_known.contains(&t.beep)));
         }
         let mut t = match self.buzzer_free_at() {
+            _ if takes_over => now,
             Some(free) if free + gap > now => free + gap,
             _ => now,
         };
@@ -258,8 +279,8 @@ mod tests {
         c.beeps(t0, Beep::Known, &[(S, Duration::ZERO)], S);
         c.beeps(
             t0 + Duration::from_millis(100),
-            Beep::Grant,
-            &[(Duration::from_secs(2), Duration::ZERO)],
+            Beep::Deny,
+            &[(S, Duration::ZERO)],
             S,
         );
         let all = c.take_due(t0 + Duration::from_secs(10));
@@ -269,6 +290,38 @@ mod tests {
             vec![
                 (Duration::ZERO, true),
                 (S, false),
+                (Duration::from_millis(1000), true),
+                (Duration::from_millis(1500), false)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_grant_takes_over_a_sounding_known_beep_and_follows_a_finished_one() {
+        let grant = [(Duration::from_secs(2), Duration::ZERO)];
+        // Decided 100 ms into the known-card beep: one beep, ending 2 s after the decision.
+        let t0 = Instant::now();
+        let mut c = Cues::default();
+        c.beeps(t0, Beep::Known, &[(S, Duration::ZERO)], S);
+        c.take_due(t0);
+        c.beeps(t0 + Duration::from_millis(100), Beep::Grant, &grant, S);
+        let rest = buzzer(&mut c, t0, Duration::from_secs(10));
+        assert_eq!(
+            rest,
+            vec![
+                (Duration::from_millis(100), true),
+                (Duration::from_millis(2100), false)
+            ]
+        );
+        // Decided after the known-card beep ended: the grant waits for the gap.
+        let mut c = Cues::default();
+        c.beeps(t0, Beep::Known, &[(S, Duration::ZERO)], S);
+        assert_eq!(buzzer(&mut c, t0, Duration::from_millis(600)).len(), 2);
+        c.beeps(t0 + Duration::from_millis(700), Beep::Grant, &grant, S);
+        let rest = buzzer(&mut c, t0, Duration::from_secs(10));
+        assert_eq!(
+            rest,
+            vec![
                 (Duration::from_millis(1000), true),
                 (Duration::from_millis(3000), false)
             ]

@@ -29,7 +29,7 @@ use facereko_domain::{
 };
 use facereko_hardware::safety::LockDownGuard;
 use facereko_hardware::{Camera, CardReader, CardTap, InputEvent, Inputs, Output, Outputs};
-use facereko_vision::{FaceEngine, Verdict};
+use facereko_vision::{FaceEngine, FrameJudge, Verdict, WatchSettings};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::{sleep_until, Instant};
@@ -37,11 +37,13 @@ use tokio::time::{sleep_until, Instant};
 pub mod config;
 pub mod cues;
 pub mod port;
+mod watcher;
 
 pub use config::DoorConfig;
 pub use port::{DoorStore, PortError};
 
 use cues::{Beep, Cues};
+use watcher::{best_frame, track, FaceTrigger, Ring, Seen, Watcher};
 
 /// The longest the door waits for the store during an attempt (card lookup, storing before the cue). A
 /// store that is known to be down answers at once; this bounds a hung one.
@@ -266,6 +268,44 @@ pub async fn start(
         tokio::spawn(read_inputs(inputs, tx));
         rx
     });
+    // Continuous capture, when the mode looks at faces and the engine judges single frames.
+    let judge = match (
+        &parts.engine,
+        config.mode.uses_camera() && config.watch.fps > 0,
+    ) {
+        (Some(engine), true) => engine.frames(),
+        _ => None,
+    };
+    let (watching, triggers) = match judge {
+        Some(judge) => {
+            let ring = Arc::new(Ring::new());
+            let (trigger_tx, trigger_rx) = mpsc::channel(1);
+            tokio::spawn(
+                Watcher {
+                    judge: judge.clone(),
+                    camera: parts.camera.clone(),
+                    settings: config.watch,
+                    mode: config.mode,
+                    ring: ring.clone(),
+                    status: status_rx.clone(),
+                    triggers: trigger_tx,
+                }
+                .run(),
+            );
+            tracing::info!(
+                "continuous capture: {} frames/s, decisions from the last {} ms",
+                config.watch.fps,
+                config.watch.lookback_ms
+            );
+            let watching = Watching {
+                judge,
+                ring,
+                settings: config.watch,
+            };
+            (Some(Arc::new(watching)), Some(trigger_rx))
+        }
+        None => (None, None),
+    };
     let (progress_tx, progress_rx) = mpsc::unbounded_channel();
     let (armed_tx, armed_rx) = mpsc::unbounded_channel();
     tokio::spawn(save_armed(
@@ -287,18 +327,20 @@ pub async fn start(
         door_open: None,
         held_open_at: None,
         face_poll_at: None,
+        watching,
         status: status_tx,
         events: events.clone(),
         progress_tx,
     };
-    let task = tokio::spawn(controller.run(
-        guard,
-        cmd_rx,
-        tap_rx,
-        reader_status_rx,
-        input_rx,
-        progress_rx,
-    ));
+    let inbox = Inbox {
+        commands: cmd_rx,
+        taps: tap_rx,
+        reader_status: reader_status_rx,
+        inputs: input_rx,
+        progress: progress_rx,
+        triggers,
+    };
+    let task = tokio::spawn(controller.run(guard, inbox));
     Ok((
         DoorHandle {
             commands: cmd_tx,
@@ -445,21 +487,34 @@ struct Controller {
     door_open: Option<bool>,
     held_open_at: Option<Instant>,
     face_poll_at: Option<Instant>,
+    /// Continuous capture, when the door watches.
+    watching: Option<Arc<Watching>>,
     status: watch::Sender<DoorStatus>,
     events: broadcast::Sender<Event>,
     progress_tx: mpsc::UnboundedSender<Progress>,
 }
 
+/// Everything the controller's loop listens to.
+struct Inbox {
+    commands: mpsc::Receiver<Command>,
+    taps: mpsc::Receiver<CardTap>,
+    reader_status: mpsc::Receiver<String>,
+    inputs: Option<mpsc::Receiver<InputEvent>>,
+    progress: mpsc::UnboundedReceiver<Progress>,
+    /// `face` mode with continuous capture: stable faces from the watcher.
+    triggers: Option<mpsc::Receiver<FaceTrigger>>,
+}
+
 impl Controller {
-    async fn run(
-        mut self,
-        guard: LockDownGuard,
-        mut commands: mpsc::Receiver<Command>,
-        mut taps: mpsc::Receiver<CardTap>,
-        mut reader_status: mpsc::Receiver<String>,
-        mut inputs: Option<mpsc::Receiver<InputEvent>>,
-        mut progress: mpsc::UnboundedReceiver<Progress>,
-    ) {
+    async fn run(mut self, guard: LockDownGuard, inbox: Inbox) {
+        let Inbox {
+            mut commands,
+            mut taps,
+            mut reader_status,
+            mut inputs,
+            mut progress,
+            mut triggers,
+        } = inbox;
         self.set(Output::Red, true, "red on");
         tracing::info!(
             "door {:?} ready: mode {}, {}",
@@ -503,6 +558,9 @@ impl Controller {
                 }
                 Some(ev) = async { inputs.as_mut()?.recv().await }, if inputs.is_some() => {
                     self.on_input(ev);
+                }
+                Some(t) = async { triggers.as_mut()?.recv().await }, if triggers.is_some() => {
+                    self.on_face_trigger(t);
                 }
             }
         }
@@ -697,9 +755,24 @@ impl Controller {
     }
 
     fn schedule_face_poll(&mut self, after: Instant) {
-        if self.config.mode == Mode::Face && self.armed && self.face_poll_at.is_none() {
+        if self.config.mode == Mode::Face
+            && self.armed
+            && self.face_poll_at.is_none()
+            && self.watching.is_none()
+        {
             self.face_poll_at = Some(after);
         }
+    }
+
+    /// `face` mode with continuous capture: the watcher saw a stable face.
+    fn on_face_trigger(&mut self, t: FaceTrigger) {
+        if !self.armed || self.busy || self.config.mode != Mode::Face {
+            return;
+        }
+        self.busy = true;
+        self.refresh_status();
+        let job = AttemptJob::new(self);
+        tokio::spawn(job.face_seen(t, Instant::now()));
     }
 
     fn start_face_look(&mut self) {
@@ -802,11 +875,19 @@ impl Controller {
     }
 }
 
+/// Continuous capture: what attempts read the watcher's frames through.
+struct Watching {
+    judge: Arc<dyn FrameJudge>,
+    ring: Arc<Ring>,
+    settings: WatchSettings,
+}
+
 /// Everything an attempt task needs, detached from the controller so the loop keeps running.
 struct AttemptJob {
     door_id: String,
     config: DoorConfig,
     parts: Parts,
+    watching: Option<Arc<Watching>>,
     progress: mpsc::UnboundedSender<Progress>,
 }
 
@@ -822,6 +903,7 @@ impl AttemptJob {
             door_id: c.door_id.clone(),
             config: c.config.clone(),
             parts: c.parts.clone(),
+            watching: c.watching.clone(),
             progress: c.progress_tx.clone(),
         }
     }
@@ -957,9 +1039,15 @@ impl AttemptJob {
             lookup_ms: Some(lookup_ms),
             ..StageTimings::default()
         };
-        tokio::time::sleep(Duration::from_millis(self.config.countdown_ms)).await;
-        let after_lookup = Instant::now();
-        match self.look(after_lookup, Some(&person)).await {
+        let looked = match &self.watching {
+            // The door has been watching: decide from its frames while the beep plays.
+            Some(w) => Looked::Decided(Box::new(self.look_watched(w, tapped, &person).await)),
+            None => {
+                tokio::time::sleep(Duration::from_millis(self.config.countdown_ms)).await;
+                self.look(Instant::now(), Some(&person)).await
+            }
+        };
+        match looked {
             Looked::Decided(d) => {
                 let mut d = *d;
                 if d.attempt.outcome == Outcome::FaceMismatch {
@@ -1079,6 +1167,101 @@ impl AttemptJob {
         }
     }
 
+    /// `card+face` with continuous capture: decides on the faces of the lookback window before `tapped`
+    /// and, while there is no good one or they do not match `owner`, on newer frames as they come, until
+    /// `vision.face_timeout_ms` after the tap. The photo kept is the best frame of the deciding window.
+    async fn look_watched(&self, w: &Watching, tapped: Instant, owner: &Person) -> Decision {
+        let _waiting = w.ring.wait();
+        let mut frames = w.ring.subscribe();
+        let lookback = Duration::from_millis(w.settings.lookback_ms);
+        let deadline = tapped + Duration::from_millis(w.settings.face_timeout_ms);
+        let mut attempt = self.base(None, Some(owner));
+        // The best refusal so far: its verdict, the frame it was decided on and how many frames.
+        let mut refused: Option<(Verdict, Arc<Photo>, usize)> = None;
+        let mut decided_on: Option<(Instant, usize)> = None;
+        loop {
+            drop(frames.borrow_and_update());
+            let now = Instant::now();
+            let window = track(
+                &w.ring.since(now.checked_sub(lookback).unwrap_or(tapped)),
+                w.judge.threshold(),
+            );
+            let timed_out = now >= deadline;
+            let shape = window.last().map(|s| (s.at, window.len()));
+            let ready = window.iter().any(Seen::good) || timed_out;
+            if ready && shape.is_some() && shape != decided_on {
+                decided_on = shape;
+                let observations: Vec<_> = window.iter().map(|s| s.observation.clone()).collect();
+                let verdict = w.judge.verify_fused(&observations, owner.id).await;
+                let photo = best_frame(&window).map(|s| s.photo.clone());
+                if let (Some(photo), true) = (photo, verdict.matched == Some(owner.id)) {
+                    attempt.outcome = Outcome::Granted;
+                    return watched_decision(attempt, verdict, photo, window.len(), tapped);
+                }
+                let better = refused
+                    .as_ref()
+                    .is_none_or(|(v, ..)| verdict.similarity > v.similarity);
+                if let (true, Some(best)) = (better, best_frame(&window)) {
+                    refused = Some((verdict, best.photo.clone(), window.len()));
+                }
+            }
+            if timed_out {
+                break;
+            }
+            tokio::select! {
+                changed = frames.changed() => if changed.is_err() { break },
+                _ = sleep_until(deadline) => {}
+            }
+        }
+        match refused {
+            Some((verdict, photo, n)) => {
+                attempt.outcome = Outcome::FaceMismatch;
+                watched_decision(attempt, verdict, photo, n, tapped)
+            }
+            None => {
+                let photo = w.ring.latest().map(|p| (*p).clone());
+                match w.ring.camera_error() {
+                    // The camera fails now: say so (with the last frame it gave, if any).
+                    Some(e) => {
+                        attempt.outcome = Outcome::CameraError;
+                        attempt.detail = Some(e);
+                    }
+                    _ => {
+                        attempt.outcome = Outcome::NoFace;
+                        attempt.detail = Some(format!(
+                            "no usable face within {} ms of the tap",
+                            w.settings.face_timeout_ms
+                        ));
+                    }
+                }
+                attempt.timings.capture_ms = Some(millis(tapped.elapsed()));
+                Decision { attempt, photo }
+            }
+        }
+    }
+
+    /// `face` mode with continuous capture: the watcher identified a stable face.
+    async fn face_seen(self, t: FaceTrigger, started: Instant) {
+        let mut attempt = self.base(None, None);
+        attempt.outcome = if t.verdict.matched.is_some() {
+            Outcome::Granted
+        } else {
+            Outcome::FaceMismatch
+        };
+        let Some(best) = best_frame(&t.seen) else {
+            let _ = self.progress.send(Progress::NothingSeen);
+            return;
+        };
+        let photo = best.photo.clone();
+        let matched = t.verdict.matched;
+        let mut decision = watched_decision(attempt, t.verdict, photo, t.seen.len(), started);
+        decision.attempt.timings.capture_ms = None;
+        if let Some(id) = matched {
+            self.admit_identified(&mut decision.attempt, id).await;
+        }
+        self.finish(decision, started).await;
+    }
+
     /// A card owner's face did not match: if they have no face enrolled at all, the attempt says so
     /// (a face mismatch would suggest someone else stood there). Skipped when the store cannot tell quickly.
     async fn explain_mismatch(&self, attempt: &mut NewAttempt, owner: &Person) {
@@ -1126,6 +1309,33 @@ impl AttemptJob {
         } else if !person.admits(now, &self.config.time_zone) {
             attempt.outcome = Outcome::OutsideSchedule;
         }
+    }
+}
+
+/// A decision taken on watched frames: the verdict's scores, how many frames, the best frame as photo.
+fn watched_decision(
+    mut attempt: NewAttempt,
+    verdict: Verdict,
+    photo: Arc<Photo>,
+    frames: usize,
+    since: Instant,
+) -> Decision {
+    if let Some(face) = verdict.face {
+        attempt.confidence = face.confidence;
+    }
+    attempt.similarity = verdict.similarity;
+    attempt.distance = verdict.distance;
+    attempt.timings.capture_ms = Some(millis(since.elapsed()));
+    attempt.timings.match_ms = verdict.match_ms;
+    attempt.detail = Some(format!(
+        "engine {}, {} frame{}",
+        verdict.engine,
+        frames,
+        if frames == 1 { "" } else { "s" }
+    ));
+    Decision {
+        attempt,
+        photo: Some(Arc::unwrap_or_clone(photo)),
     }
 }
 

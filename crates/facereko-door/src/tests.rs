@@ -1010,3 +1010,5 @@ async fn a_card_owner_without_an_enrolled_face_is_told_so() {
         a[1].detail
     );
 }
+
+mod watched;

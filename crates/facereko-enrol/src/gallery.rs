@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use facereko_domain::{PersonId, Photo};
 use facereko_store::Store;
-use facereko_vision::{FaceEngine, Gallery, LocalEngine, Verdict};
+use facereko_vision::{
+    FaceEngine, FrameJudge, Gallery, LocalEngine, Observation, RgbImage, Verdict,
+};
 
 use crate::{Error, Result};
 
@@ -156,5 +158,52 @@ impl FaceEngine for FreshGallery {
 
     fn one_photo_per_look(&self) -> bool {
         self.inner.one_photo_per_look()
+    }
+
+    fn frames(&self) -> Option<Arc<dyn FrameJudge>> {
+        let inner = self.inner.frames()?;
+        Some(Arc::new(FreshFrames {
+            inner,
+            fresh: FreshGallery {
+                inner: self.inner.clone(),
+                sync: self.sync.clone(),
+            },
+        }))
+    }
+}
+
+/// The frame-level side of [`FreshGallery`]: frames are analysed as they come; the gallery is brought
+/// up to date before each fused decision.
+struct FreshFrames {
+    inner: Arc<dyn FrameJudge>,
+    fresh: FreshGallery,
+}
+
+#[async_trait::async_trait]
+impl FrameJudge for FreshFrames {
+    fn decode(&self, photo: &Photo) -> facereko_vision::Result<RgbImage> {
+        self.inner.decode(photo)
+    }
+
+    fn observe(
+        &self,
+        frame: &RgbImage,
+        max_faces: usize,
+    ) -> facereko_vision::Result<Vec<Observation>> {
+        self.inner.observe(frame, max_faces)
+    }
+
+    async fn verify_fused(&self, observations: &[Observation], person: PersonId) -> Verdict {
+        self.fresh.catch_up().await;
+        self.inner.verify_fused(observations, person).await
+    }
+
+    async fn identify_fused(&self, observations: &[Observation]) -> Verdict {
+        self.fresh.catch_up().await;
+        self.inner.identify_fused(observations).await
+    }
+
+    fn threshold(&self) -> f32 {
+        self.inner.threshold()
     }
 }

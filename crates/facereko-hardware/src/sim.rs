@@ -173,12 +173,22 @@ pub enum CameraSource {
     File(PathBuf),
     /// The image files of this folder (sorted by name), one per capture, round and round.
     Folder(PathBuf),
+    /// The image files of this folder played as a video at `fps` frames per second from when the
+    /// source was set: a capture gets the frame showing at that moment, as a live camera would. At the
+    /// end the stream starts over (`looped`) or keeps showing its last frame.
+    Stream {
+        dir: PathBuf,
+        fps: u32,
+        looped: bool,
+    },
 }
 
 #[derive(Debug)]
 struct CameraState {
     source: CameraSource,
     next: usize,
+    /// When the source was set (a stream's time zero).
+    since: tokio::time::Instant,
 }
 
 /// A camera that "sees" image files. Cloning shares the source, so the control socket can change what a
@@ -191,7 +201,11 @@ pub struct SimCamera {
 impl SimCamera {
     pub fn new(source: CameraSource) -> Self {
         Self {
-            state: Arc::new(Mutex::new(CameraState { source, next: 0 })),
+            state: Arc::new(Mutex::new(CameraState {
+                source,
+                next: 0,
+                since: tokio::time::Instant::now(),
+            })),
         }
     }
 
@@ -208,10 +222,30 @@ impl SimCamera {
         Ok(CameraSource::File(path.to_path_buf()))
     }
 
+    /// A stream source: `dir` must be a folder with at least one image; `fps` from 1 to 60.
+    pub fn stream_source(dir: &Path, fps: u32, looped: bool) -> Result<CameraSource> {
+        if !(1..=60).contains(&fps) {
+            return Err(Error::Camera(format!(
+                "a stream plays at 1 to 60 frames per second, not {fps}"
+            )));
+        }
+        match Self::source_for(dir)? {
+            CameraSource::Folder(dir) => {
+                images_in(&dir)?;
+                Ok(CameraSource::Stream { dir, fps, looped })
+            }
+            _ => Err(Error::Camera(format!(
+                "{} is a file; a stream plays a folder of frames (for one image use `sim image`)",
+                dir.display()
+            ))),
+        }
+    }
+
     pub fn set_source(&self, source: CameraSource) {
         let mut st = self.state.lock().unwrap_or_else(|p| p.into_inner());
         st.source = source;
         st.next = 0;
+        st.since = tokio::time::Instant::now();
     }
 
     pub fn source(&self) -> CameraSource {
@@ -232,24 +266,41 @@ impl SimCamera {
             )),
             CameraSource::File(p) => Ok(p),
             CameraSource::Folder(dir) => {
-                let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-                    .map_err(|e| Error::Camera(format!("{}: {e}", dir.display())))?
-                    .filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| ImageFormat::from_path(p).is_some() && p.is_file())
-                    .collect();
-                if files.is_empty() {
-                    return Err(Error::Camera(format!(
-                        "{} holds no .jpg or .png file",
-                        dir.display()
-                    )));
-                }
-                files.sort();
+                let mut files = images_in(&dir)?;
                 let i = st.next % files.len();
                 st.next = i + 1;
                 Ok(files.swap_remove(i))
             }
+            CameraSource::Stream { dir, fps, looped } => {
+                let mut files = images_in(&dir)?;
+                let shown = st.since.elapsed().as_secs_f64() * f64::from(fps);
+                let n = files.len();
+                let i = if looped {
+                    (shown as usize) % n
+                } else {
+                    (shown as usize).min(n - 1)
+                };
+                Ok(files.swap_remove(i))
+            }
         }
     }
+}
+
+/// The image files of `dir`, sorted by name; none is an error.
+fn images_in(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| Error::Camera(format!("{}: {e}", dir.display())))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| ImageFormat::from_path(p).is_some() && p.is_file())
+        .collect();
+    if files.is_empty() {
+        return Err(Error::Camera(format!(
+            "{} holds no .jpg or .png file",
+            dir.display()
+        )));
+    }
+    files.sort();
+    Ok(files)
 }
 
 #[async_trait]
@@ -272,6 +323,11 @@ impl Camera for SimCamera {
             CameraSource::Nothing => "simulated camera (no image set)".into(),
             CameraSource::File(p) => format!("simulated camera: {}", p.display()),
             CameraSource::Folder(p) => format!("simulated camera: folder {}", p.display()),
+            CameraSource::Stream { dir, fps, looped } => format!(
+                "simulated camera: stream of {} at {fps} frames/s{}",
+                dir.display(),
+                if looped { ", looped" } else { "" }
+            ),
         }
     }
 }
@@ -280,6 +336,7 @@ impl Camera for SimCamera {
 mod tests {
     use super::*;
     use facereko_domain::CardUid;
+    use std::time::Duration;
 
     const JPEG: &[u8] = &[0xFF, 0xD8, 0xFF, 0xE0, 0, 0x10];
     const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0";
@@ -339,6 +396,41 @@ mod tests {
         cam.set_source(CameraSource::File(bad));
         let err = cam.capture().await.unwrap_err().to_string();
         assert!(err.contains("neither a JPEG nor a PNG"), "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stream_shows_the_frame_of_the_moment_and_holds_or_loops_at_the_end() {
+        let dir = tempfile::tempdir().unwrap();
+        let frames: Vec<Vec<u8>> = (0..3u8).map(|i| [JPEG, &[i]].concat()).collect();
+        for (i, f) in frames.iter().enumerate() {
+            std::fs::write(dir.path().join(format!("{i:03}.jpg")), f).unwrap();
+        }
+        let cam = SimCamera::new(CameraSource::Nothing);
+        cam.set_source(SimCamera::stream_source(dir.path(), 5, false).unwrap());
+        let at = |ms: u64| {
+            let cam = cam.clone();
+            async move {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                cam.capture().await.unwrap().bytes
+            }
+        };
+        // Two captures in the same frame time see the same frame (a live camera, not a slideshow).
+        assert_eq!(at(10).await, frames[0]);
+        assert_eq!(at(10).await, frames[0]);
+        assert_eq!(at(200).await, frames[1]);
+        assert_eq!(at(200).await, frames[2]);
+        assert_eq!(at(5000).await, frames[2], "the last frame stays");
+        cam.set_source(SimCamera::stream_source(dir.path(), 5, true).unwrap());
+        assert_eq!(at(610).await, frames[0], "looped: frame 3 is frame 0 again");
+        assert!(cam.describe().contains("5 frames/s, looped"));
+
+        let err = SimCamera::stream_source(dir.path(), 0, false).unwrap_err();
+        assert!(err.to_string().contains("1 to 60"), "{err}");
+        let err = SimCamera::stream_source(&dir.path().join("000.jpg"), 5, false).unwrap_err();
+        assert!(err.to_string().contains("sim image"), "{err}");
+        let empty = tempfile::tempdir().unwrap();
+        let err = SimCamera::stream_source(empty.path(), 5, false).unwrap_err();
+        assert!(err.to_string().contains("no .jpg or .png"), "{err}");
     }
 
     #[tokio::test]

@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::frames::WatchSettings;
 use crate::{Error, Result};
 
 /// The dlib engine's default similarity threshold (0–100 %), calibrated with `facereko eval` on `lfw-dev`
@@ -163,6 +164,19 @@ pub struct VisionConfig {
     pub enrol_jitters: u32,
     /// How many photos the engine may process at once (each holds its own copy of the network, ≈ 25 MB).
     pub workers: usize,
+    /// Continuous capture (local engine, `card+face` and `face` modes): frames per second the door
+    /// looks at while armed. 0 turns it off: the door then takes photos only after a tap, after
+    /// `door.countdown_ms`, as the original did.
+    pub fps: u32,
+    /// How far back from a tap the door takes the frames it decides on.
+    pub lookback_ms: u64,
+    /// With no good face in the lookback window, how long after the tap the door keeps looking (the
+    /// known-card beep plays meanwhile).
+    pub face_timeout_ms: u64,
+    /// `face` mode: consecutive frames with a good face before the door decides.
+    pub trigger_frames: u32,
+    /// `face` mode: a person decided once is decided again only after being out of view this long.
+    pub face_cooldown_ms: u64,
 }
 
 impl Default for VisionConfig {
@@ -179,6 +193,11 @@ impl Default for VisionConfig {
             mirror: true,
             enrol_jitters: 0,
             workers: 1,
+            fps: WatchSettings::default().fps,
+            lookback_ms: WatchSettings::default().lookback_ms,
+            face_timeout_ms: WatchSettings::default().face_timeout_ms,
+            trigger_frames: WatchSettings::default().trigger_frames,
+            face_cooldown_ms: WatchSettings::default().cooldown_ms,
         }
     }
 }
@@ -230,6 +249,36 @@ impl VisionConfig {
                 format!("= {} must be at most 100", self.enrol_jitters),
             );
         }
+        if self.fps > 30 {
+            return bad("fps", format!("= {} must be from 0 (off) to 30", self.fps));
+        }
+        if !(200..=10_000).contains(&self.lookback_ms) {
+            return bad(
+                "lookback_ms",
+                format!("= {} must be from 200 to 10000", self.lookback_ms),
+            );
+        }
+        if self.face_timeout_ms > 30_000 {
+            return bad(
+                "face_timeout_ms",
+                format!("= {} must be at most 30000", self.face_timeout_ms),
+            );
+        }
+        if !(1..=30).contains(&self.trigger_frames) {
+            return bad(
+                "trigger_frames",
+                format!("= {} must be from 1 to 30", self.trigger_frames),
+            );
+        }
+        if self.face_cooldown_ms > 3_600_000 {
+            return bad(
+                "face_cooldown_ms",
+                format!(
+                    "= {} must be at most 3600000 (one hour)",
+                    self.face_cooldown_ms
+                ),
+            );
+        }
         if !(1..=16).contains(&self.workers) {
             return bad(
                 "workers",
@@ -237,6 +286,17 @@ impl VisionConfig {
             );
         }
         Ok(())
+    }
+
+    /// How the door watches (continuous capture), from the `fps`, `lookback_ms`, … keys.
+    pub fn watch(&self) -> WatchSettings {
+        WatchSettings {
+            fps: self.fps,
+            lookback_ms: self.lookback_ms,
+            face_timeout_ms: self.face_timeout_ms,
+            trigger_frames: self.trigger_frames,
+            cooldown_ms: self.face_cooldown_ms,
+        }
     }
 
     /// The similarity threshold in force: the configured one, else the local engine's calibrated default.
@@ -275,6 +335,30 @@ mod tests {
             c.models_dir(Path::new("/var/lib/facereko")),
             PathBuf::from("/var/lib/facereko/models")
         );
+    }
+
+    #[test]
+    fn watch_settings_come_from_their_keys_and_bad_ones_are_named() {
+        let c: VisionConfig =
+            toml::from_str("fps = 10\nlookback_ms = 800\nface_cooldown_ms = 0\ntrigger_frames = 2")
+                .unwrap();
+        c.validate().unwrap();
+        let w = c.watch();
+        assert_eq!(
+            (w.fps, w.lookback_ms, w.cooldown_ms, w.trigger_frames),
+            (10, 800, 0, 2)
+        );
+        assert_eq!(w.face_timeout_ms, 3000);
+        for (toml, key) in [
+            ("fps = 31", "vision.fps"),
+            ("lookback_ms = 100", "vision.lookback_ms"),
+            ("face_timeout_ms = 40000", "vision.face_timeout_ms"),
+            ("trigger_frames = 0", "vision.trigger_frames"),
+        ] {
+            let c: VisionConfig = toml::from_str(toml).unwrap();
+            let e = c.validate().unwrap_err().to_string();
+            assert!(e.contains(key), "{toml}: {e}");
+        }
     }
 
     #[test]

@@ -34,6 +34,7 @@ pub mod decode;
 mod detected;
 mod dlib;
 pub mod eval;
+pub mod frames;
 pub mod fusion;
 pub mod gallery;
 pub mod geometry;
@@ -47,11 +48,14 @@ pub mod quality;
 pub mod testing;
 
 pub use config::{EngineKind, Fallback, LocalEngineKind, VisionConfig};
+pub use frames::{FrameJudge, MotionGate, WatchSettings};
 pub use fusion::Observation;
 pub use gallery::{
     distance_from_cosine, similarity_percent, Embedding, Gallery, Match, EMBEDDING_DIM,
     ONNX_EMBEDDING_DIM,
 };
+/// Decoded frames, as the frame-level API takes them.
+pub use image::RgbImage;
 pub use local::{Enrolment, FaceBox, LocalEngine, PhotoFaces, Probe};
 pub use quality::Quality;
 
@@ -153,5 +157,11 @@ pub trait FaceEngine: Send + Sync {
     /// face shows up within the capture window.
     fn one_photo_per_look(&self) -> bool {
         false
+    }
+
+    /// The engine's frame-level side, for a door that watches continuously; `None` (the default) for
+    /// engines that judge one photo per call, with which the door looks only after a tap.
+    fn frames(&self) -> Option<std::sync::Arc<dyn FrameJudge>> {
+        None
     }
 }

@@ -26,7 +26,7 @@ use crate::detected::{Face, Found, Native, PhotoState};
 use crate::fusion::{self, Observation, FUSE_FRAMES};
 use crate::gallery::{Embedding, Gallery, Match};
 use crate::geometry::Point;
-use crate::{dlib, onnx, quality, Error, FaceEngine, FaceFound, Result, Verdict};
+use crate::{dlib, onnx, quality, Error, FaceEngine, FaceFound, FrameJudge, Result, Verdict};
 
 /// Enrolment photos (phone pictures, uploads) are searched at least at this size by dlib: slower, but a
 /// face that fills only a tenth of a 12-megapixel photo is still found. Door frames use
@@ -516,5 +516,32 @@ impl FaceEngine for LocalEngine {
         let (mut verdict, best) = self.decide(photo, |g, e| g.best_person(e)).await?;
         verdict.best_candidate = best.map(|m| m.person);
         Ok(verdict)
+    }
+
+    fn frames(&self) -> Option<Arc<dyn FrameJudge>> {
+        Some(Arc::new(self.clone()))
+    }
+}
+
+#[async_trait]
+impl FrameJudge for LocalEngine {
+    fn decode(&self, photo: &Photo) -> Result<RgbImage> {
+        decode_rgb(&photo.bytes, self.inner.config.max_image_side)
+    }
+
+    fn observe(&self, frame: &RgbImage, max_faces: usize) -> Result<Vec<Observation>> {
+        self.observe_image(frame, max_faces)
+    }
+
+    async fn verify_fused(&self, observations: &[Observation], person: PersonId) -> Verdict {
+        LocalEngine::verify_fused(self, observations, person)
+    }
+
+    async fn identify_fused(&self, observations: &[Observation]) -> Verdict {
+        LocalEngine::identify_fused(self, observations)
+    }
+
+    fn threshold(&self) -> f32 {
+        LocalEngine::threshold(self)
     }
 }

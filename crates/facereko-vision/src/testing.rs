@@ -2,15 +2,25 @@
 //!
 //! [`ScriptedEngine`] answers each call with the next verdict a test queued. It exists so that the door
 //! controller's logic (timing, cues, outcomes) can be tested without model files; the daemon never uses it.
+//!
+//! For a door that watches continuously, [`ScriptedEngine::with_frames`] adds a frame-level side,
+//! [`ScriptedFrames`], that reads who is in a frame from the frame itself: [`frame`] makes a tiny PNG
+//! whose pixels say "person 3, quality 0.8" (or nobody). Its embeddings are real unit vectors and its
+//! fusion is the real rule, so tests of the door exercise the same arithmetic as the daemon.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use facereko_domain::{PersonId, Photo};
 
-use crate::{Error, FaceEngine, FaceFound, Result, Verdict};
+use image::RgbImage;
+
+use crate::fusion::{self, Observation, FUSE_FRAMES};
+use crate::geometry::{Point, Rect};
+use crate::quality::Quality;
+use crate::{Embedding, Error, FaceEngine, FaceFound, FrameJudge, Result, Verdict};
 
 /// What a [`ScriptedEngine`] says next.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,11 +44,25 @@ pub struct ScriptedEngine {
     queue: Mutex<VecDeque<Script>>,
     calls: Mutex<Vec<Option<PersonId>>>,
     one_photo: AtomicBool,
+    frames: Option<Arc<ScriptedFrames>>,
 }
 
 impl ScriptedEngine {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An engine with a frame-level side ([`ScriptedFrames`]): a door using it watches continuously.
+    pub fn with_frames() -> Self {
+        Self {
+            frames: Some(Arc::new(ScriptedFrames::default())),
+            ..Self::default()
+        }
+    }
+
+    /// The frame-level side, when the engine has one.
+    pub fn frame_judge(&self) -> Option<Arc<ScriptedFrames>> {
+        self.frames.clone()
     }
 
     pub fn push(&self, s: Script) {
@@ -114,5 +138,141 @@ impl FaceEngine for ScriptedEngine {
 
     fn one_photo_per_look(&self) -> bool {
         self.one_photo.load(Ordering::Relaxed)
+    }
+
+    fn frames(&self) -> Option<Arc<dyn FrameJudge>> {
+        self.frames.clone().map(|f| f as Arc<dyn FrameJudge>)
+    }
+}
+
+/// The similarity at or above which [`ScriptedFrames`] says two faces match.
+pub const SCRIPTED_THRESHOLD: f32 = 80.0;
+const SCRIPTED_DIM: usize = 16;
+/// People 1 to this are enrolled; 8–15 are strangers.
+pub const SCRIPTED_ENROLLED: u8 = 7;
+const SCRIPTED_MODEL: &str = "scripted";
+
+/// A frame of [`ScriptedFrames`]: person `person` (1–15; 0 = nobody in view) at `quality` (0–1), as a
+/// 64×48 PNG.
+pub fn frame(person: u8, quality: f32) -> Photo {
+    let q = (quality.clamp(0.0, 1.0) * 255.0).round() as u8;
+    let img = RgbImage::from_pixel(64, 48, image::Rgb([person, q, 0]));
+    let mut bytes = Vec::new();
+    img.write_to(
+        &mut std::io::Cursor::new(&mut bytes),
+        image::ImageFormat::Png,
+    )
+    .expect("encoding a PNG in memory");
+    Photo::from_bytes(bytes).expect("a PNG")
+}
+
+/// Who a [`frame`] shows: `(person, quality)`, `None` for nobody.
+pub fn read_frame(photo: &Photo) -> Option<(u8, f32)> {
+    let img = crate::decode::decode_rgb(&photo.bytes, 4096).ok()?;
+    let px = img.get_pixel(0, 0);
+    (px[0] > 0).then(|| (px[0], px[1] as f32 / 255.0))
+}
+
+fn one_hot(person: u8) -> Embedding {
+    let mut v = vec![0.0; SCRIPTED_DIM];
+    v[person as usize % SCRIPTED_DIM] = 1.0;
+    Embedding::new(v).expect("a unit vector")
+}
+
+/// The frame-level side of [`ScriptedEngine`]: a frame's first pixel says who is there (red = person,
+/// green = quality); person *n*'s embedding is the *n*-th unit vector; people 1–7 are enrolled (1:N finds
+/// them), 8–15 are strangers.
+#[derive(Debug, Default)]
+pub struct ScriptedFrames {
+    observed: AtomicUsize,
+}
+
+impl ScriptedFrames {
+    /// How many frames were analysed (`observe` calls), to see the motion gate at work.
+    pub fn observed(&self) -> usize {
+        self.observed.load(Ordering::SeqCst)
+    }
+
+    fn decide(&self, observations: &[Observation], people: &[u8]) -> Verdict {
+        let mut verdict = Verdict {
+            engine: "scripted".into(),
+            match_ms: Some(0),
+            ..Verdict::default()
+        };
+        let Some((fused, _)) = fusion::fuse(observations, SCRIPTED_MODEL, FUSE_FRAMES) else {
+            return verdict;
+        };
+        verdict.face = Some(FaceFound {
+            confidence: Some(99.0),
+            width_px: Some(64),
+            faces_in_photo: Some(1),
+        });
+        let best = people
+            .iter()
+            .map(|&p| (p, fused.cosine(&one_hot(p)) * 100.0))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        if let Some((p, similarity)) = best {
+            verdict.similarity = Some(similarity);
+            verdict.best_candidate = Some(PersonId(p as i64));
+            if similarity >= SCRIPTED_THRESHOLD {
+                verdict.matched = Some(PersonId(p as i64));
+            }
+        }
+        verdict
+    }
+}
+
+#[async_trait]
+impl FrameJudge for ScriptedFrames {
+    fn decode(&self, photo: &Photo) -> Result<RgbImage> {
+        crate::decode::decode_rgb(&photo.bytes, 4096)
+    }
+
+    fn observe(&self, frame: &RgbImage, max_faces: usize) -> Result<Vec<Observation>> {
+        self.observed.fetch_add(1, Ordering::SeqCst);
+        let px = frame.get_pixel(0, 0);
+        if px[0] == 0 || max_faces == 0 {
+            return Ok(Vec::new());
+        }
+        let q = px[1] as f32 / 255.0;
+        Ok(vec![Observation {
+            rect: Rect {
+                left: 0.0,
+                top: 0.0,
+                right: 64.0,
+                bottom: 48.0,
+            },
+            keypoints: Vec::new(),
+            eyes: [Point::new(20.0, 20.0), Point::new(44.0, 20.0)],
+            nose: Point::new(32.0, 30.0),
+            detector_score: Some(0.99),
+            quality: Quality {
+                sharpness: 1.0,
+                size: 1.0,
+                pose: 1.0,
+                exposure: q,
+                overall: q,
+            },
+            embedding: one_hot(px[0]),
+            model_id: SCRIPTED_MODEL.into(),
+        }])
+    }
+
+    async fn verify_fused(&self, observations: &[Observation], person: PersonId) -> Verdict {
+        let asked = u8::try_from(person.0).unwrap_or(0);
+        let mut v = self.decide(observations, &[asked]);
+        if v.matched.is_none() {
+            v.best_candidate = None;
+        }
+        v
+    }
+
+    async fn identify_fused(&self, observations: &[Observation]) -> Verdict {
+        let people: Vec<u8> = (1..=SCRIPTED_ENROLLED).collect();
+        self.decide(observations, &people)
+    }
+
+    fn threshold(&self) -> f32 {
+        SCRIPTED_THRESHOLD
     }
 }

@@ -19,6 +19,16 @@ pub enum SimCommand {
     },
     /// Set what the simulated camera sees: an image file, or a folder of them (used in turn).
     Image { path: std::path::PathBuf },
+    /// Play a folder of frames (sorted by name) to the simulated camera as a live video.
+    Stream {
+        dir: std::path::PathBuf,
+        /// Frames per second of the video.
+        #[arg(long, default_value_t = 5)]
+        fps: u32,
+        /// Start over at the end (else the last frame stays in view).
+        #[arg(long = "loop")]
+        looped: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -124,6 +134,16 @@ pub async fn sim(data_dir: &Path, cmd: SimCommand) -> Result<()> {
                 .canonicalize()
                 .with_context(|| format!("{} does not exist", path.display()))?;
             Request::Image { path: abs }
+        }
+        SimCommand::Stream { dir, fps, looped } => {
+            let abs = dir
+                .canonicalize()
+                .with_context(|| format!("{} does not exist", dir.display()))?;
+            Request::Stream {
+                path: abs,
+                fps,
+                looped,
+            }
         }
     };
     let reply = control::request(data_dir, &req).await?;

@@ -405,6 +405,8 @@ impl Config {
         // One site time zone, read by the door's schedules and the web app alike.
         config.door.time_zone = config.time_zone;
         config.web.time_zone = config.time_zone;
+        // How the door watches is set under [vision] (it is about frames), used by the door.
+        config.door.watch = config.vision.watch();
         if let Err(e) = config.validate() {
             let message = format!("{e:#}");
             return Err(match (env_named_in(&message, &env), &path) {
@@ -569,6 +571,29 @@ mod tests {
         std::fs::write(&f, "[rekognition_api]\nenabled = true\n").unwrap();
         let err = format!("{:#}", load_env(Some(&f), dir.path(), &[]).unwrap_err());
         assert!(err.contains("rekognition_api.access_key_id"), "{err}");
+    }
+
+    #[test]
+    fn continuous_capture_settings_reach_the_door_from_file_and_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("facereko.toml");
+        std::fs::write(&f, "[vision]\nfps = 8\nlookback_ms = 1000\n").unwrap();
+        let c = load_env(
+            Some(&f),
+            dir.path(),
+            &[("FACEREKO_VISION__FACE_TIMEOUT_MS", "2000")],
+        )
+        .unwrap();
+        let w = c.door.watch;
+        assert_eq!((w.fps, w.lookback_ms, w.face_timeout_ms), (8, 1000, 2000));
+        let err = format!(
+            "{:#}",
+            load_env(Some(&f), dir.path(), &[("FACEREKO_VISION__FPS", "99")]).unwrap_err()
+        );
+        assert!(
+            err.contains("FACEREKO_VISION__FPS") && err.contains("vision.fps"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -34,11 +34,24 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "snake_case")]
 pub enum Request {
-    Tap { uid: String },
-    Image { path: PathBuf },
+    Tap {
+        uid: String,
+    },
+    Image {
+        path: PathBuf,
+    },
+    Stream {
+        path: PathBuf,
+        fps: u32,
+        looped: bool,
+    },
     Status,
-    Arm { armed: bool },
-    NextCard { timeout_ms: u64 },
+    Arm {
+        armed: bool,
+    },
+    NextCard {
+        timeout_ms: u64,
+    },
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -252,6 +265,18 @@ async fn answer(req: Request, t: &Targets) -> Reply {
                 Reply::err("this daemon uses a real camera; `sim image` needs `serve --simulate`")
             }
             Some(cam) => match SimCamera::source_for(&path) {
+                Ok(source) => {
+                    cam.set_source(source);
+                    Reply::ok(cam.describe(), serde_json::Value::Null)
+                }
+                Err(e) => Reply::err(e.to_string()),
+            },
+        },
+        Request::Stream { path, fps, looped } => match &t.camera {
+            None => {
+                Reply::err("this daemon uses a real camera; `sim stream` needs `serve --simulate`")
+            }
+            Some(cam) => match SimCamera::stream_source(&path, fps, looped) {
                 Ok(source) => {
                     cam.set_source(source);
                     Reply::ok(cam.describe(), serde_json::Value::Null)

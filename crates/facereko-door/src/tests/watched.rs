@@ -1,0 +1,352 @@
+//! Continuous capture, on the paused clock: the door watches a scripted scene (who is in view, how
+//! good the face is) and decides from the frames it already has.
+
+use std::sync::atomic::AtomicUsize;
+
+use facereko_vision::testing::{frame, ScriptedFrames};
+
+use super::*;
+
+/// A camera whose scene a test changes: person `n` (0 = nobody) at a quality, as scripted frames.
+#[derive(Default)]
+struct SceneCamera {
+    scene: Mutex<(u8, f32)>,
+    captures: AtomicUsize,
+    broken: AtomicBool,
+}
+
+impl SceneCamera {
+    fn show(&self, person: u8, quality: f32) {
+        *self.scene.lock().unwrap() = (person, quality);
+    }
+
+    fn captures(&self) -> usize {
+        self.captures.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl Camera for SceneCamera {
+    async fn capture(&self) -> facereko_hardware::Result<Photo> {
+        self.captures.fetch_add(1, Ordering::SeqCst);
+        if self.broken.load(Ordering::SeqCst) {
+            return Err(facereko_hardware::Error::Camera("unplugged".into()));
+        }
+        let (person, q) = *self.scene.lock().unwrap();
+        Ok(frame(person, q))
+    }
+    fn describe(&self) -> String {
+        "scene test camera".into()
+    }
+}
+
+struct Watched {
+    rig: Rig,
+    camera: Arc<SceneCamera>,
+    judge: Arc<ScriptedFrames>,
+}
+
+/// A door that watches at 5 frames/s with the default lookback (1.5 s) and face timeout (3 s).
+async fn watched(mode: Mode, scene: (u8, f32)) -> Watched {
+    let store = Arc::new(MemoryStore::default());
+    store.add(1, "Ada Lovelace", ADA);
+    store.add(2, "Bob", BOB);
+    let engine = Arc::new(ScriptedEngine::with_frames());
+    let judge = engine.frame_judge().unwrap();
+    let camera = Arc::new(SceneCamera::default());
+    camera.show(scene.0, scene.1);
+    let outputs = SimOutputs::new();
+    let (reader, tapper) = sim::card_reader();
+    let (inputs, inputs_handle) = sim::inputs();
+    let parts = Parts {
+        store: store.clone(),
+        engine: Some(engine.clone()),
+        camera: camera.clone(),
+        outputs: Arc::new(outputs.clone()),
+    };
+    let (door, task) = start(
+        "front",
+        config(mode),
+        parts,
+        Box::new(reader),
+        Some(Box::new(inputs)),
+    )
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(1)).await;
+    outputs.clear();
+    Watched {
+        rig: Rig {
+            store,
+            engine,
+            outputs,
+            tapper,
+            inputs: inputs_handle,
+            door,
+            task,
+            t0: Instant::now(),
+        },
+        camera,
+        judge,
+    }
+}
+
+impl Watched {
+    /// Output changes as (ms since `since`, "output on|off").
+    fn timeline_since(&self, since: Instant) -> Vec<(u64, String)> {
+        self.rig
+            .outputs
+            .changes()
+            .iter()
+            .filter(|c| c.at >= since)
+            .map(|c| {
+                (
+                    (c.at - since).as_millis() as u64,
+                    format!("{} {}", c.output, if c.active { "on" } else { "off" }),
+                )
+            })
+            .collect()
+    }
+
+    fn relay_on_at(&self, since: Instant) -> Option<u64> {
+        self.timeline_since(since)
+            .into_iter()
+            .find(|(_, s)| s == "relay on")
+            .map(|(t, _)| t)
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_face_already_in_view_opens_the_door_as_the_card_touches_the_reader() {
+    let w = watched(Mode::CardFace, (1, 0.9)).await;
+    wait(2000).await;
+    let tapped = Instant::now();
+    w.rig.tap(ADA);
+    wait(15_000).await;
+    assert_eq!(
+        w.timeline_since(tapped),
+        tl(&[
+            (0, "buzzer on"),
+            (0, "red off"),
+            (0, "green on"),
+            (0, "relay on"),
+            // The grant took the known-card beep over: one long beep.
+            (2000, "buzzer off"),
+            (10_000, "green off"),
+            (10_000, "red on"),
+            (10_000, "relay off"),
+        ])
+    );
+    let a = &w.rig.store.attempts()[0];
+    assert_eq!(a.outcome, Outcome::Granted);
+    assert_eq!(a.similarity, Some(100.0));
+    assert!(a.photo.is_some(), "the deciding frame is kept");
+    let detail = a.detail.as_deref().unwrap();
+    assert!(
+        detail.contains("8 frames"),
+        "the whole lookback window: {detail}"
+    );
+    assert!(
+        w.rig.engine.calls().is_empty(),
+        "no photo was taken after the tap"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn with_nobody_in_view_the_tap_waits_for_a_face_while_the_beep_plays() {
+    let w = watched(Mode::CardFace, (0, 0.0)).await;
+    wait(2000).await;
+    let tapped = Instant::now();
+    w.rig.tap(ADA);
+    wait(1000).await;
+    w.camera.show(1, 0.9);
+    wait(15_000).await;
+    let on = w.relay_on_at(tapped).expect("granted");
+    assert!(
+        (1000..=1200).contains(&on),
+        "the next frame decides: {on} ms"
+    );
+    let t = w.timeline_since(tapped);
+    assert_eq!(&t[..2], &tl(&[(0, "buzzer on"), (500, "buzzer off")])[..]);
+    assert_eq!(w.rig.store.outcomes(), vec![Outcome::Granted]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_poor_face_decides_only_when_the_time_is_up_and_a_good_one_at_once() {
+    let w = watched(Mode::CardFace, (1, 0.1)).await;
+    wait(2000).await;
+    let tapped = Instant::now();
+    w.rig.tap(ADA);
+    wait(10).await;
+    assert_eq!(w.relay_on_at(tapped), None, "a blurred face alone waits");
+    wait(15_000).await;
+    assert_eq!(
+        w.relay_on_at(tapped),
+        Some(3000),
+        "decided at vision.face_timeout_ms"
+    );
+    assert_eq!(w.rig.store.outcomes(), vec![Outcome::Granted]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stranger_is_refused_at_the_timeout_unless_the_owner_shows_up() {
+    // Bob (person 2) stands at the camera with Ada's card.
+    let w = watched(Mode::CardFace, (2, 0.9)).await;
+    wait(2000).await;
+    let tapped = Instant::now();
+    w.rig.tap(ADA);
+    wait(10_000).await;
+    let a = &w.rig.store.attempts()[0];
+    assert_eq!(a.outcome, Outcome::FaceMismatch);
+    assert_eq!(a.similarity, Some(0.0));
+    assert!(a.photo.is_some());
+    assert_eq!(a.timings.capture_ms, Some(3000));
+    let t = w.timeline_since(tapped);
+    assert!(!t.iter().any(|(_, s)| s == "relay on"), "{t:?}");
+    assert_eq!(
+        t[2],
+        (3000, "buzzer on".to_string()),
+        "denied at the timeout: {t:?}"
+    );
+
+    // Ada's card again, Bob in view, then Ada steps in after a second: she is let in.
+    wait(5000).await;
+    let tapped = Instant::now();
+    w.rig.tap(ADA);
+    wait(1000).await;
+    w.camera.show(1, 0.9);
+    wait(10_000).await;
+    assert_eq!(
+        w.rig.store.outcomes(),
+        vec![Outcome::FaceMismatch, Outcome::Granted]
+    );
+    let on = w.relay_on_at(tapped).unwrap();
+    assert!((1000..=1200).contains(&on), "{on}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_face_within_the_timeout_is_logged_with_the_latest_frame() {
+    let w = watched(Mode::CardFace, (0, 0.0)).await;
+    wait(2000).await;
+    w.rig.tap(ADA);
+    wait(10_000).await;
+    let a = &w.rig.store.attempts()[0];
+    assert_eq!(a.outcome, Outcome::NoFace);
+    assert!(a.photo.is_some(), "what the camera saw is kept");
+    assert_eq!(a.timings.capture_ms, Some(3000));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_camera_that_gives_no_frames_is_a_camera_error_at_the_timeout() {
+    let w = watched(Mode::CardFace, (1, 0.9)).await;
+    w.camera.broken.store(true, Ordering::SeqCst);
+    wait(2000).await;
+    w.rig.tap(ADA);
+    wait(10_000).await;
+    let a = &w.rig.store.attempts()[0];
+    assert_eq!(a.outcome, Outcome::CameraError);
+    assert!(a.detail.as_deref().unwrap().contains("unplugged"), "{a:?}");
+    // Plugged back in: the door sees again.
+    w.camera.broken.store(false, Ordering::SeqCst);
+    wait(3000).await;
+    w.rig.tap(ADA);
+    wait(10_000).await;
+    assert_eq!(
+        w.rig.store.outcomes(),
+        vec![Outcome::CameraError, Outcome::Granted]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_empty_still_scene_costs_almost_no_analysis_and_a_disarmed_door_takes_no_frames() {
+    let w = watched(Mode::CardFace, (0, 0.0)).await;
+    wait(10_000).await;
+    let captured = w.camera.captures();
+    let analysed = w.judge.observed();
+    assert!((49..=52).contains(&captured), "5 frames/s: {captured}");
+    assert!(
+        analysed <= 1 + 10_000 / 2000 + 1,
+        "only the first frame and the heartbeat: {analysed} of {captured}"
+    );
+    // Someone walks in: every frame is analysed while a face is in view.
+    w.camera.show(3, 0.9);
+    wait(2000).await;
+    assert!(w.judge.observed() >= analysed + 9, "{}", w.judge.observed());
+
+    w.rig.door.arm(false).await.unwrap();
+    wait(100).await;
+    let before = w.camera.captures();
+    wait(10_000).await;
+    assert_eq!(w.camera.captures(), before, "no frames while Offline");
+    w.rig.door.arm(true).await.unwrap();
+    wait(1000).await;
+    assert!(w.camera.captures() > before);
+}
+
+#[tokio::test(start_paused = true)]
+async fn face_mode_decides_a_person_once_while_they_stay_in_view() {
+    let w = watched(Mode::Face, (0, 0.0)).await;
+    wait(1000).await;
+    let arrived = Instant::now();
+    w.camera.show(1, 0.9);
+    wait(30_000).await;
+    assert_eq!(
+        w.rig.store.outcomes(),
+        vec![Outcome::Granted],
+        "logged once"
+    );
+    let on = w.relay_on_at(arrived).unwrap();
+    assert!(
+        (400..=800).contains(&on),
+        "three good frames in a row at 5 frames/s: {on} ms"
+    );
+    let a = &w.rig.store.attempts()[0];
+    assert_eq!(a.person.as_deref(), Some("Ada Lovelace"));
+    assert!(a.card_uid.is_none());
+
+    // Ada leaves for longer than the cool-down (10 s) and comes back: a new attempt.
+    w.camera.show(0, 0.0);
+    wait(11_000).await;
+    w.camera.show(1, 0.9);
+    wait(5000).await;
+    assert_eq!(
+        w.rig.store.outcomes(),
+        vec![Outcome::Granted, Outcome::Granted]
+    );
+    // She steps away for a moment only: still the same visit.
+    w.camera.show(0, 0.0);
+    wait(3000).await;
+    w.camera.show(1, 0.9);
+    wait(5000).await;
+    assert_eq!(w.rig.store.outcomes().len(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn face_mode_logs_a_stranger_once_and_a_second_stranger_too() {
+    let w = watched(Mode::Face, (9, 0.9)).await;
+    wait(20_000).await;
+    assert_eq!(w.rig.store.outcomes(), vec![Outcome::FaceMismatch]);
+    let a = &w.rig.store.attempts()[0];
+    assert!(a.person_id.is_none() && a.photo.is_some());
+    // Another stranger steps in: another face, another attempt.
+    w.camera.show(10, 0.9);
+    wait(5000).await;
+    assert_eq!(
+        w.rig.store.outcomes(),
+        vec![Outcome::FaceMismatch, Outcome::FaceMismatch]
+    );
+    let t = w.timeline_since(w.rig.t0);
+    assert!(!t.iter().any(|(_, s)| s == "relay on"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn face_mode_waits_for_a_steady_good_face() {
+    // A face that is never good enough (turned, blurred) starts no attempt.
+    let w = watched(Mode::Face, (1, 0.1)).await;
+    wait(10_000).await;
+    assert!(w.rig.store.attempts().is_empty());
+    assert!(
+        w.rig.engine.calls().is_empty(),
+        "no photo-by-photo polling either"
+    );
+}
