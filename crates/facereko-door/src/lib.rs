@@ -43,7 +43,7 @@ pub use config::DoorConfig;
 pub use port::{DoorStore, PortError};
 
 use cues::{Beep, Cues};
-use watcher::{best_frame, track, FaceTrigger, Ring, Seen, Watcher};
+use watcher::{best_frame, FaceTrigger, Ring, Seen, Watcher};
 
 /// The longest the door waits for the store during an attempt (card lookup, storing before the cue). A
 /// store that is known to be down answers at once; this bounds a hung one.
@@ -1182,10 +1182,8 @@ impl AttemptJob {
         loop {
             drop(frames.borrow_and_update());
             let now = Instant::now();
-            let window = track(
-                &w.ring.since(now.checked_sub(lookback).unwrap_or(tapped)),
-                w.judge.threshold(),
-            );
+            let since = now.checked_sub(lookback).unwrap_or(tapped);
+            let window = w.ring.current(since, w.judge.threshold());
             let timed_out = now >= deadline;
             let shape = window.last().map(|s| (s.at, window.len()));
             let ready = window.iter().any(Seen::good) || timed_out;

@@ -88,7 +88,19 @@ pub(crate) fn best_frame(seen: &[Seen]) -> Option<&Seen> {
 struct RingState {
     seen: VecDeque<Seen>,
     latest: Option<Arc<Photo>>,
+    /// When the newest analysed frame was taken (a frame skipped by the motion gate is not analysed:
+    /// it showed the same scene, without a face, as the one before).
+    analysed_at: Option<Instant>,
     camera_error: Option<String>,
+}
+
+/// One frame the watcher handled.
+pub(crate) struct Frame {
+    pub photo: Arc<Photo>,
+    /// Whether the face pipeline ran on it.
+    pub analysed: bool,
+    /// The face it found.
+    pub seen: Option<Seen>,
 }
 
 /// The recent faces, written by the watcher and read by attempts.
@@ -123,6 +135,7 @@ impl Ring {
     }
 
     /// The faces seen at or after `since`, oldest first.
+    #[cfg(test)]
     pub fn since(&self, since: Instant) -> Vec<Seen> {
         self.lock()
             .seen
@@ -130,6 +143,22 @@ impl Ring {
             .filter(|s| s.at >= since)
             .cloned()
             .collect()
+    }
+
+    /// The faces to decide on now: those of the person in the newest analysed frame, seen at or after
+    /// `since`. Empty when the newest analysed frame shows nobody (they left, or turned away): a tap is
+    /// never decided on someone who was in view a moment ago but is not any more.
+    pub fn current(&self, since: Instant, threshold: f32) -> Vec<Seen> {
+        let window: Vec<Seen> = {
+            let st = self.lock();
+            match (st.seen.back(), st.analysed_at) {
+                (Some(newest), Some(at)) if newest.at == at => {
+                    st.seen.iter().filter(|s| s.at >= since).cloned().collect()
+                }
+                _ => return Vec::new(),
+            }
+        };
+        track(&window, threshold)
     }
 
     /// The newest frame, face or not.
@@ -156,19 +185,17 @@ impl Ring {
         self.waiting.load(Ordering::SeqCst) > 0
     }
 
-    fn record(
-        &self,
-        now: Instant,
-        lookback: Duration,
-        frame: Result<(Arc<Photo>, Option<Seen>), String>,
-    ) {
+    fn record(&self, now: Instant, lookback: Duration, frame: Result<Frame, String>) {
         {
             let mut st = self.lock();
             match frame {
-                Ok((photo, seen)) => {
-                    st.latest = Some(photo);
+                Ok(frame) => {
+                    st.latest = Some(frame.photo);
                     st.camera_error = None;
-                    st.seen.extend(seen);
+                    if frame.analysed {
+                        st.analysed_at = Some(now);
+                    }
+                    st.seen.extend(frame.seen);
                 }
                 Err(e) => st.camera_error = Some(e),
             }
@@ -323,7 +350,15 @@ impl Watcher {
                 }
             };
             let analysed = last_analysis == Some(tick);
-            self.ring.record(tick, lookback, Ok((photo, seen.clone())));
+            self.ring.record(
+                tick,
+                lookback,
+                Ok(Frame {
+                    photo,
+                    analysed,
+                    seen: seen.clone(),
+                }),
+            );
             if self.mode == Mode::Face && analysed {
                 match seen.filter(Seen::good) {
                     Some(s) => {
@@ -420,7 +455,12 @@ mod tests {
         for i in 0..10u64 {
             let at = t0 + Duration::from_millis(200 * i);
             let s = seen(at, 1, 0.1 * i as f32);
-            ring.record(at, window, Ok((s.photo.clone(), Some(s))));
+            let f = Frame {
+                photo: s.photo.clone(),
+                analysed: true,
+                seen: Some(s),
+            };
+            ring.record(at, window, Ok(f));
         }
         assert!(rx.has_changed().unwrap());
         assert_eq!(*rx.borrow_and_update(), 10);
@@ -435,6 +475,30 @@ mod tests {
         assert_eq!(ring.since(now - Duration::from_millis(400)).len(), 3);
         assert!((best_frame(&kept).unwrap().observation.quality.overall - 0.9).abs() < 0.01);
         assert!(ring.latest().is_some());
+        assert_eq!(ring.current(t0, 80.0).len(), 8);
+
+        // Someone else in the newest frame: only their face counts.
+        let bob_at = now + Duration::from_millis(200);
+        let bob = seen(bob_at, 2, 0.9);
+        let bobs = Frame {
+            photo: bob.photo.clone(),
+            analysed: true,
+            seen: Some(bob),
+        };
+        ring.record(bob_at, window, Ok(bobs));
+        let current = ring.current(t0, 80.0);
+        assert_eq!(current.len(), 1);
+        assert_eq!(current[0].at, bob_at);
+        // Nobody in the newest analysed frame: nothing to decide on, though faces are in the window.
+        let empty = Frame {
+            photo: Arc::new(frame(0, 0.0)),
+            analysed: true,
+            seen: None,
+        };
+        ring.record(bob_at + Duration::from_millis(200), window, Ok(empty));
+        assert!(ring.current(t0, 80.0).is_empty());
+        assert_eq!(ring.since(t0).len(), 7);
+
         ring.record(now, window, Err("unplugged".into()));
         assert_eq!(ring.camera_error().as_deref(), Some("unplugged"));
         ring.clear();

@@ -350,3 +350,27 @@ async fn face_mode_waits_for_a_steady_good_face() {
         "no photo-by-photo polling either"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_owner_who_just_walked_past_does_not_open_for_someone_else() {
+    // Ada passes the camera; a moment later Bob taps her card.
+    let w = watched(Mode::CardFace, (1, 0.9)).await;
+    wait(2000).await;
+    w.camera.show(2, 0.9);
+    wait(400).await;
+    w.rig.tap(ADA);
+    wait(10_000).await;
+    assert_eq!(w.rig.store.outcomes(), vec![Outcome::FaceMismatch]);
+    // Ada passes again and nobody is in view at the tap.
+    wait(5000).await;
+    w.camera.show(1, 0.9);
+    wait(1000).await;
+    w.camera.show(0, 0.0);
+    wait(400).await;
+    w.rig.tap(ADA);
+    wait(10_000).await;
+    assert_eq!(
+        w.rig.store.outcomes(),
+        vec![Outcome::FaceMismatch, Outcome::NoFace]
+    );
+}
