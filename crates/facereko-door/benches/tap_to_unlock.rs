@@ -22,8 +22,11 @@ use facereko_hardware::sim::{self, SimCamera, SimOutputs};
 use facereko_hardware::{CardTap, Output};
 use facereko_store::Store;
 use facereko_vision::{FaceEngine, FrameJudge, Gallery, LocalEngine, MotionGate, VisionConfig};
-use image::{ImageEncoder, RgbImage};
 use tokio::time::Instant;
+
+#[path = "support/frames.rs"]
+mod frames;
+use frames::write_frames;
 
 const OWNER: &str = "04:A2:2B:19";
 
@@ -36,40 +39,13 @@ fn taps() -> usize {
 
 /// A person of the development set with at least two photos: (enrolment photo, probe photo).
 fn person_photos(faces: &Path) -> Option<(PathBuf, PathBuf)> {
-    let dir = faces.join("lfw-dev/Colin_Powell");
+    let dir = faces.join("lfw-dev/Adam_Sandler");
     let mut photos: Vec<PathBuf> = std::fs::read_dir(&dir)
         .ok()?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
     photos.sort();
     (photos.len() >= 2).then(|| (photos[0].clone(), photos[1].clone()))
-}
-
-fn jpeg(img: &RgbImage) -> Vec<u8> {
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
-        .write_image(img.as_raw(), img.width(), img.height(), image::ExtendedColorType::Rgb8)
-        .expect("encoding a frame");
-    out
-}
-
-/// Ten 640×480 frames: the probe face scaled to 320 px, drifting a few pixels from frame to frame.
-fn write_frames(probe: &Path, dir: &Path, with_face: bool) -> Vec<Vec<u8>> {
-    let face = image::open(probe).expect("the probe photo").to_rgb8();
-    let face = image::imageops::resize(&face, 320, 320, image::imageops::FilterType::Triangle);
-    (0..10u32)
-        .map(|i| {
-            let mut frame = RgbImage::from_pixel(640, 480, image::Rgb([96, 104, 110]));
-            if with_face {
-                let dx = 160 + (i % 5) * 4;
-                let dy = 80 + (i % 3) * 3;
-                image::imageops::replace(&mut frame, &face, dx.into(), dy.into());
-            }
-            let bytes = jpeg(&frame);
-            std::fs::write(dir.join(format!("{i:03}.jpg")), &bytes).unwrap();
-            bytes
-        })
-        .collect()
 }
 
 struct Measured {
@@ -88,7 +64,7 @@ async fn run_taps(
     let store = Store::open(&Store::default_url(data.path()), data.path())
         .await
         .unwrap();
-    let owner = store.add_person("Colin Powell").await.unwrap();
+    let owner = store.add_person("Adam Sandler").await.unwrap();
     let uid: CardUid = OWNER.parse().unwrap();
     store.add_card(owner, &uid, None).await.unwrap();
     engine.set_gallery(Gallery::new(vec![(owner, owner_embedding.as_slice().to_vec())]).unwrap());
@@ -164,7 +140,10 @@ async fn wait_for_attempt(door: &DoorHandle, before: Option<i64>) -> Outcome {
                 return a.outcome;
             }
         }
-        if tokio::time::timeout_at(deadline, status.changed()).await.is_err() {
+        if tokio::time::timeout_at(deadline, status.changed())
+            .await
+            .is_err()
+        {
             panic!("no attempt was stored within 10 s of the tap");
         }
     }
@@ -210,10 +189,12 @@ fn main() {
         std::env::var_os("FACEREKO_MODELS_DIR"),
         std::env::var_os("FACEREKO_FACES_DIR"),
     ) else {
-        eprintln!("tap_to_unlock: set FACEREKO_MODELS_DIR and FACEREKO_FACES_DIR to run it; skipped");
+        eprintln!(
+            "tap_to_unlock: set FACEREKO_MODELS_DIR and FACEREKO_FACES_DIR to run it; skipped"
+        );
         return;
     };
-    let (enrol, probe) = person_photos(Path::new(&faces)).expect("lfw-dev/Colin_Powell photos");
+    let (enrol, probe) = person_photos(Path::new(&faces)).expect("lfw-dev/Adam_Sandler photos");
     let engine = LocalEngine::load(&VisionConfig::default(), Path::new(&models)).unwrap();
     let owner = engine
         .embed_blocking(&std::fs::read(enrol).unwrap())
@@ -235,7 +216,11 @@ fn main() {
     });
     let face_ms = frame_cost(30, || {
         let img = judge.decode(&face_photo).unwrap();
-        assert_eq!(judge.observe(&img, 1).unwrap().len(), 1, "the bench frame has a face");
+        assert_eq!(
+            judge.observe(&img, 1).unwrap().len(),
+            1,
+            "the bench frame has a face"
+        );
     });
     let seen = judge
         .observe(&judge.decode(&face_photo).unwrap(), 1)

@@ -7,6 +7,12 @@ use std::path::PathBuf;
 
 use common::{ok, wait_attempts, Daemon};
 
+/// Long enough for a scene set with `sim image` to reach a door that watches at 5 frames/s (one frame
+/// interval and its analysis, twice over).
+fn in_view() {
+    std::thread::sleep(std::time::Duration::from_millis(600));
+}
+
 fn env_dir(var: &str) -> PathBuf {
     let v =
         std::env::var(var).unwrap_or_else(|_| panic!("{var} is not set (scripts/test.sh sets it)"));
@@ -75,6 +81,8 @@ fn card_and_face_of_the_owner_opens_and_nobody_else_does() {
 
     std::thread::sleep(std::time::Duration::from_millis(3200)); // past the debounce window
     ok(data, &["sim", "image", other.to_str().unwrap()]);
+    // The door watches at 5 frames/s: let the new scene reach it, as a person walks up before tapping.
+    in_view();
     ok(data, &["sim", "tap", "04:A2:2B:19"]);
     let a = wait_attempts(data, 2);
     assert_eq!(a[0]["outcome"], "face_mismatch", "{:?}", a[0]);
@@ -86,6 +94,7 @@ fn card_and_face_of_the_owner_opens_and_nobody_else_does() {
 
     std::thread::sleep(std::time::Duration::from_millis(3200));
     ok(data, &["sim", "image", blank.to_str().unwrap()]);
+    in_view();
     ok(data, &["sim", "tap", "04:A2:2B:19"]);
     let a = wait_attempts(data, 3);
     assert_eq!(a[0]["outcome"], "no_face", "{:?}", a[0]);
@@ -270,4 +279,121 @@ fn eval_compares_both_engines_and_reembed_moves_faces_to_the_new_engine() {
     );
     let again = ok(data, &["enrol", "--reembed"]);
     assert!(again.contains("already embedded"), "{again}");
+}
+
+/// Writes `n` 640×480 frames of `photo` (scaled to 320 px) drifting on a plain background, or of the
+/// background alone when `photo` is `None`.
+fn write_stream(dir: &std::path::Path, photo: Option<&std::path::Path>, n: u32) {
+    std::fs::create_dir_all(dir).unwrap();
+    let face = photo.map(|p| {
+        let img = image::open(p).unwrap().to_rgb8();
+        image::imageops::resize(&img, 320, 320, image::imageops::FilterType::Triangle)
+    });
+    for i in 0..n {
+        let mut frame = image::RgbImage::from_pixel(640, 480, image::Rgb([96, 104, 110]));
+        if let Some(face) = &face {
+            let (dx, dy) = (160 + i64::from(i % 5) * 4, 80 + i64::from(i % 3) * 3);
+            image::imageops::replace(&mut frame, face, dx, dy);
+        }
+        frame.save(dir.join(format!("{i:03}.jpg"))).unwrap();
+    }
+}
+
+/// Continuous capture with the real engine: the door watches a stream and decides a tap from frames it
+/// already has (the attempt says how many), and in face mode logs a person who stays in view once.
+#[test]
+#[ignore = "needs FACEREKO_MODELS_DIR and FACEREKO_FACES_DIR (set by scripts/test.sh)"]
+fn the_door_decides_from_the_stream_it_watches_in_both_face_modes() {
+    let models = env_dir("FACEREKO_MODELS_DIR");
+    let faces = env_dir("FACEREKO_FACES_DIR").join("lfw-dev");
+    let adam = faces.join("Adam_Sandler");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let owner = data.join("owner");
+    let stranger = data.join("stranger");
+    write_stream(&owner, Some(&adam.join("02.jpg")), 10);
+    write_stream(
+        &stranger,
+        Some(&faces.join("Aaron_Sorkin").join("01.jpg")),
+        10,
+    );
+    let config = |mode: &str| {
+        std::fs::write(
+            data.join("facereko.toml"),
+            format!(
+                "[door]\nmode = {mode:?}\ndebounce_ms = 0\n[vision]\nmodels_dir = {:?}\n",
+                models.display().to_string()
+            ),
+        )
+        .unwrap();
+    };
+    config("card+face");
+    ok(
+        data,
+        &[
+            "enrol",
+            "--name",
+            "Adam",
+            "--image",
+            adam.join("01.jpg").to_str().unwrap(),
+            "--card",
+            "04:A2:2B:19",
+        ],
+    );
+    let daemon = Daemon::start(data, &["--simulate"]);
+    daemon.wait_log("continuous capture: 5 frames/s");
+    let streaming = ok(
+        data,
+        &[
+            "sim",
+            "stream",
+            owner.to_str().unwrap(),
+            "--fps",
+            "5",
+            "--loop",
+        ],
+    );
+    assert!(streaming.contains("stream of"), "{streaming}");
+    std::thread::sleep(std::time::Duration::from_millis(2000));
+    ok(data, &["sim", "tap", "04:A2:2B:19"]);
+    let a = wait_attempts(data, 1);
+    assert_eq!(a[0]["outcome"], "granted", "{:?}\n{}", a[0], daemon.log());
+    let detail = a[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("frames"),
+        "decided on several frames: {detail}"
+    );
+    assert!(std::path::Path::new(a[0]["photo"].as_str().unwrap()).is_file());
+
+    // Someone else in view with the card: refused.
+    ok(
+        data,
+        &["sim", "stream", stranger.to_str().unwrap(), "--loop"],
+    );
+    std::thread::sleep(std::time::Duration::from_millis(1000));
+    ok(data, &["sim", "tap", "04:A2:2B:19"]);
+    let a = wait_attempts(data, 2);
+    assert_eq!(a[0]["outcome"], "face_mismatch", "{:?}", a[0]);
+    // A stream needs a folder of frames.
+    let out = common::facereko(
+        data,
+        &["sim", "stream", adam.join("01.jpg").to_str().unwrap()],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sim image"));
+    assert!(daemon.stop().success());
+
+    // Face mode: the owner stands in view for 6 s and is logged once.
+    config("face");
+    let daemon = Daemon::start(data, &["--simulate"]);
+    daemon.wait_log("continuous capture: 5 frames/s");
+    ok(data, &["sim", "stream", owner.to_str().unwrap(), "--loop"]);
+    let a = wait_attempts(data, 3);
+    assert_eq!(a[0]["outcome"], "granted", "{:?}\n{}", a[0], daemon.log());
+    assert_eq!(a[0]["person"], "Adam");
+    std::thread::sleep(std::time::Duration::from_millis(6000));
+    let all = ok(data, &["attempts", "list", "--json"]);
+    let all: Vec<serde_json::Value> = serde_json::from_str(&all).unwrap();
+    assert_eq!(all.len(), 3, "one attempt per visit: {all:?}");
+    assert!(daemon.stop().success());
 }
