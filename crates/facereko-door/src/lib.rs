@@ -61,6 +61,9 @@ pub enum Error {
     Store(PortError),
     #[error("the door controller is not running")]
     Stopped,
+    /// The door camera gave no photo.
+    #[error("the door camera: {0}")]
+    Camera(#[source] facereko_hardware::Error),
     #[error("no card was presented within {0} ms")]
     NoCard(u64),
     /// Arming or disarming took effect, but the store did not save it (yet).
@@ -98,12 +101,30 @@ enum Command {
 }
 
 /// A cheap, cloneable handle to a running controller.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct DoorHandle {
     commands: mpsc::Sender<Command>,
     status: watch::Receiver<DoorStatus>,
     events: broadcast::Sender<Event>,
+    /// The door's camera and, while it watches, its recent frames: for [`DoorHandle::snapshot`].
+    camera: Arc<dyn Camera>,
+    ring: Option<Arc<Ring>>,
 }
+
+impl std::fmt::Debug for DoorHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DoorHandle")
+            .field("camera", &self.camera.describe())
+            .field("watching", &self.ring.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The longest [`DoorHandle::snapshot`] waits for the camera.
+pub const SNAPSHOT_WAIT: Duration = Duration::from_secs(5);
+
+/// A frame of continuous capture younger than this is what the camera sees now.
+const FRESH_FRAME: Duration = Duration::from_secs(1);
 
 impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -117,6 +138,27 @@ impl std::fmt::Debug for Command {
 }
 
 impl DoorHandle {
+    /// What the door's camera sees now, for "take a photo with the door camera" and previews. A door
+    /// that watches gives its newest frame (no second capture competes with the watcher for the
+    /// camera); otherwise, or when that frame is older than a second, the camera takes one, bounded
+    /// by [`SNAPSHOT_WAIT`]. Nothing is stored.
+    pub async fn snapshot(&self) -> Result<Photo> {
+        if let Some(photo) = self
+            .ring
+            .as_ref()
+            .and_then(|r| r.latest_within(FRESH_FRAME))
+        {
+            return Ok((*photo).clone());
+        }
+        match tokio::time::timeout(SNAPSHOT_WAIT, self.camera.capture()).await {
+            Ok(Ok(photo)) => Ok(photo),
+            Ok(Err(e)) => Err(Error::Camera(e)),
+            Err(_) => Err(Error::Camera(facereko_hardware::Error::CameraTimeout(
+                SNAPSHOT_WAIT.as_millis() as u64,
+            ))),
+        }
+    }
+
     /// Arms (Active) or disarms (Offline) the door. It takes effect at once; the store saves it in the
     /// background (in order, the latest state wins, retried while the store is down). Returns once it is
     /// saved, or [`Error::NotSaved`] when saving failed or took longer than [`STORE_WAIT`] — the door is
@@ -276,6 +318,7 @@ pub async fn start(
         (Some(engine), true) => engine.frames(),
         _ => None,
     };
+    let camera = parts.camera.clone();
     let (watching, triggers) = match judge {
         Some(judge) => {
             let ring = Arc::new(Ring::new());
@@ -314,6 +357,7 @@ pub async fn start(
         armed_rx,
     ));
 
+    let ring = watching.as_ref().map(|w| w.ring.clone());
     let controller = Controller {
         door_id: door_id.to_string(),
         config,
@@ -346,6 +390,8 @@ pub async fn start(
             commands: cmd_tx,
             status: status_rx,
             events,
+            camera,
+            ring,
         },
         task,
     ))

@@ -87,7 +87,7 @@ pub(crate) fn best_frame(seen: &[Seen]) -> Option<&Seen> {
 #[derive(Default)]
 struct RingState {
     seen: VecDeque<Seen>,
-    latest: Option<Arc<Photo>>,
+    latest: Option<(Instant, Arc<Photo>)>,
     /// When the newest analysed frame was taken (a frame skipped by the motion gate is not analysed:
     /// it showed the same scene, without a face, as the one before).
     analysed_at: Option<Instant>,
@@ -163,7 +163,15 @@ impl Ring {
 
     /// The newest frame, face or not.
     pub fn latest(&self) -> Option<Arc<Photo>> {
-        self.lock().latest.clone()
+        self.lock().latest.as_ref().map(|(_, p)| p.clone())
+    }
+
+    /// The newest frame if it was taken less than `age` ago.
+    pub fn latest_within(&self, age: Duration) -> Option<Arc<Photo>> {
+        match &self.lock().latest {
+            Some((at, p)) if at.elapsed() < age => Some(p.clone()),
+            _ => None,
+        }
     }
 
     /// Why the camera gave no frame, while it fails.
@@ -190,7 +198,7 @@ impl Ring {
             let mut st = self.lock();
             match frame {
                 Ok(frame) => {
-                    st.latest = Some(frame.photo);
+                    st.latest = Some((now, frame.photo));
                     st.camera_error = None;
                     if frame.analysed {
                         st.analysed_at = Some(now);

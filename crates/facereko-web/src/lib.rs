@@ -15,7 +15,7 @@
 //! Wiring (the binary):
 //!
 //! ```text
-//! let state = AppState::new(store, door_handle, camera, Arc::new(MyEnroller { .. }), config.web.clone())?;
+//! let state = AppState::new(store, door_handle, Arc::new(MyEnroller { .. }), config.web.clone())?;
 //! let listener = tokio::net::TcpListener::bind(config.web.bind).await?;
 //! axum::serve(listener, facereko_web::router(state).into_make_service_with_connect_info::<SocketAddr>())
 //!     .with_graceful_shutdown(shutdown)
@@ -76,9 +76,9 @@ pub trait FaceEnroller: Send + Sync {
 #[derive(Clone)]
 pub struct AppState {
     pub store: facereko_store::Store,
+    /// The door: its state, arm/disarm/unlock, and its camera ("take a photo now" asks the door,
+    /// which owns the camera and may be watching with it).
     pub door: facereko_door::DoorHandle,
-    /// The door camera, for "take a photo now" when enrolling a face.
-    pub camera: Arc<dyn facereko_hardware::Camera>,
     pub faces: Arc<dyn FaceEnroller>,
     pub config: Arc<WebConfig>,
     pub(crate) tz: TimeZone,
@@ -89,7 +89,7 @@ impl std::fmt::Debug for AppState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AppState")
             .field("store", &self.store)
-            .field("camera", &self.camera.describe())
+            .field("door", &self.door)
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
@@ -100,7 +100,6 @@ impl AppState {
     pub fn new(
         store: facereko_store::Store,
         door: facereko_door::DoorHandle,
-        camera: Arc<dyn facereko_hardware::Camera>,
         faces: Arc<dyn FaceEnroller>,
         config: WebConfig,
     ) -> Result<Self> {
@@ -108,7 +107,6 @@ impl AppState {
         Ok(Self {
             store,
             door,
-            camera,
             faces,
             tz: config.tz(),
             config: Arc::new(config),

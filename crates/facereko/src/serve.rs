@@ -386,7 +386,6 @@ async fn start(
     let web = facereko_web::AppState::new(
         store.clone(),
         door.clone(),
-        devices.camera.clone(),
         Arc::new(enroller),
         config.web.clone(),
     )?;

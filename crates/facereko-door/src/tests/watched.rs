@@ -374,3 +374,26 @@ async fn the_owner_who_just_walked_past_does_not_open_for_someone_else() {
         vec![Outcome::FaceMismatch, Outcome::NoFace]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_snapshot_is_the_newest_watched_frame_or_a_capture() {
+    let w = watched(Mode::CardFace, (3, 0.9)).await;
+    wait(1000).await;
+    let before = w.camera.captures();
+    let photo = w.rig.door.snapshot().await.unwrap();
+    assert_eq!(facereko_vision::testing::read_frame(&photo).unwrap().0, 3);
+    assert_eq!(
+        w.camera.captures(),
+        before,
+        "the watcher's frame, no second capture"
+    );
+    // Offline: nothing is watched, the camera takes one.
+    w.rig.door.arm(false).await.unwrap();
+    wait(2000).await;
+    let before = w.camera.captures();
+    w.rig.door.snapshot().await.unwrap();
+    assert_eq!(w.camera.captures(), before + 1);
+    w.camera.broken.store(true, Ordering::SeqCst);
+    let err = w.rig.door.snapshot().await.unwrap_err();
+    assert!(err.to_string().contains("unplugged"), "{err}");
+}

@@ -147,14 +147,7 @@ pub async fn bench_with(attempts: u64, config: WebConfig) -> Bench {
         .unwrap();
     let session = store.create_session(id, Duration::hours(1)).await.unwrap();
     let (_, token) = store.create_api_token(id, "bench", None).await.unwrap();
-    let state = AppState::new(
-        store.clone(),
-        door,
-        Arc::new(camera),
-        Arc::new(NoEnroller),
-        config,
-    )
-    .unwrap();
+    let state = AppState::new(store.clone(), door, Arc::new(NoEnroller), config).unwrap();
     Bench {
         dir,
         store,

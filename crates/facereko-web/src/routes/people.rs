@@ -396,7 +396,7 @@ pub(crate) async fn capture_face(
 ) -> Result<Response, AppError> {
     check_csrf(&user, &f.csrf)?;
     let p = person_or_404(&state, id).await?;
-    let photo = state.camera.capture().await.map_err(|e| {
+    let photo = state.door.snapshot().await.map_err(|e| {
         tracing::warn!("camera capture for enrolment failed: {e}");
         AppError::Unavailable("The door camera could not take a photo right now.".into())
     })?;

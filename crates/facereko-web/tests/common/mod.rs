@@ -187,7 +187,6 @@ impl Fixture {
         let state = AppState::new(
             store.clone(),
             door.clone(),
-            Arc::new(camera),
             Arc::new(TestEnroller(store.clone())),
             config,
         )
