@@ -5,8 +5,8 @@
 //!
 //! Every capture is bounded by a timeout and every failure says which program did what (exit status, the
 //! tail of its stderr, what it printed instead of a JPEG), because a door that waits for a camera forever is
-//! a door that neither opens nor logs. No V4L2 binding is built in: the `v4l` crate needs libclang at build
-//! time and the `command` camera covers USB webcams without it.
+//! a door that neither opens nor logs. USB webcams are also read natively, kept streaming through V4L2
+//! (`backend = "v4l2"`, Linux only): see [`crate::v4l2`].
 
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
@@ -33,6 +33,9 @@ pub enum CameraBackend {
     RpicamStill,
     /// `command`: any program that prints one JPEG (or PNG) on its standard output.
     Command,
+    /// `v4l2`: a USB webcam (a V4L2 device that offers MJPEG) kept streaming by this program; a capture
+    /// takes the next whole frame. Linux only.
+    V4l2,
 }
 
 /// `[hardware.camera]`.
@@ -40,12 +43,15 @@ pub enum CameraBackend {
 #[serde(default, deny_unknown_fields)]
 pub struct CameraConfig {
     pub backend: CameraBackend,
+    /// The frame size; `v4l2` takes the nearest size the webcam offers when it does not offer this one.
     pub width: u32,
     pub height: u32,
-    /// Frames per second of the kept-warm `rpicam-vid`.
+    /// Frames per second of the kept-warm stream (`rpicam-vid`, `v4l2`).
     pub framerate: u32,
     /// The longest one capture may take, camera start-up included.
     pub timeout_ms: u64,
+    /// For `backend = "v4l2"`: the video device, e.g. `/dev/video0` or a `/dev/v4l/by-id/…` name.
+    pub device: PathBuf,
     /// For `backend = "command"`: the program and its arguments, e.g. `["fswebcam", "-q", "--jpeg", "90", "-"]`.
     pub command: Vec<String>,
     /// Extra arguments for `rpicam-vid`/`rpicam-still` (e.g. `["--rotation", "180"]`).
@@ -60,6 +66,7 @@ impl Default for CameraConfig {
             height: 720,
             framerate: 10,
             timeout_ms: 5000,
+            device: PathBuf::from("/dev/video0"),
             command: Vec::new(),
             extra_args: Vec::new(),
         }
@@ -85,6 +92,12 @@ impl CameraConfig {
                 "backend = \"command\" needs the program to run, e.g. [\"fswebcam\", \"-q\", \"-\"]",
             );
         }
+        if self.backend == CameraBackend::V4l2 && self.device.as_os_str().is_empty() {
+            return bad(
+                "device",
+                "backend = \"v4l2\" needs the video device, e.g. \"/dev/video0\" (`ls /dev/video*` lists them)",
+            );
+        }
         Ok(())
     }
 
@@ -94,7 +107,8 @@ impl CameraConfig {
 }
 
 /// Opens the configured camera. Finds `rpicam-*` (or the older `libcamera-*`) on `PATH`; nothing is
-/// started until the first capture (see [`WarmCamera::warm_up`]).
+/// started until the first capture (see [`WarmCamera::warm_up`]). A `v4l2` webcam is opened in the
+/// background (see [`crate::v4l2::open`]); elsewhere than on Linux that backend is an error.
 pub fn open_camera(cfg: &CameraConfig) -> Result<Box<dyn Camera>> {
     open_camera_with(cfg, find_program)
 }
@@ -112,6 +126,7 @@ fn open_camera_with(
         cfg.height.to_string(),
     ];
     match cfg.backend {
+        CameraBackend::V4l2 => crate::v4l2::open(cfg),
         CameraBackend::Command => {
             let (program, args) = cfg
                 .command

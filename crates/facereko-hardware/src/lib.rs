@@ -33,6 +33,7 @@ pub mod reader;
 pub mod safety;
 mod select;
 pub mod sim;
+pub mod v4l2;
 pub use select::{select, Rig};
 
 /// Errors of the hardware crate.
