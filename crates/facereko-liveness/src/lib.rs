@@ -26,6 +26,7 @@
 //! numbers prove and what they do not is in the README's "Liveness (passive)" section.
 
 pub mod attack;
+pub mod challenge;
 pub mod metrics;
 pub mod planarity;
 
