@@ -625,6 +625,8 @@ pub enum Alarm {
     ForcedOpen,
     /// The door stayed open longer than allowed.
     HeldOpen,
+    /// An attempt's face failed the liveness check: a photo or a screen may have been held up.
+    SpoofSuspected,
 }
 
 /// A password, key or shared secret from the configuration: kept as given, shown as `***` in `Debug` so

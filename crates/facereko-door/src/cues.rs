@@ -31,6 +31,8 @@ pub enum Beep {
     Grant,
     /// Access denied.
     Deny,
+    /// Liveness challenge: turn your head.
+    Challenge,
 }
 
 /// Which pattern, and which beep of it, a buzzer change belongs to.

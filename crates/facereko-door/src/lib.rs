@@ -24,12 +24,14 @@ use std::time::Duration;
 
 use chrono::Utc;
 use facereko_domain::{
-    millis, Alarm, Attempt, CardUid, DoorState, Event, Mode, NewAttempt, Outcome, Person, Photo,
-    StageTimings,
+    millis, Alarm, Attempt, CardUid, DoorState, Event, Mode, NewAttempt, Outcome, Person, PersonId,
+    Photo, StageTimings,
 };
 use facereko_hardware::safety::LockDownGuard;
 use facereko_hardware::{Camera, CardReader, CardTap, InputEvent, Inputs, Output, Outputs};
-use facereko_vision::{FaceEngine, FrameJudge, Verdict, WatchSettings};
+use facereko_liveness::challenge;
+use facereko_liveness::planarity::{sequence_score, Aggregate};
+use facereko_vision::{FaceEngine, FrameJudge, LivenessMode, Verdict, WatchSettings};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
 use tokio::time::{sleep_until, Instant};
@@ -260,6 +262,8 @@ enum Progress {
     Stored(Option<Box<Attempt>>),
     /// `face` mode found nobody in the frame: no attempt.
     NothingSeen,
+    /// The liveness challenge starts: ask for a head turn.
+    Challenge,
 }
 
 /// Starts the controller on the current tokio runtime and returns its handle and task.
@@ -842,6 +846,14 @@ impl Controller {
             }
             Progress::Decided(outcome) => {
                 self.busy = false;
+                if outcome == Outcome::SpoofSuspected {
+                    tracing::warn!("door {:?}: a face failed the liveness check", self.door_id);
+                    self.record_event(Event::Alarm {
+                        door_id: self.door_id.clone(),
+                        alarm: Alarm::SpoofSuspected,
+                        time: Utc::now(),
+                    });
+                }
                 if outcome.is_granted() {
                     self.unlock(now);
                     let beep = Duration::from_millis(self.config.grant_beep_ms);
@@ -859,6 +871,12 @@ impl Controller {
                 if self.config.mode == Mode::Face {
                     self.schedule_face_poll(now + Duration::from_millis(self.config.debounce_ms));
                 }
+            }
+            Progress::Challenge => {
+                let (on, off) = (Duration::from_millis(100), Duration::from_millis(100));
+                self.cues
+                    .beeps(now, Beep::Challenge, &[(on, off); 3], self.gap());
+                self.apply_due(now);
             }
             Progress::NothingSeen => {
                 self.busy = false;
@@ -1239,8 +1257,11 @@ impl AttemptJob {
                 let verdict = w.judge.verify_fused(&observations, owner.id).await;
                 let photo = best_frame(&window).map(|s| s.photo.clone());
                 if let (Some(photo), true) = (photo, verdict.matched == Some(owner.id)) {
-                    attempt.outcome = Outcome::Granted;
-                    return watched_decision(attempt, verdict, photo, window.len(), tapped);
+                    let live = match self.liveness(w, owner.id, &window).await {
+                        Liveness::NeedFrames if !timed_out => continue,
+                        other => other,
+                    };
+                    return live_decision(attempt, verdict, photo, window.len(), tapped, live);
                 }
                 let better = refused
                     .as_ref()
@@ -1284,6 +1305,79 @@ impl AttemptJob {
         }
     }
 
+    /// The liveness check of `vision.liveness` on the frames that matched `person`.
+    async fn liveness(&self, w: &Watching, person: PersonId, matched: &[Seen]) -> Liveness {
+        match w.settings.liveness {
+            LivenessMode::Off => Liveness::Live(None),
+            LivenessMode::Passive => {
+                if matched.len() < 2 {
+                    return Liveness::NeedFrames;
+                }
+                let points: Vec<Vec<[f64; 2]>> = matched
+                    .iter()
+                    .map(|s| s.observation.keypoints.iter().map(|p| pt(*p)).collect())
+                    .collect();
+                let eyes = match points[0].len() {
+                    5 => (0, 2), // dlib: the outer corners
+                    _ => facereko_liveness::BLAZEFACE_EYES,
+                };
+                let threshold = facereko_liveness::DEFAULT_THRESHOLD;
+                match sequence_score(&points, eyes, Aggregate::Max) {
+                    Ok(s) if s >= threshold => {
+                        Liveness::Live(Some(format!("passive liveness {s:.3}")))
+                    }
+                    Ok(s) => Liveness::Spoof(format!(
+                        "passive liveness: the face moved like a flat picture ({s:.3} < {threshold})"
+                    )),
+                    Err(e) => Liveness::Spoof(format!("passive liveness could not be checked: {e}")),
+                }
+            }
+            LivenessMode::Challenge => self.challenge(w, person, matched).await,
+        }
+    }
+
+    /// Asks for a head turn and watches for it: the yaw of the person's face must sweep
+    /// [`challenge::TURN_THRESHOLD`] within `vision.challenge_ms`.
+    async fn challenge(&self, w: &Watching, person: PersonId, matched: &[Seen]) -> Liveness {
+        let _ = self.progress.send(Progress::Challenge);
+        let _waiting = w.ring.wait();
+        let mut frames = w.ring.subscribe();
+        let deadline = Instant::now() + Duration::from_millis(w.settings.challenge_ms);
+        let mut yaws: Vec<f64> = matched.iter().filter_map(yaw_of).collect();
+        let mut last = matched.last().map(|s| s.at);
+        loop {
+            let range = challenge::turn(&yaws).unwrap_or(0.0);
+            if range >= challenge::TURN_THRESHOLD {
+                return Liveness::Live(Some(format!("head turn {range:.2}")));
+            }
+            tokio::select! {
+                changed = frames.changed() => if changed.is_err() { break },
+                _ = sleep_until(deadline) => break,
+            }
+            // The newest face, if it is new and still the same person.
+            let now = Instant::now();
+            let recent = now.checked_sub(Duration::from_secs(1)).unwrap_or(now);
+            let newest = w.ring.current(recent, 0.0);
+            let Some(s) = newest.last().filter(|s| Some(s.at) != last) else {
+                continue;
+            };
+            last = Some(s.at);
+            let same = w
+                .judge
+                .verify_fused(std::slice::from_ref(&s.observation), person)
+                .await;
+            if same.matched == Some(person) {
+                yaws.extend(yaw_of(s));
+            }
+        }
+        let range = challenge::turn(&yaws).unwrap_or(0.0);
+        Liveness::Spoof(format!(
+            "no head turn within {} ms of the request (yaw range {range:.2} < {})",
+            w.settings.challenge_ms,
+            challenge::TURN_THRESHOLD
+        ))
+    }
+
     /// `face` mode with continuous capture: the watcher identified a stable face.
     async fn face_seen(self, t: FaceTrigger, started: Instant) {
         let mut attempt = self.base(None, None);
@@ -1298,7 +1392,14 @@ impl AttemptJob {
         };
         let photo = best.photo.clone();
         let matched = t.verdict.matched;
-        let mut decision = watched_decision(attempt, t.verdict, photo, t.seen.len(), started);
+        let live = match (&self.watching, matched) {
+            (Some(w), Some(id)) => self.liveness(w, id, &t.seen).await,
+            _ => Liveness::Live(None),
+        };
+        let mut decision = match matched {
+            Some(_) => live_decision(attempt, t.verdict, photo, t.seen.len(), started, live),
+            None => watched_decision(attempt, t.verdict, photo, t.seen.len(), started),
+        };
         decision.attempt.timings.capture_ms = None;
         if let Some(id) = matched {
             self.admit_identified(&mut decision.attempt, id).await;
@@ -1354,6 +1455,56 @@ impl AttemptJob {
             attempt.outcome = Outcome::OutsideSchedule;
         }
     }
+}
+
+/// The result of a liveness check.
+enum Liveness {
+    /// Live; the detail says how it was judged (`None` with the check off).
+    Live(Option<String>),
+    /// Refused, with why.
+    Spoof(String),
+    /// Passive: not enough frames yet.
+    NeedFrames,
+}
+
+fn pt(p: facereko_vision::geometry::Point) -> [f64; 2] {
+    [f64::from(p.x), f64::from(p.y)]
+}
+
+fn yaw_of(s: &Seen) -> Option<f64> {
+    let o = &s.observation;
+    challenge::yaw([pt(o.eyes[0]), pt(o.eyes[1])], pt(o.nose))
+}
+
+/// A match on watched frames, granted or refused by the liveness check.
+fn live_decision(
+    mut attempt: NewAttempt,
+    verdict: Verdict,
+    photo: Arc<Photo>,
+    frames: usize,
+    since: Instant,
+    live: Liveness,
+) -> Decision {
+    let why = match live {
+        Liveness::Live(why) => {
+            attempt.outcome = Outcome::Granted;
+            why
+        }
+        Liveness::Spoof(why) => {
+            attempt.outcome = Outcome::SpoofSuspected;
+            Some(why)
+        }
+        Liveness::NeedFrames => {
+            attempt.outcome = Outcome::SpoofSuspected;
+            Some("passive liveness: a single frame cannot show 3-D motion".into())
+        }
+    };
+    let mut d = watched_decision(attempt, verdict, photo, frames, since);
+    if let (Some(why), Some(detail)) = (why, d.attempt.detail.as_mut()) {
+        detail.push_str(", ");
+        detail.push_str(&why);
+    }
+    d
 }
 
 /// A decision taken on watched frames: the verdict's scores, how many frames, the best frame as photo.

@@ -15,96 +15,15 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use facereko_domain::{ImageFormat, Photo};
-use serde::{Deserialize, Serialize};
+use facereko_domain::Photo;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
 use crate::{Camera, Error, Result};
 
-/// Which camera to use on real hardware.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum CameraBackend {
-    /// `rpicam-vid --codec mjpeg` kept running; a capture takes the next frame (no start-up per tap).
-    RpicamVid,
-    /// `rpicam-still` (or `libcamera-still`) started per capture: slower, but no process in between.
-    RpicamStill,
-    /// `command`: any program that prints one JPEG (or PNG) on its standard output.
-    Command,
-    /// `v4l2`: a USB webcam (a V4L2 device that offers MJPEG) kept streaming by this program; a capture
-    /// takes the next whole frame. Linux only.
-    V4l2,
-}
-
-/// `[hardware.camera]`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CameraConfig {
-    pub backend: CameraBackend,
-    /// The frame size; `v4l2` takes the nearest size the webcam offers when it does not offer this one.
-    pub width: u32,
-    pub height: u32,
-    /// Frames per second of the kept-warm stream (`rpicam-vid`, `v4l2`).
-    pub framerate: u32,
-    /// The longest one capture may take, camera start-up included.
-    pub timeout_ms: u64,
-    /// For `backend = "v4l2"`: the video device, e.g. `/dev/video0` or a `/dev/v4l/by-id/…` name.
-    pub device: PathBuf,
-    /// For `backend = "command"`: the program and its arguments, e.g. `["fswebcam", "-q", "--jpeg", "90", "-"]`.
-    pub command: Vec<String>,
-    /// Extra arguments for `rpicam-vid`/`rpicam-still` (e.g. `["--rotation", "180"]`).
-    pub extra_args: Vec<String>,
-}
-
-impl Default for CameraConfig {
-    fn default() -> Self {
-        Self {
-            backend: CameraBackend::RpicamVid,
-            width: 1280,
-            height: 720,
-            framerate: 10,
-            timeout_ms: 5000,
-            device: PathBuf::from("/dev/video0"),
-            command: Vec::new(),
-            extra_args: Vec::new(),
-        }
-    }
-}
-
-impl CameraConfig {
-    pub fn validate(&self) -> Result<()> {
-        let bad =
-            |key: &str, why: &str| Err(Error::Camera(format!("hardware.camera.{key}: {why}")));
-        if self.width < 64 || self.height < 64 || self.width > 8192 || self.height > 8192 {
-            return bad("width/height", "must be between 64 and 8192 pixels");
-        }
-        if !(1..=120).contains(&self.framerate) {
-            return bad("framerate", "must be between 1 and 120");
-        }
-        if !(100..=120_000).contains(&self.timeout_ms) {
-            return bad("timeout_ms", "must be between 100 and 120000");
-        }
-        if self.backend == CameraBackend::Command && self.command.is_empty() {
-            return bad(
-                "command",
-                "backend = \"command\" needs the program to run, e.g. [\"fswebcam\", \"-q\", \"-\"]",
-            );
-        }
-        if self.backend == CameraBackend::V4l2 && self.device.as_os_str().is_empty() {
-            return bad(
-                "device",
-                "backend = \"v4l2\" needs the video device, e.g. \"/dev/video0\" (`ls /dev/video*` lists them)",
-            );
-        }
-        Ok(())
-    }
-
-    pub fn timeout(&self) -> Duration {
-        Duration::from_millis(self.timeout_ms)
-    }
-}
+pub use crate::camera_config::{CameraBackend, CameraConfig};
+pub use crate::mjpeg::{photo_from_output, JpegSplitter, MAX_FRAME};
 
 /// Opens the configured camera. Finds `rpicam-*` (or the older `libcamera-*`) on `PATH`; nothing is
 /// started until the first capture (see [`WarmCamera::warm_up`]). A `v4l2` webcam is opened in the
@@ -219,36 +138,6 @@ fn stderr_tail(bytes: &[u8]) -> String {
     }
 }
 
-/// Checks that what a program printed is a whole JPEG (or a PNG) and wraps it.
-pub fn photo_from_output(name: &str, bytes: Vec<u8>) -> Result<Photo> {
-    if bytes.is_empty() {
-        return Err(Error::Camera(format!("{name} printed nothing")));
-    }
-    match ImageFormat::sniff(&bytes) {
-        Some(ImageFormat::Jpeg) => {
-            // Walk the marker structure to the end-of-image marker: a JPEG cut short (a program killed
-            // mid-write, a full disk) has none.
-            if JpegSplitter::new().push(&bytes).is_empty() {
-                return Err(Error::Camera(format!(
-                    "{name} printed a truncated JPEG ({} bytes, no end-of-image marker)",
-                    bytes.len()
-                )));
-            }
-        }
-        Some(ImageFormat::Png) => {}
-        None => {
-            let preview: String = String::from_utf8_lossy(&bytes[..bytes.len().min(60)])
-                .escape_debug()
-                .collect();
-            return Err(Error::Camera(format!(
-                "{name} printed {} bytes that are not a JPEG or PNG (they start with \"{preview}\")",
-                bytes.len()
-            )));
-        }
-    }
-    Photo::from_bytes(bytes).ok_or_else(|| Error::Camera(format!("{name}: not an image")))
-}
-
 fn spawn_error(program: &Path, e: std::io::Error) -> Error {
     if e.kind() == std::io::ErrorKind::NotFound {
         Error::Camera(format!("{} not found", program.display()))
@@ -334,131 +223,6 @@ impl Camera for CommandCamera {
 }
 
 // ---- kept-warm MJPEG stream --------------------------------------------------------------------------
-
-/// Splits a stream of concatenated JPEGs (an MJPEG stream as `rpicam-vid --codec mjpeg -o -` writes it) into
-/// frames by walking the JPEG marker structure, so an FF D9 inside a segment or in stuffed entropy data is
-/// never taken for the end of a frame. Garbage between frames is skipped; a frame larger than 16 MB is
-/// dropped.
-#[derive(Debug, Default)]
-pub struct JpegSplitter {
-    buf: Vec<u8>,
-    started: bool,
-    pos: usize,
-    in_scan: bool,
-}
-
-enum Step {
-    Need,
-    Frame(usize),
-    Corrupt,
-}
-
-/// The largest frame a camera may deliver; the simulated camera's image files are held to it too.
-pub const MAX_FRAME: usize = 16 << 20;
-
-impl JpegSplitter {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Feeds bytes; returns the frames completed by them.
-    pub fn push(&mut self, data: &[u8]) -> Vec<Vec<u8>> {
-        self.buf.extend_from_slice(data);
-        let mut frames = Vec::new();
-        loop {
-            if !self.started {
-                match self.buf.windows(2).position(|w| w == [0xFF, 0xD8]) {
-                    Some(start) => {
-                        self.buf.drain(..start);
-                        self.started = true;
-                        self.pos = 2;
-                        self.in_scan = false;
-                    }
-                    None => {
-                        let keep = usize::from(self.buf.last() == Some(&0xFF));
-                        let cut = self.buf.len() - keep;
-                        self.buf.drain(..cut);
-                        break;
-                    }
-                }
-            }
-            match self.advance() {
-                Step::Need => {
-                    if self.buf.len() > MAX_FRAME {
-                        tracing::warn!(target: "facereko::camera", "MJPEG frame over {MAX_FRAME} bytes dropped");
-                        self.buf.clear();
-                        self.started = false;
-                    }
-                    break;
-                }
-                Step::Frame(end) => {
-                    frames.push(self.buf.drain(..end).collect());
-                    self.started = false;
-                }
-                Step::Corrupt => {
-                    self.buf.drain(..2);
-                    self.started = false;
-                }
-            }
-        }
-        frames
-    }
-
-    fn advance(&mut self) -> Step {
-        let b = &self.buf;
-        let len = b.len();
-        loop {
-            if self.in_scan {
-                // Entropy-coded data: FF 00 is a stuffed FF, FF D0..D7 are restart markers.
-                loop {
-                    if self.pos + 1 >= len {
-                        return Step::Need;
-                    }
-                    if b[self.pos] == 0xFF {
-                        let n = b[self.pos + 1];
-                        if n == 0x00 || (0xD0..=0xD7).contains(&n) {
-                            self.pos += 2;
-                            continue;
-                        }
-                        if n == 0xFF {
-                            self.pos += 1;
-                            continue;
-                        }
-                        self.in_scan = false;
-                        break;
-                    }
-                    self.pos += 1;
-                }
-            }
-            if self.pos + 1 >= len {
-                return Step::Need;
-            }
-            if b[self.pos] != 0xFF {
-                return Step::Corrupt;
-            }
-            let m = b[self.pos + 1];
-            match m {
-                0xFF => self.pos += 1,
-                0xD9 => return Step::Frame(self.pos + 2),
-                0xD8 => return Step::Corrupt,
-                0x01 | 0xD0..=0xD7 => self.pos += 2,
-                _ => {
-                    if self.pos + 3 >= len {
-                        return Step::Need;
-                    }
-                    let seg = usize::from(u16::from_be_bytes([b[self.pos + 2], b[self.pos + 3]]));
-                    if seg < 2 {
-                        return Step::Corrupt;
-                    }
-                    self.pos += 2 + seg;
-                    if m == 0xDA {
-                        self.in_scan = true;
-                    }
-                }
-            }
-        }
-    }
-}
 
 #[derive(Clone, Debug, Default)]
 struct Latest {

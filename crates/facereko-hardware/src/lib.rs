@@ -23,11 +23,13 @@ use facereko_domain::{CardUid, Photo};
 
 pub mod bench;
 pub mod camera;
+pub mod camera_config;
 pub mod card_type;
 pub mod config;
 pub mod gpio;
 pub mod mfrc522;
 pub mod mfrc522_sim;
+pub mod mjpeg;
 pub mod pi;
 pub mod reader;
 pub mod safety;

@@ -33,7 +33,8 @@
 
 use std::path::Path;
 
-use crate::camera::{CameraConfig, JpegSplitter};
+use crate::camera_config::CameraConfig;
+use crate::mjpeg::JpegSplitter;
 use crate::{Camera, Error, Result};
 
 /// The Motion-JPEG fourcc: JPEG frames that may leave out the Huffman tables.
@@ -288,7 +289,8 @@ mod linux {
     use super::{
         choose_format, complete_jpeg, fourcc_name, nearest_size, worth_logging, FrameSizes,
     };
-    use crate::camera::{photo_from_output, CameraConfig};
+    use crate::camera_config::CameraConfig;
+    use crate::mjpeg::photo_from_output;
     use crate::{Camera, Error, Result};
 
     /// How long the capture thread waits in one poll(2) before it looks at its stop flag.
@@ -846,7 +848,7 @@ mod tests {
     use std::path::PathBuf;
 
     use super::*;
-    use crate::camera::CameraBackend;
+    use crate::camera_config::CameraBackend;
 
     /// A real JPEG made with the `image` crate's encoder (which writes the standard Huffman tables).
     fn real_jpeg() -> Vec<u8> {
@@ -1059,7 +1061,7 @@ mod tests {
             backend: CameraBackend::V4l2,
             ..CameraConfig::default()
         };
-        let err = crate::camera::open_camera(&cfg).err().unwrap().to_string();
+        let err = crate::v4l2::open(&cfg).err().unwrap().to_string();
         assert!(err.contains("only on Linux"), "{err}");
     }
 
@@ -1069,7 +1071,6 @@ mod tests {
         use std::time::{Duration, Instant};
 
         use super::*;
-        use crate::camera::open_camera;
         use crate::v4l2::linux::{self, Got, Source};
 
         fn v4l2_config(device: PathBuf) -> CameraConfig {
@@ -1085,7 +1086,7 @@ mod tests {
         async fn a_missing_device_is_named_with_what_to_do() {
             let dir = tempfile::tempdir().unwrap();
             let missing = dir.path().join("video7");
-            let cam = open_camera(&v4l2_config(missing.clone())).unwrap();
+            let cam = crate::v4l2::open(&v4l2_config(missing.clone())).unwrap();
             assert!(cam.describe().contains("video7"), "{}", cam.describe());
             let started = Instant::now();
             let err = cam.capture().await.unwrap_err().to_string();

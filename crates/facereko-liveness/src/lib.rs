@@ -1,4 +1,4 @@
-//! Passive liveness: is the face in front of the camera a head, or a photo or screen held up to it?
+//! Liveness: is the face in front of the camera a head, or a photo or screen held up to it?
 //!
 //! The one design decision a newcomer must know: the check is *geometric*. A flat photo or screen,
 //! however it is moved, moves every point of the face by one homography; a real head turning does not,
@@ -22,8 +22,9 @@
 //! explains (ears worst), as much as ORL's small head turns move them by parallax. Next steps, with
 //! numbers still to be measured: the keypoints' own noise (the same frame jittered), leaving out the
 //! ears, a face-crop frequency (moiré) cue, or dense points (optical flow) instead of six keypoints.
-//! Until one of them works, `vision.liveness = "passive"` must not be offered to sites. What the
-//! numbers prove and what they do not is in the README's "Liveness (passive)" section.
+//! Until one of them works, `vision.liveness = "passive"` is offered only as a weak check; the
+//! head-turn [`challenge`] is the one to use where a photo must not open the door (its numbers are in
+//! its module notes and the README's "Liveness" section).
 
 pub mod attack;
 pub mod challenge;
@@ -39,19 +40,6 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// `vision.liveness`: how a door tells a face from a picture of one.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LivenessMode {
-    /// No check.
-    #[default]
-    Off,
-    /// Frames around the tap must show 3-D motion ([`planarity`]).
-    Passive,
-    /// The person is asked to move (not implemented yet).
-    Challenge,
-}
 
 /// The indices of the two eyes among BlazeFace's six keypoints (right eye, left eye, nose tip, mouth,
 /// right tragion, left tragion).

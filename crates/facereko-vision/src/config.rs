@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::frames::WatchSettings;
+use crate::frames::{LivenessMode, WatchSettings};
 use crate::{Error, Result};
 
 /// The dlib engine's default similarity threshold (0–100 %), calibrated with `facereko eval` on `lfw-dev`
@@ -177,6 +177,11 @@ pub struct VisionConfig {
     pub trigger_frames: u32,
     /// `face` mode: a person decided once is decided again only after being out of view this long.
     pub face_cooldown_ms: u64,
+    /// With continuous capture: `off`, `passive` (3-D motion across the matched frames; weak) or
+    /// `challenge` (the door asks for a head turn and checks it).
+    pub liveness: LivenessMode,
+    /// `liveness = "challenge"`: how long the person has to turn their head once asked.
+    pub challenge_ms: u64,
 }
 
 impl Default for VisionConfig {
@@ -198,6 +203,8 @@ impl Default for VisionConfig {
             face_timeout_ms: WatchSettings::default().face_timeout_ms,
             trigger_frames: WatchSettings::default().trigger_frames,
             face_cooldown_ms: WatchSettings::default().cooldown_ms,
+            liveness: LivenessMode::Off,
+            challenge_ms: WatchSettings::default().challenge_ms,
         }
     }
 }
@@ -279,6 +286,19 @@ impl VisionConfig {
                 ),
             );
         }
+        if !(1000..=15_000).contains(&self.challenge_ms) {
+            return bad(
+                "challenge_ms",
+                format!("= {} must be from 1000 to 15000", self.challenge_ms),
+            );
+        }
+        if self.liveness != LivenessMode::Off && (self.fps == 0 || self.engine != EngineKind::Local)
+        {
+            return bad(
+                "liveness",
+                "needs continuous capture: the local engine with vision.fps above 0".into(),
+            );
+        }
         if !(1..=16).contains(&self.workers) {
             return bad(
                 "workers",
@@ -296,6 +316,8 @@ impl VisionConfig {
             face_timeout_ms: self.face_timeout_ms,
             trigger_frames: self.trigger_frames,
             cooldown_ms: self.face_cooldown_ms,
+            liveness: self.liveness,
+            challenge_ms: self.challenge_ms,
         }
     }
 

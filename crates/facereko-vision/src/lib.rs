@@ -48,7 +48,7 @@ pub mod quality;
 pub mod testing;
 
 pub use config::{EngineKind, Fallback, LocalEngineKind, VisionConfig};
-pub use frames::{FrameJudge, MotionGate, WatchSettings};
+pub use frames::{FrameJudge, LivenessMode, MotionGate, WatchSettings};
 pub use fusion::Observation;
 pub use gallery::{
     distance_from_cosine, similarity_percent, Embedding, Gallery, Match, EMBEDDING_DIM,

@@ -152,11 +152,17 @@ const SCRIPTED_DIM: usize = 16;
 pub const SCRIPTED_ENROLLED: u8 = 7;
 const SCRIPTED_MODEL: &str = "scripted";
 
-/// A frame of [`ScriptedFrames`]: person `person` (1–15; 0 = nobody in view) at `quality` (0–1), as a
-/// 64×48 PNG.
+/// A frame of [`ScriptedFrames`]: person `person` (1–15; 0 = nobody in view) at `quality` (0–1),
+/// looking straight at the camera, as a 64×48 PNG.
 pub fn frame(person: u8, quality: f32) -> Photo {
+    turned_frame(person, quality, 0.0)
+}
+
+/// [`frame`] with the head turned: `yaw` is the nose's sideways offset in eye distances (−0.5–0.5).
+pub fn turned_frame(person: u8, quality: f32, yaw: f32) -> Photo {
     let q = (quality.clamp(0.0, 1.0) * 255.0).round() as u8;
-    let img = RgbImage::from_pixel(64, 48, image::Rgb([person, q, 0]));
+    let y = (128.0 + yaw.clamp(-0.5, 0.5) * 254.0).round() as u8;
+    let img = RgbImage::from_pixel(64, 48, image::Rgb([person, q, y]));
     let mut bytes = Vec::new();
     img.write_to(
         &mut std::io::Cursor::new(&mut bytes),
@@ -235,6 +241,11 @@ impl FrameJudge for ScriptedFrames {
             return Ok(Vec::new());
         }
         let q = px[1] as f32 / 255.0;
+        // Eyes 24 px apart; the nose moves sideways with the yaw, the other points stay: a turned head,
+        // not a flat picture.
+        let yaw = (px[2] as f32 - 128.0) / 254.0;
+        let (eye_r, eye_l) = (Point::new(20.0, 20.0), Point::new(44.0, 20.0));
+        let nose = Point::new(32.0 + yaw * 24.0, 30.0);
         Ok(vec![Observation {
             rect: Rect {
                 left: 0.0,
@@ -242,9 +253,16 @@ impl FrameJudge for ScriptedFrames {
                 right: 64.0,
                 bottom: 48.0,
             },
-            keypoints: Vec::new(),
-            eyes: [Point::new(20.0, 20.0), Point::new(44.0, 20.0)],
-            nose: Point::new(32.0, 30.0),
+            keypoints: vec![
+                eye_r,
+                eye_l,
+                nose,
+                Point::new(32.0, 38.0),
+                Point::new(10.0, 24.0),
+                Point::new(54.0, 24.0),
+            ],
+            eyes: [eye_r, eye_l],
+            nose,
             detector_score: Some(0.99),
             quality: Quality {
                 sharpness: 1.0,

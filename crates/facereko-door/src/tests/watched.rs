@@ -3,7 +3,8 @@
 
 use std::sync::atomic::AtomicUsize;
 
-use facereko_vision::testing::{frame, ScriptedFrames};
+use facereko_vision::testing::{turned_frame, ScriptedFrames};
+use facereko_vision::LivenessMode;
 
 use super::*;
 
@@ -11,6 +12,7 @@ use super::*;
 #[derive(Default)]
 struct SceneCamera {
     scene: Mutex<(u8, f32)>,
+    yaw: Mutex<f32>,
     captures: AtomicUsize,
     broken: AtomicBool,
 }
@@ -18,6 +20,11 @@ struct SceneCamera {
 impl SceneCamera {
     fn show(&self, person: u8, quality: f32) {
         *self.scene.lock().unwrap() = (person, quality);
+    }
+
+    /// The person in view turns their head (nose offset in eye distances).
+    fn turn(&self, yaw: f32) {
+        *self.yaw.lock().unwrap() = yaw;
     }
 
     fn captures(&self) -> usize {
@@ -33,7 +40,7 @@ impl Camera for SceneCamera {
             return Err(facereko_hardware::Error::Camera("unplugged".into()));
         }
         let (person, q) = *self.scene.lock().unwrap();
-        Ok(frame(person, q))
+        Ok(turned_frame(person, q, *self.yaw.lock().unwrap()))
     }
     fn describe(&self) -> String {
         "scene test camera".into()
@@ -48,6 +55,10 @@ struct Watched {
 
 /// A door that watches at 5 frames/s with the default lookback (1.5 s) and face timeout (3 s).
 async fn watched(mode: Mode, scene: (u8, f32)) -> Watched {
+    watched_with(mode, scene, LivenessMode::Off).await
+}
+
+async fn watched_with(mode: Mode, scene: (u8, f32), liveness: LivenessMode) -> Watched {
     let store = Arc::new(MemoryStore::default());
     store.add(1, "Ada Lovelace", ADA);
     store.add(2, "Bob", BOB);
@@ -64,9 +75,11 @@ async fn watched(mode: Mode, scene: (u8, f32)) -> Watched {
         camera: camera.clone(),
         outputs: Arc::new(outputs.clone()),
     };
+    let mut config = config(mode);
+    config.watch.liveness = liveness;
     let (door, task) = start(
         "front",
-        config(mode),
+        config,
         parts,
         Box::new(reader),
         Some(Box::new(inputs)),
@@ -396,4 +409,113 @@ async fn a_snapshot_is_the_newest_watched_frame_or_a_capture() {
     w.camera.broken.store(true, Ordering::SeqCst);
     let err = w.rig.door.snapshot().await.unwrap_err();
     assert!(err.to_string().contains("unplugged"), "{err}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_challenge_asks_for_a_head_turn_and_a_turning_head_gets_in() {
+    let w = watched_with(Mode::CardFace, (1, 0.9), LivenessMode::Challenge).await;
+    wait(2000).await;
+    let tapped = Instant::now();
+    w.rig.tap(ADA);
+    wait(1000).await;
+    assert_eq!(
+        w.relay_on_at(tapped),
+        None,
+        "the face matched, the turn is still missing"
+    );
+    w.camera.turn(0.2);
+    wait(5000).await;
+    let on = w.relay_on_at(tapped).expect("granted after the turn");
+    assert!((1000..=1200).contains(&on), "{on}");
+    let t = w.timeline_since(tapped);
+    // Known-card beep, then the three short challenge beeps.
+    assert_eq!(
+        &t[..4],
+        &tl(&[
+            (0, "buzzer on"),
+            (500, "buzzer off"),
+            (1000, "buzzer on"),
+            (1100, "buzzer off")
+        ])[..]
+    );
+    let a = &w.rig.store.attempts()[0];
+    assert_eq!(a.outcome, Outcome::Granted);
+    assert!(a.detail.as_deref().unwrap().contains("head turn"), "{a:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_picture_that_never_turns_is_refused_as_a_spoof_with_an_alarm() {
+    let w = watched_with(Mode::CardFace, (1, 0.9), LivenessMode::Challenge).await;
+    wait(2000).await;
+    let tapped = Instant::now();
+    w.rig.tap(ADA);
+    wait(10_000).await;
+    let a = &w.rig.store.attempts()[0];
+    assert_eq!(a.outcome, Outcome::SpoofSuspected);
+    assert!(a.photo.is_some(), "the photo is kept");
+    assert_eq!(a.similarity, Some(100.0), "the face did match");
+    assert!(
+        a.detail.as_deref().unwrap().contains("no head turn"),
+        "{a:?}"
+    );
+    let t = w.timeline_since(tapped);
+    assert!(!t.iter().any(|(_, s)| s == "relay on"), "{t:?}");
+    let alarms: Vec<_> = w
+        .rig
+        .store
+        .events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::Alarm { alarm, .. } => Some(*alarm),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(alarms, vec![Alarm::SpoofSuspected]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn passive_liveness_refuses_a_still_picture_and_lets_a_moving_head_in() {
+    let w = watched_with(Mode::CardFace, (1, 0.9), LivenessMode::Passive).await;
+    wait(2000).await;
+    w.rig.tap(ADA);
+    wait(10_000).await;
+    assert_eq!(w.rig.store.outcomes(), vec![Outcome::SpoofSuspected]);
+    // A head that moves while it is watched: its keypoints do not move as one plane.
+    for (i, yaw) in [0.0, 0.08, 0.15, 0.05, -0.05, 0.1]
+        .into_iter()
+        .cycle()
+        .take(10)
+        .enumerate()
+    {
+        w.camera.turn(yaw);
+        wait(200 + i as u64 % 2).await;
+    }
+    w.rig.tap(ADA);
+    wait(10_000).await;
+    assert_eq!(
+        w.rig.store.outcomes(),
+        vec![Outcome::SpoofSuspected, Outcome::Granted]
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn face_mode_challenges_the_identified_person_too() {
+    let w = watched_with(Mode::Face, (0, 0.0), LivenessMode::Challenge).await;
+    wait(1000).await;
+    w.camera.show(1, 0.9);
+    wait(5000).await;
+    assert_eq!(w.rig.store.outcomes(), vec![Outcome::SpoofSuspected]);
+    // Out of view past the cool-down, back, and this time the head turns when asked.
+    w.camera.show(0, 0.0);
+    wait(11_000).await;
+    w.camera.show(1, 0.9);
+    wait(1500).await;
+    w.camera.turn(-0.2);
+    wait(5000).await;
+    assert_eq!(
+        w.rig.store.outcomes(),
+        vec![Outcome::SpoofSuspected, Outcome::Granted]
+    );
 }
