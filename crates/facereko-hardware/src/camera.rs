@@ -454,6 +454,7 @@ impl Camera for WarmCamera {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use facereko_domain::ImageFormat;
 
     /// A minimal but structurally complete JPEG: SOI, an APP0 segment that contains FF D9, a scan header,
     /// entropy data with a stuffed FF 00 and a restart marker, EOI.
