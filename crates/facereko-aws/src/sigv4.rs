@@ -1,5 +1,5 @@
-//! AWS Signature Version 4 for requests with their whole body in memory: [`sign`] (used by tests and
-//! tools that talk to a Rekognition-compatible endpoint without the SDK) and [`verify`] (used by the
+//! AWS Signature Version 4 for requests with their whole body in memory: `sign` (feature `testing`, for
+//! tests that talk to the Rekognition-compatible endpoint without the SDK) and [`verify`] (used by the
 //! endpoint to refuse anything not signed with a configured key).
 //!
 //! Verification follows AWS's rules: the `Authorization` header names the key, the credential scope

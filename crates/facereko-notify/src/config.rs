@@ -384,7 +384,7 @@ pub struct EmailConfig {
     pub on_granted: bool,
     /// Mail on every denied attempt.
     pub on_denied: bool,
-    /// Mail on door alarms (forced open, held open).
+    /// Mail on door alarms (forced open, held open, spoof suspected).
     pub on_alarm: bool,
     /// Attach the attempt's photo when there is one.
     pub attach_photo: bool,
