@@ -204,50 +204,40 @@ impl BrokerUrl {
     /// Parses `mqtt://host[:port]` and `mqtts://host[:port]` (IPv6 as `[::1]`); the default ports are
     /// 1883 and 8883.
     pub fn parse(url: &str) -> std::result::Result<Self, String> {
-        let url = url.trim();
-        let (tls, rest) = if let Some(r) = url.strip_prefix("mqtts://") {
-            (true, r)
-        } else if let Some(r) = url.strip_prefix("mqtt://") {
-            (false, r)
-        } else {
-            return Err(format!("{url:?} must start with mqtt:// or mqtts://"));
+        let text = url.trim();
+        let parsed = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+        let tls = match parsed.scheme() {
+            "mqtts" => true,
+            "mqtt" => false,
+            _ => return Err(format!("{text:?} must start with mqtt:// or mqtts://")),
         };
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains('@') {
+        if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(
                 "put credentials in mqtt.username and mqtt.password, not in the URL".into(),
             );
         }
-        if rest.contains('/') || rest.contains('?') {
-            return Err(format!("{url:?} must be just scheme://host[:port]"));
+        if !matches!(parsed.path(), "" | "/")
+            || parsed.query().is_some()
+            || parsed.fragment().is_some()
+        {
+            return Err(format!("{text:?} must be just scheme://host[:port]"));
         }
-        let default_port = if tls { 8883 } else { 1883 };
-        let (host, port) = if let Some(v6) = rest.strip_prefix('[') {
-            let (h, after) = v6
-                .split_once(']')
-                .ok_or_else(|| format!("{url:?}: unclosed [ in IPv6 address"))?;
-            let port = match after.strip_prefix(':') {
-                Some(p) => Some(p),
-                None if after.is_empty() => None,
-                None => return Err(format!("{url:?}: unexpected text after ]")),
-            };
-            (h.to_string(), port)
-        } else {
-            match rest.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), Some(p)),
-                None => (rest.to_string(), None),
-            }
+        let host = match parsed.host() {
+            Some(url::Host::Domain(d)) if !d.is_empty() => d.to_string(),
+            Some(url::Host::Ipv4(ip)) => ip.to_string(),
+            Some(url::Host::Ipv6(ip)) => ip.to_string(),
+            _ => return Err(format!("{text:?} has no host")),
         };
-        if host.is_empty() {
-            return Err(format!("{url:?} has no host"));
-        }
-        let port = match port {
-            None => default_port,
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p != 0)
-                .ok_or_else(|| format!("{url:?}: port {p:?} is not a number 1–65535"))?,
+        let port = match parsed.port() {
+            None => {
+                if tls {
+                    8883
+                } else {
+                    1883
+                }
+            }
+            Some(0) => return Err(format!("{text:?}: port 0 is not a port 1–65535")),
+            Some(p) => p,
         };
         Ok(Self { tls, host, port })
     }

@@ -108,20 +108,18 @@ pub(crate) fn is_connection_error(e: &sqlx::Error) -> bool {
 
 /// `scheme://user:secret@host/db` → `scheme://user:***@host/db`, for messages and logs.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => {
-            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
-            let secret = if userinfo.contains(':') { ":***" } else { "" };
-            format!("{scheme}://{user}{secret}@{host}{path}")
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => match parsed.set_password(Some("***")) {
+            Ok(()) => parsed.to_string(),
+            Err(()) => format!("{}://***", parsed.scheme()),
+        },
+        Ok(_) => url.to_string(),
+        // Not a URL at all: show nothing that could be a credential.
+        Err(_) if url.contains('@') => {
+            let scheme = url.split_once("://").map_or("", |(s, _)| s);
+            format!("{scheme}://*** (not a valid URL)")
         }
-        None => url.to_string(),
+        Err(_) => url.to_string(),
     }
 }
 
