@@ -5,6 +5,23 @@
 //! only when the broker's PUBACK for every message of the event arrived (QoS 1). The retained
 //! `<prefix>/<door>/state` carries `{"online": true, …}` while connected and the last will turns it into
 //! `{"online": false}` when the door vanishes.
+//!
+//! This file is the connection and the notifier, which share one state (`Shared`): the task that
+//! drives rumqttc, the announce after each CONNACK and the deliveries. Around it: `topics` (the door's
+//! topics, a message), `options` (rumqttc options from `[mqtt]`), `discovery` (Home Assistant) and
+//! `inbound` (signed commands from the broker).
+
+mod discovery;
+mod inbound;
+mod options;
+mod topics;
+
+pub use options::options;
+pub use topics::Topics;
+
+use discovery::discovery;
+use inbound::Inbound;
+use topics::Msg;
 
 use std::collections::HashSet;
 use std::fmt;
@@ -16,46 +33,17 @@ use async_trait::async_trait;
 use chrono::Utc;
 use facereko_domain::Event;
 use rumqttc::{
-    AsyncClient, ConnectionError, EventLoop, LastWill, MqttOptions, Outgoing, Packet, Publish, QoS,
-    SubscribeReasonCode, TlsConfiguration, Transport,
+    AsyncClient, ConnectionError, EventLoop, MqttOptions, Outgoing, Packet, QoS,
+    SubscribeReasonCode,
 };
-use serde_json::json;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
 use crate::commands::CommandGuard;
 pub use crate::commands::{CommandRequest, DoorCommand};
-use crate::config::{BrokerUrl, MqttConfig};
+use crate::config::MqttConfig;
 use crate::payload::{legacy_message, EventPayload, StateSnapshot};
-use crate::{tls, DeliveryError, Error, LiveState, Notifier, OutboxEntry, Result};
-
-/// The topics of one door.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Topics {
-    pub attempt: String,
-    pub alarm: String,
-    pub state: String,
-    pub command: String,
-}
-
-impl Topics {
-    pub fn new(prefix: &str, door_id: &str) -> Self {
-        let base = format!("{}/{door_id}", prefix.trim_matches('/'));
-        Self {
-            attempt: format!("{base}/attempt"),
-            alarm: format!("{base}/alarm"),
-            state: format!("{base}/state"),
-            command: format!("{base}/command"),
-        }
-    }
-}
-
-#[derive(Clone, Debug)]
-struct Msg {
-    topic: String,
-    payload: Vec<u8>,
-    retain: bool,
-}
+use crate::{DeliveryError, LiveState, Notifier, OutboxEntry, Result};
 
 struct InFlight {
     expected: usize,
@@ -190,10 +178,8 @@ struct Shared {
     /// The door's state now, published at every connect (else the retained state would say `null`
     /// until the next change).
     live: Option<watch::Receiver<LiveState>>,
-    commands: Option<(CommandGuard, mpsc::Sender<CommandRequest>)>,
-    /// Packet ids of the commands received on the current connection: a QoS 1 redelivery (DUP) of one
-    /// of them is not run again.
-    command_pkids: Mutex<HashSet<u16>>,
+    /// Signed commands from the broker.
+    inbound: Inbound,
     stopping: AtomicBool,
     /// The connection generation during which the last delivery failed: `ready` waits for a newer one.
     failed_generation: AtomicU64,
@@ -229,59 +215,6 @@ impl Drop for MqttNotifier {
             task.abort();
         }
     }
-}
-
-/// rumqttc options for `config`: client id, credentials, keep-alive, TLS and the last will.
-pub fn options(config: &MqttConfig, door_id: &str) -> Result<MqttOptions> {
-    let Some(broker) = config.broker()? else {
-        return Err(Error::Config {
-            key: "mqtt.url".into(),
-            reason: "MQTT is off (no url)".into(),
-        });
-    };
-    let client_id = config
-        .client_id
-        .clone()
-        .unwrap_or_else(|| format!("facereko-{door_id}"));
-    let BrokerUrl {
-        tls: use_tls,
-        host,
-        port,
-    } = broker;
-    let mut o = MqttOptions::new(client_id, host, port);
-    o.set_keep_alive(Duration::from_secs(config.keep_alive_secs));
-    o.set_clean_session(true);
-    o.set_max_packet_size(256 * 1024, 256 * 1024);
-    if let Some(user) = &config.username {
-        o.set_credentials(user.clone(), config.password.expose().to_string());
-    }
-    if use_tls {
-        let roots = tls::roots("mqtt.ca_file", config.ca_file.as_deref())?;
-        let client_auth = match (&config.client_cert, &config.client_key) {
-            (Some(cert), Some(key)) => Some((
-                tls::load_certs("mqtt.client_cert", cert)?,
-                tls::load_key("mqtt.client_key", key)?,
-            )),
-            _ => None,
-        };
-        let mutual = client_auth.is_some();
-        let mut tls_config = tls::client_config(roots, client_auth)?;
-        if port == 443 && mutual {
-            // AWS IoT Core takes MQTT with client certificates on 443 only with this ALPN name.
-            tls_config.alpn_protocols = vec![b"x-amzn-mqtt-ca".to_vec()];
-        }
-        o.set_transport(Transport::tls_with_config(TlsConfiguration::Rustls(
-            Arc::new(tls_config),
-        )));
-    }
-    let topics = Topics::new(&config.topic_prefix, door_id);
-    o.set_last_will(LastWill::new(
-        topics.state,
-        StateSnapshot::offline().to_json(),
-        QoS::AtLeastOnce,
-        true,
-    ));
-    Ok(o)
 }
 
 impl MqttNotifier {
@@ -330,8 +263,12 @@ impl MqttNotifier {
                 ..Default::default()
             }),
             live,
-            commands,
-            command_pkids: Mutex::new(HashSet::new()),
+            inbound: Inbound {
+                door_id: door_id.to_string(),
+                topic: Topics::new(&config.topic_prefix, door_id).command,
+                commands,
+                pkids: Mutex::new(HashSet::new()),
+            },
             stopping: AtomicBool::new(false),
             failed_generation: AtomicU64::new(0),
         });
@@ -552,18 +489,14 @@ async fn drive(
         match event {
             rumqttc::Event::Incoming(Packet::ConnAck(_)) => {
                 *generation += 1;
-                shared
-                    .command_pkids
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clear();
+                shared.inbound.new_connection();
                 tracing::info!(door_id = %shared.door_id, broker = ?shared.options.broker_address(),
                     "MQTT connected");
                 tokio::spawn(announce(shared.clone(), session.clone(), *generation));
             }
             rumqttc::Event::Outgoing(Outgoing::Publish(pkid)) => session.on_outgoing_publish(pkid),
             rumqttc::Event::Incoming(Packet::PubAck(ack)) => session.on_puback(ack.pkid),
-            rumqttc::Event::Incoming(Packet::Publish(p)) => on_publish(shared, &p),
+            rumqttc::Event::Incoming(Packet::Publish(p)) => shared.inbound.on_publish(&p),
             rumqttc::Event::Incoming(Packet::SubAck(ack))
                 if ack
                     .return_codes
@@ -608,7 +541,7 @@ async fn announce(shared: Arc<Shared>, session: Arc<Session>, generation: u64) {
         session.poison(&e);
         return;
     }
-    if shared.commands.is_some() {
+    if shared.inbound.enabled() {
         if let Err(e) = session
             .client
             .subscribe(shared.topics.command.clone(), QoS::AtLeastOnce)
@@ -622,186 +555,5 @@ async fn announce(shared: Arc<Shared>, session: Arc<Session>, generation: u64) {
             generation,
             session,
         });
-    }
-}
-
-/// Home Assistant MQTT discovery: the door as a lock, the system as a switch, the last attempt as a
-/// sensor, all unavailable when the retained state says offline.
-fn discovery(prefix: &str, door_id: &str, t: &Topics) -> Vec<Msg> {
-    let node = format!(
-        "facereko_{}",
-        door_id.replace(|c: char| !c.is_ascii_alphanumeric(), "_")
-    );
-    let device = json!({
-        "identifiers": [node],
-        "name": format!("FaceReko {door_id}"),
-        "manufacturer": "FaceReko",
-        "model": "door access controller",
-        "sw_version": env!("CARGO_PKG_VERSION"),
-    });
-    let availability = json!([{
-        "topic": t.state,
-        "value_template": "{{ 'online' if value_json.online else 'offline' }}",
-        "payload_available": "online",
-        "payload_not_available": "offline",
-    }]);
-    let configs = [
-        (
-            "lock",
-            "door",
-            json!({
-                "name": "Door",
-                "unique_id": format!("{node}_door"),
-                "state_topic": t.state,
-                "value_template": "{{ 'UNLOCKED' if value_json.door == 'unlocked' else 'LOCKED' }}",
-                "command_topic": t.command,
-                "payload_unlock": "UNLOCK",
-                "payload_lock": "LOCK",
-                "availability": availability,
-                "device": device,
-            }),
-        ),
-        (
-            "switch",
-            "armed",
-            json!({
-                "name": "System armed",
-                "unique_id": format!("{node}_armed"),
-                "state_topic": t.state,
-                "value_template": "{{ 'ON' if value_json.armed else 'OFF' }}",
-                "command_topic": t.command,
-                "payload_on": "ARM",
-                "payload_off": "DISARM",
-                "availability": availability,
-                "device": device,
-            }),
-        ),
-        (
-            "sensor",
-            "last_attempt",
-            json!({
-                "name": "Last attempt",
-                "unique_id": format!("{node}_last_attempt"),
-                "state_topic": t.attempt,
-                "value_template": "{{ value_json.outcome }}",
-                "json_attributes_topic": t.attempt,
-                "json_attributes_template":
-                    "{{ {'person': value_json.person, 'outcome': value_json.outcome, \
-                     'similarity': value_json.similarity, 'time': value_json.time, \
-                     'event_id': value_json.event_id} | tojson }}",
-                "icon": "mdi:account-lock",
-                "availability": availability,
-                "device": device,
-            }),
-        ),
-    ];
-    configs
-        .into_iter()
-        .map(|(component, object, config)| Msg {
-            topic: format!("{prefix}/{component}/{node}/{object}/config"),
-            payload: config.to_string().into_bytes(),
-            retain: true,
-        })
-        .collect()
-}
-
-fn on_publish(shared: &Shared, p: &Publish) {
-    if p.topic != shared.topics.command {
-        tracing::debug!(topic = %p.topic, "ignoring a message on an unexpected topic");
-        return;
-    }
-    let Some((guard, tx)) = &shared.commands else {
-        tracing::warn!(topic = %p.topic, "MQTT command ignored: commands are disabled");
-        return;
-    };
-    if p.retain {
-        // A retained command would run again at every reconnect.
-        tracing::warn!(topic = %p.topic, "MQTT command rejected: it was a retained message");
-        return;
-    }
-    if p.pkid != 0 {
-        // QoS 1 is "at least once": the broker sends a message again (DUP) when it missed our PUBACK.
-        // The clean session means that happens on this connection only, after the first copy.
-        let mut seen = shared
-            .command_pkids
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        if !seen.insert(p.pkid) && p.dup {
-            tracing::info!(door_id = %shared.door_id, topic = %p.topic, pkid = p.pkid,
-                "MQTT command redelivered by the broker; it ran already");
-            return;
-        }
-    }
-    match guard.check(&p.payload, Utc::now()) {
-        Ok(command) => {
-            tracing::info!(door_id = %shared.door_id, ?command, topic = %p.topic, "MQTT command accepted");
-            let request = CommandRequest {
-                command,
-                received: Utc::now(),
-                origin: format!("mqtt:{}", p.topic),
-            };
-            if let Err(e) = tx.try_send(request) {
-                tracing::warn!(door_id = %shared.door_id, ?command, error = %e,
-                    "MQTT command dropped: the door is not taking commands");
-            }
-        }
-        Err(reason) => {
-            tracing::warn!(door_id = %shared.door_id, topic = %p.topic, %reason, "MQTT command rejected");
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Secret;
-
-    #[test]
-    fn discovery_describes_lock_switch_and_sensor() {
-        let t = Topics::new("facereko", "front");
-        let msgs = discovery("homeassistant", "front", &t);
-        let topics: Vec<&str> = msgs.iter().map(|m| m.topic.as_str()).collect();
-        assert_eq!(
-            topics,
-            [
-                "homeassistant/lock/facereko_front/door/config",
-                "homeassistant/switch/facereko_front/armed/config",
-                "homeassistant/sensor/facereko_front/last_attempt/config",
-            ]
-        );
-        assert!(msgs.iter().all(|m| m.retain));
-        let lock: serde_json::Value = serde_json::from_slice(&msgs[0].payload).unwrap();
-        assert_eq!(lock["command_topic"], "facereko/front/command");
-        assert_eq!(lock["availability"][0]["topic"], "facereko/front/state");
-        assert_eq!(lock["device"]["identifiers"][0], "facereko_front");
-    }
-
-    #[test]
-    fn options_carry_the_last_will_and_tls() {
-        let config = MqttConfig {
-            url: Some("mqtt://127.0.0.1:1883".into()),
-            username: Some("door".into()),
-            password: Secret::new("pw"),
-            ..Default::default()
-        };
-        let o = options(&config, "front").unwrap();
-        assert_eq!(o.client_id(), "facereko-front");
-        let will = o.last_will().unwrap();
-        assert_eq!(will.topic, "facereko/front/state");
-        assert!(will.retain);
-        assert_eq!(
-            &will.message[..],
-            br#"{"online":false,"armed":null,"door":null,"event_id":null,"time":null}"#
-        );
-        let missing_ca = MqttConfig {
-            url: Some("mqtts://127.0.0.1".into()),
-            ca_file: Some("/nonexistent/rootca.pem".into()),
-            ..Default::default()
-        };
-        let err = options(&missing_ca, "front").unwrap_err().to_string();
-        assert!(
-            err.contains("mqtt.ca_file") && err.contains("rootca.pem"),
-            "{err}"
-        );
     }
 }
