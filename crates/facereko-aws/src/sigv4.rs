@@ -184,9 +184,10 @@ fn string_to_sign(
     ))
 }
 
-/// Signs `req` (whose headers must include `host`) at `now`: returns the `x-amz-date`,
-/// `x-amz-content-sha256` and `authorization` headers to add. For tests of the endpoint only (feature
-/// `testing`): the product verifies signatures, the AWS SDK signs its own requests.
+/// Signs `req` (whose headers must include `host`) at `now` with the AWS SDK's own signer
+/// (`aws-sigv4`), so tests never sign and verify with the same code: returns the headers to add
+/// (`x-amz-date`, `x-amz-content-sha256`, `authorization`). For tests of the endpoint only (feature
+/// `testing`): the product verifies signatures, and the AWS SDK signs its own requests.
 #[cfg(any(test, feature = "testing"))]
 pub fn sign(
     req: &Request<'_>,
@@ -195,41 +196,50 @@ pub fn sign(
     service: &str,
     now: DateTime<Utc>,
 ) -> Vec<(String, String)> {
-    let amz_date = now.format("%Y%m%dT%H%M%SZ").to_string();
-    let date = &amz_date[..8];
-    let mut headers = req.headers.to_vec();
-    headers.push(("x-amz-date".into(), amz_date.clone()));
-    headers.push(("x-amz-content-sha256".into(), hex_sha256(req.body)));
-    let mut names: Vec<String> = headers
-        .iter()
-        .map(|(n, _)| n.to_ascii_lowercase())
-        .collect();
-    names.sort();
-    names.dedup();
-    let signed: Vec<&str> = names.iter().map(String::as_str).collect();
-    let scope = format!("{date}/{region}/{service}/aws4_request");
-    let full = Request {
-        headers: &headers,
-        ..*req
+    use aws_sigv4::http_request::{
+        sign, PayloadChecksumKind, SignableBody, SignableRequest, SigningSettings,
     };
-    let sts = string_to_sign(&full, &signed, &amz_date, &scope)
-        .expect("every signed header is present: the names came from the headers");
-    let signature = hex::encode(hmac(
-        &signing_key(&key.secret_access_key, date, region, service),
-        sts.as_bytes(),
-    ));
-    vec![
-        ("x-amz-date".into(), amz_date),
-        ("x-amz-content-sha256".into(), hex_sha256(req.body)),
-        (
-            "authorization".into(),
-            format!(
-                "{ALGORITHM} Credential={}/{scope}, SignedHeaders={}, Signature={signature}",
-                key.access_key_id,
-                signed.join(";")
-            ),
-        ),
-    ]
+    use aws_sigv4::sign::v4;
+    let identity = aws_credential_types::Credentials::new(
+        &key.access_key_id,
+        &key.secret_access_key,
+        None,
+        None,
+        "facereko-test",
+    )
+    .into();
+    let mut settings = SigningSettings::default();
+    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(region)
+        .name(service)
+        .time(now.into())
+        .settings(settings)
+        .build()
+        .expect("every signing parameter is set")
+        .into();
+    let host = header(req.headers, "host").unwrap_or("localhost");
+    let query = if req.query.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", req.query)
+    };
+    let uri = format!("http://{host}{}{query}", req.path);
+    let signable = SignableRequest::new(
+        req.method,
+        uri,
+        req.headers.iter().map(|(n, v)| (n.as_str(), v.as_str())),
+        SignableBody::Bytes(req.body),
+    )
+    .expect("a signable request");
+    let (instructions, _) = sign(signable, &params)
+        .expect("signing with aws-sigv4")
+        .into_parts();
+    instructions
+        .headers()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect()
 }
 
 /// The key a request claims to be signed with, from its headers alone: lets a server refuse an
