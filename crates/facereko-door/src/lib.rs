@@ -292,6 +292,16 @@ pub async fn start(
         Some(a) => a,
         None => config.armed_at_first_start,
     };
+    // The newest attempt, so the status says it after a restart; a slow store does not hold the start.
+    let last_attempt =
+        match tokio::time::timeout(STORE_WAIT, parts.store.last_attempt(door_id)).await {
+            Ok(Ok(a)) => a,
+            Ok(Err(e)) => {
+                tracing::warn!("could not read the last attempt: {e}");
+                None
+            }
+            Err(_) => None,
+        };
     let (cmd_tx, cmd_rx) = mpsc::channel(32);
     let (events, _) = broadcast::channel(256);
     let status = DoorStatus {
@@ -301,7 +311,7 @@ pub async fn start(
         unlocked: false,
         door_open: None,
         busy: false,
-        last_attempt: None,
+        last_attempt,
         reader: "ok".into(),
     };
     let (status_tx, status_rx) = watch::channel(status);

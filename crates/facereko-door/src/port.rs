@@ -27,6 +27,8 @@ pub trait DoorStore: Send + Sync {
     async fn enrolled_faces(&self, _person: PersonId) -> Result<Option<usize>, PortError> {
         Ok(None)
     }
+    /// This door's newest attempt, so the status after a restart still shows it.
+    async fn last_attempt(&self, door_id: &str) -> Result<Option<Attempt>, PortError>;
 }
 #[async_trait]
 impl DoorStore for facereko_store::Store {
@@ -57,6 +59,18 @@ impl DoorStore for facereko_store::Store {
     async fn enqueue_event(&self, door_id: &str, event: &Event) -> Result<(), PortError> {
         facereko_store::Store::enqueue_event(self, door_id, event).await?;
         Ok(())
+    }
+
+    async fn last_attempt(&self, door_id: &str) -> Result<Option<Attempt>, PortError> {
+        let query = facereko_store::AttemptQuery {
+            limit: 1,
+            door_id: Some(door_id.to_string()),
+            ..Default::default()
+        };
+        Ok(facereko_store::Store::attempts(self, &query)
+            .await?
+            .into_iter()
+            .next())
     }
 
     async fn enrolled_faces(&self, person: PersonId) -> Result<Option<usize>, PortError> {

@@ -158,6 +158,15 @@ impl DoorStore for MemoryStore {
         Ok(())
     }
 
+    async fn last_attempt(&self, door_id: &str) -> Result<Option<Attempt>, PortError> {
+        self.fault().await?;
+        Ok(self
+            .attempts()
+            .into_iter()
+            .rev()
+            .find(|a| a.door_id == door_id))
+    }
+
     async fn enrolled_faces(&self, person: PersonId) -> Result<Option<usize>, PortError> {
         self.fault().await?;
         Ok(Some(
@@ -1012,3 +1021,27 @@ async fn a_card_owner_without_an_enrolled_face_is_told_so() {
 }
 
 mod watched;
+
+#[tokio::test(start_paused = true)]
+async fn the_last_attempt_is_in_the_status_after_a_restart() {
+    let r = rig(Mode::Card).await;
+    r.tap(ADA);
+    wait(15_000).await;
+    let before = r.door.status().last_attempt.expect("the attempt").id;
+    r.door.shutdown().await;
+    // A new controller on the same store: its status starts with that attempt.
+    let again = rig_with(r.store.clone(), config(Mode::Card)).await;
+    assert_eq!(again.door.status().last_attempt.map(|a| a.id), Some(before));
+    // Another door on the same store starts without it.
+    let (reader, _tapper) = sim::card_reader();
+    let parts = Parts {
+        store: r.store.clone(),
+        engine: None,
+        camera: Arc::new(StillCamera),
+        outputs: Arc::new(SimOutputs::new()),
+    };
+    let (back, _task) = start("back", config(Mode::Card), parts, Box::new(reader), None)
+        .await
+        .unwrap();
+    assert!(back.status().last_attempt.is_none());
+}
