@@ -429,6 +429,21 @@ impl Store {
         with_db!(self.db(), b => b.close().await);
     }
 
+    /// Writes a consistent copy of the embedded SQLite database to `dest`, a file that must not exist
+    /// (safe while the daemon runs). A MySQL/PostgreSQL database is backed up with its server's own
+    /// tools (`mysqldump`, `pg_dump`): refused with a message saying so.
+    pub async fn backup_database(&self, dest: &Path) -> Result<()> {
+        match self.db() {
+            Db::Sqlite(b) => backend::sqlite::vacuum_into(b, dest).await,
+            #[allow(unreachable_patterns)]
+            _ => Err(Error::Invalid(format!(
+                "`facereko backup` copies the embedded SQLite database; back up this {:?} database \
+                 with its server's tools (mysqldump, pg_dump)",
+                self.backend()
+            ))),
+        }
+    }
+
     /// `sqlite://<data_dir>/facereko.db` — the embedded default.
     pub fn default_url(data_dir: &Path) -> String {
         format!("sqlite://{}", data_dir.join("facereko.db").display())

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use facereko_domain::Mode;
 
 mod admin;
+mod backup;
 mod cli;
 mod commission;
 mod config;
@@ -65,6 +66,10 @@ enum Command {
     Disarm,
     /// Create or upgrade the database schema, then exit.
     Migrate,
+    /// Write the door's data (database, photos, facereko.toml) to one archive; safe while it runs.
+    Backup(backup::BackupArgs),
+    /// Restore an archive written by `backup` into the data directory (the daemon must be stopped).
+    Restore(backup::RestoreArgs),
     /// The configuration in effect (defaults, file and FACEREKO_* environment), secrets hidden.
     #[command(subcommand)]
     Config(cli::ConfigCommand),
@@ -184,6 +189,8 @@ async fn run(args: Args) -> Result<()> {
         Command::Selftest(c) => commission::selftest(&data_dir, config_file, c).await,
         Command::Doctor(a) => commission::doctor(&data_dir, config_file, a).await,
         Command::Config(c) => cli::config(&data_dir, config_file, c),
+        Command::Backup(a) => backup::backup(&data_dir, config_file, a).await,
+        Command::Restore(a) => backup::restore(&data_dir, config_file, a).await,
         Command::Migrate => {
             let store = cli::open_store(&data_dir, config_file).await?;
             println!("database {} is migrated", store.backend());

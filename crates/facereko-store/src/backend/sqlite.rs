@@ -130,4 +130,26 @@ pub(crate) fn create_private(path: &std::path::Path) -> Result<()> {
     }
 }
 
+/// A consistent copy of the whole database in a new file at `dest` (SQLite's `VACUUM INTO`: one read
+/// transaction, so it is safe while the daemon writes). The copy is made private like the original.
+pub(crate) async fn vacuum_into(sql: &Sql, dest: &std::path::Path) -> Result<()> {
+    if dest.exists() {
+        return Err(Error::Conflict(dest.display().to_string()));
+    }
+    let target = dest
+        .to_str()
+        .ok_or_else(|| Error::Invalid(format!("{} is not a UTF-8 path", dest.display())))?;
+    sqlx::query("VACUUM INTO ?")
+        .bind(target)
+        .execute(&sql.write)
+        .await?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o600))
+            .map_err(|e| Error::io(dest, e))?;
+    }
+    Ok(())
+}
+
 include!("common.rs");
