@@ -8,7 +8,8 @@
 //! CSRF: a signed-in form carries a token derived from the session secret (SHA-256 with a fixed label), so
 //! no extra state is needed and a token is useless without the cookie. Forms shown before sign-in (setup,
 //! sign-in, card-based account creation) use a double-submit cookie instead. Tokens are compared in
-//! constant time.
+//! constant time, by the form extractors in `extract` (`CsrfForm`, `CsrfMultipart`, `PreCsrfForm`), never
+//! by a handler.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -57,7 +58,8 @@ pub(crate) fn cookie(name: &str, value: &str, secure: bool, max_age: Option<i64>
 
 /// The value of cookie `name` from the request headers. A name sent more than once counts as absent: a
 /// sibling subdomain or a script on plain HTTP can plant a second cookie of the same name, and which one a
-/// server would read first is up to the browser's ordering, so neither is trusted.
+/// server would read first is up to the browser's ordering, so neither is trusted. (Hence no cookie jar
+/// such as `axum_extra`'s: it keeps one cookie per name, so a duplicate could no longer be told apart.)
 pub(crate) fn read_cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     let mut found = headers
         .get_all(header::COOKIE)
@@ -87,15 +89,6 @@ pub(crate) fn csrf_for_session(session_token: &str) -> String {
 pub(crate) fn same_secret(a: &str, b: &str) -> bool {
     use subtle::ConstantTimeEq;
     !a.is_empty() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
-}
-
-/// Checks a signed-in form's token.
-pub(crate) fn check_csrf(user: &CurrentUser, given: &str) -> Result<(), AppError> {
-    if same_secret(&user.csrf, given) {
-        Ok(())
-    } else {
-        Err(AppError::Csrf)
-    }
 }
 
 /// The client address: the TCP peer, or the last `X-Forwarded-For` entry when configured to trust it.
@@ -410,6 +403,11 @@ impl FromRequestParts<AppState> for CurrentUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
+        // A second look in the same request (a form's CSRF check after the handler's `Admin`) reuses the
+        // first: one store lookup, one idle-time touch.
+        if let Some(u) = parts.extensions.get::<CurrentUser>() {
+            return Ok(u.clone());
+        }
         if !has_accounts(state).await.map_err(AuthRejection::Error)? {
             return Err(AuthRejection::Setup);
         }
@@ -421,7 +419,10 @@ impl FromRequestParts<AppState> for CurrentUser {
             {
                 Err(AuthRejection::ChangePassword)
             }
-            Some(u) => Ok(u),
+            Some(u) => {
+                parts.extensions.insert(u.clone());
+                Ok(u)
+            }
             None => Err(AuthRejection::SignIn {
                 next: next_of(parts),
                 expired: false,

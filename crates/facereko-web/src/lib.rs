@@ -3,8 +3,9 @@
 //! API under `/api/v1` — one axum [`Router`] built by [`router`].
 //!
 //! The one design decision a newcomer must know: every page is server-rendered HTML that works without
-//! JavaScript, and every state change is a `POST` carrying a CSRF token checked in the handler (see
-//! [`auth`]); the only script (`/assets/live.js`) adds live updates over server-sent events. A strict
+//! JavaScript, and every state change is a `POST` carrying a CSRF token (see [`auth`]), checked before its
+//! handler runs by the crate's form extractors (`extract`: a handler cannot take a form unchecked); the
+//! only script (`/assets/live.js`) adds live updates over server-sent events. A strict
 //! Content-Security-Policy (`default-src 'none'`, scripts and styles from this site only, no inline code)
 //! is set on every response, and every failure becomes a friendly page with the details in the log only.
 //!

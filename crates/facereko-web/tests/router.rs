@@ -1795,3 +1795,323 @@ async fn form_posts_through_a_trusted_proxy_check_the_forwarded_host() {
     );
     assert!(!f.door.status().armed);
 }
+
+// ---------------------------------------------------------------- every form's CSRF token
+
+/// Every route that takes a `POST`, as declared in `src/routes/mod.rs` (where the router lists all of
+/// them), with its `{parameters}` still in.
+fn declared_post_routes() -> Vec<String> {
+    let source = include_str!("../src/routes/mod.rs");
+    let mut found = Vec::new();
+    let mut rest = source;
+    while let Some(i) = rest.find(".route(") {
+        let call = &rest[i + ".route(".len()..];
+        let mut depth = 1;
+        let end = call
+            .char_indices()
+            .find(|&(_, c)| {
+                match c {
+                    '(' => depth += 1,
+                    ')' => depth -= 1,
+                    _ => {}
+                }
+                depth == 0
+            })
+            .map(|(j, _)| j)
+            .expect("a .route( call is closed");
+        let args = &call[..end];
+        let path = args
+            .split('"')
+            .nth(1)
+            .expect("a route starts with its path");
+        if args.contains("post(") {
+            found.push(path.to_string());
+        }
+        rest = &call[end..];
+    }
+    found
+}
+
+/// Uploads: the token travels in a multipart body.
+const MULTIPART_ROUTES: &[&str] = &["/people/{id}/faces"];
+
+/// Every field any form of the app has, with a value each form accepts: a request with these and a
+/// forged token gets as far as the token check on every route, so only that check can refuse it. A new
+/// form with a field not listed here needs it added.
+const EVERY_FIELD: &[(&str, &str)] = &[
+    ("armed", "off"),
+    ("name", "Mallory"),
+    ("active", "off"),
+    ("valid_from", ""),
+    ("valid_until", ""),
+    ("schedule", ""),
+    ("uid", "04:A2:2B:20"),
+    ("label", "stolen"),
+    ("username", "mallory"),
+    ("password", "longpassword"),
+    ("password2", "longpassword"),
+    ("current", "password123"),
+    ("role", "admin"),
+    ("account", "1"),
+    ("person", "1"),
+    ("expires_days", ""),
+    ("setup_code", "AAAA-BBBB-CCCC"),
+    ("invite", ""),
+    ("next", "/"),
+];
+
+/// A `multipart/form-data` body of `(name, file name, contents)` parts.
+fn multipart_of(parts: &[(&str, Option<&str>, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----facerekoBoundaryQ2x9";
+    let mut body = Vec::new();
+    for (name, file, contents) in parts {
+        let file = file
+            .map(|f| format!("; filename=\"{f}\"\r\nContent-Type: image/jpeg"))
+            .unwrap_or_default();
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"{file}\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(contents);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn post_multipart(
+    f: &Fixture,
+    path: &str,
+    b: &Browser,
+    parts: &[(&str, Option<&str>, &[u8])],
+) -> common::Resp {
+    let (ct, body) = multipart_of(parts);
+    f.send(
+        Request::post(path)
+            .header(header::COOKIE, b.cookie_header())
+            .header(header::CONTENT_TYPE, ct)
+            .body(Body::from(body))
+            .unwrap(),
+    )
+    .await
+}
+
+fn is_csrf_refusal(r: &common::Resp) -> bool {
+    r.status == StatusCode::FORBIDDEN && r.text().contains("did not come from this site")
+}
+
+#[tokio::test]
+async fn every_post_route_refuses_a_forged_or_missing_csrf_token() {
+    let f = Fixture::new().await;
+    let admin = f.admin().await;
+    let ada = f.person_with_card("Ada", "04:A2:2B:19").await;
+    let attempt = f.attempt(Some((ada, "Ada")), Outcome::Granted, true).await;
+    let armed = f.door.status().armed;
+    let routes = declared_post_routes();
+    for known in [
+        "/arm",
+        "/login",
+        "/logout",
+        "/people/{id}/faces",
+        "/accounts/tokens/{id}/revoke",
+        "/api/v1/arm",
+    ] {
+        assert!(
+            routes.iter().any(|r| r == known),
+            "{known} not found among {routes:?}"
+        );
+    }
+    assert!(routes.len() >= 26, "{routes:?}");
+    let photo = jpeg(200, 150);
+    let mut checked = 0;
+    for route in &routes {
+        let path = route
+            .replace("{id}", &ada.0.to_string())
+            .replace("{uid}", "04A22B19")
+            .replace("{face}", "1");
+        assert!(!path.contains('{'), "a parameter to fill in: {route}");
+        if route.starts_with("/api/") {
+            // The API takes bearer tokens only, which a browser never sends by itself: a session cookie
+            // gets nowhere, so there is no form token to check.
+            let r = f.post(&path, &admin, &[("armed", "false")]).await;
+            assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{route}");
+            continue;
+        }
+        if MULTIPART_ROUTES.contains(&route.as_str()) {
+            let forged = post_multipart(
+                &f,
+                &path,
+                &admin,
+                &[("csrf", None, b"forged"), ("photo", Some("me.jpg"), &photo)],
+            )
+            .await;
+            assert!(
+                is_csrf_refusal(&forged),
+                "{route}: {} {}",
+                forged.status,
+                forged.text()
+            );
+            let missing =
+                post_multipart(&f, &path, &admin, &[("photo", Some("me.jpg"), &photo)]).await;
+            assert!(
+                is_csrf_refusal(&missing),
+                "{route}: {} {}",
+                missing.status,
+                missing.text()
+            );
+            checked += 1;
+            continue;
+        }
+        let mut forged = vec![("csrf", "forged")];
+        forged.extend_from_slice(EVERY_FIELD);
+        let r = f.post(&path, &admin, &forged).await;
+        assert!(is_csrf_refusal(&r), "{route}: {} {}", r.status, r.text());
+        let r = f.post(&path, &admin, EVERY_FIELD).await;
+        assert!(
+            r.status == StatusCode::BAD_REQUEST || is_csrf_refusal(&r),
+            "{route} without a token: {} {}",
+            r.status,
+            r.text()
+        );
+        checked += 1;
+    }
+    assert!(checked >= 25, "{checked} routes checked");
+    // Nothing happened: the door, the people, the accounts and the session are as they were.
+    assert_eq!(f.door.status().armed, armed);
+    let people = f.store.list_people().await.unwrap();
+    assert_eq!(people.len(), 1);
+    assert_eq!(people[0].name, "Ada");
+    assert_eq!(people[0].cards.len(), 1);
+    assert!(people[0].cards[0].active);
+    assert!(f.store.faces(Some(ada)).await.unwrap().is_empty());
+    assert_eq!(f.store.list_accounts().await.unwrap().len(), 1);
+    assert_eq!(f.get("/", &admin).await.status, StatusCode::OK);
+    assert!(
+        f.get(&format!("/history/{}", attempt.id), &admin)
+            .await
+            .status
+            == StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn an_upload_is_refused_unread_unless_its_token_comes_first() {
+    let f = Fixture::new().await;
+    let admin = f.admin().await;
+    let ada = f.person_with_card("Ada", "04:A2:2B:19").await;
+    let path = format!("/people/{}/faces", ada.0);
+    let photo = jpeg(200, 150);
+    let token = admin.csrf.clone();
+    // The photo before the token.
+    let r = post_multipart(
+        &f,
+        &path,
+        &admin,
+        &[
+            ("photo", Some("me.jpg"), &photo),
+            ("csrf", None, token.as_bytes()),
+        ],
+    )
+    .await;
+    assert!(is_csrf_refusal(&r), "{} {}", r.status, r.text());
+    // A second token after the photo.
+    let r = post_multipart(
+        &f,
+        &path,
+        &admin,
+        &[
+            ("csrf", None, token.as_bytes()),
+            ("photo", Some("me.jpg"), &photo),
+            ("csrf", None, b"forged"),
+        ],
+    )
+    .await;
+    assert!(is_csrf_refusal(&r), "{} {}", r.status, r.text());
+    assert!(f.store.faces(Some(ada)).await.unwrap().is_empty());
+    // Not multipart at all: a friendly 400 page, as before.
+    let r = f.post(&path, &admin, &[("csrf", &token)]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.header("content-type").starts_with("text/html"));
+    // The token first, then the photo: enrolled.
+    let r = post_multipart(
+        &f,
+        &path,
+        &admin,
+        &[
+            ("csrf", None, token.as_bytes()),
+            ("photo", Some("me.jpg"), &photo),
+        ],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert_eq!(f.store.faces(Some(ada)).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn form_refusals_come_in_the_same_order_as_before_the_token_check() {
+    let f = Fixture::new().await;
+    let admin = f.admin().await;
+    let viewer = f.account("viewer", Role::Viewer).await;
+    let ada = f.person_with_card("Ada", "04:A2:2B:19").await;
+    let forged = [("csrf", "forged"), ("uid", "04:A2:2B:20")];
+    // Not signed in: to the sign-in page, whatever the path or the form.
+    let r = f
+        .post("/people/abc/cards", &Browser::default(), &forged)
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(r.location().starts_with("/login"), "{}", r.location());
+    // A viewer: not allowed, before the path and the token are looked at.
+    let r = f.post("/people/abc/cards", &viewer, &forged).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(r.text().contains("Only an administrator"), "{}", r.text());
+    // An admin: a bad path, then an incomplete form, then the token.
+    let r = f.post("/people/abc/cards", &admin, &forged).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let cards = format!("/people/{}/cards", ada.0);
+    let r = f.post(&cards, &admin, &[("csrf", "forged")]).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.text().contains("incomplete"), "{}", r.text());
+    let r = f.post(&cards, &admin, &forged).await;
+    assert!(is_csrf_refusal(&r), "{} {}", r.status, r.text());
+    // A token given twice is a malformed form, as it was.
+    let r = f
+        .post(
+            &cards,
+            &admin,
+            &[
+                ("csrf", &admin.csrf),
+                ("csrf", &admin.csrf),
+                ("uid", "04:A2:2B:20"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // Everything right: done.
+    let r = f
+        .post(
+            &cards,
+            &admin,
+            &[("csrf", &admin.csrf), ("uid", "04:A2:2B:20")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    // A signed-out form: the cookie and the field must match.
+    let mut b = Browser::default();
+    let page = f.get("/login", &b).await;
+    b.absorb(&page);
+    let login = |csrf: &'static str| {
+        [
+            ("csrf", csrf),
+            ("username", "admin"),
+            ("password", "password123"),
+        ]
+    };
+    let r = f.post("/login", &b, &login("forged")).await;
+    assert!(is_csrf_refusal(&r), "{} {}", r.status, r.text());
+    let r = f
+        .post("/login", &Browser::default(), &login("forged"))
+        .await;
+    assert!(is_csrf_refusal(&r), "{} {}", r.status, r.text());
+}

@@ -11,9 +11,9 @@ use chrono::Utc;
 use facereko_store::{validate_username, Account, AccountUpdate, NewAccount, Role};
 use serde::Deserialize;
 
-use crate::auth::{check_csrf, Admin, CurrentUser};
+use crate::auth::{Admin, CurrentUser};
 use crate::error::AppError;
-use crate::extract::{Form, Path, Peer, Query};
+use crate::extract::{CsrfForm, NoFields, Path, Peer, Query};
 use crate::routes::home::Done;
 use crate::routes::session::{check_password, client, hash_blocking};
 use crate::views::{render, render_with_status, Page};
@@ -206,7 +206,6 @@ pub(crate) async fn list(
 
 #[derive(Deserialize)]
 pub(crate) struct AddForm {
-    csrf: String,
     username: String,
     password: String,
     password2: String,
@@ -216,9 +215,8 @@ pub(crate) struct AddForm {
 pub(crate) async fn add(
     State(state): State<AppState>,
     Admin(user): Admin,
-    Form(f): Form<AddForm>,
+    CsrfForm(f): CsrfForm<AddForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&user, &f.csrf)?;
     let username = f.username.trim().to_string();
     let role: Role = f
         .role
@@ -279,7 +277,6 @@ async fn keep_an_admin(state: &AppState, losing: &Account) -> Result<(), AppErro
 
 #[derive(Deserialize)]
 pub(crate) struct PasswordForm {
-    csrf: String,
     password: String,
     password2: String,
 }
@@ -288,9 +285,8 @@ pub(crate) async fn reset_password(
     State(state): State<AppState>,
     Admin(user): Admin,
     Path(id): Path<i64>,
-    Form(f): Form<PasswordForm>,
+    CsrfForm(f): CsrfForm<PasswordForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&user, &f.csrf)?;
     let a = target(&state, id).await?;
     check_password(&f.password, &f.password2).map_err(AppError::BadRequest)?;
     let hash = hash_blocking(f.password).await?;
@@ -317,7 +313,6 @@ pub(crate) async fn reset_password(
 
 #[derive(Deserialize)]
 pub(crate) struct RoleForm {
-    csrf: String,
     role: String,
 }
 
@@ -325,9 +320,8 @@ pub(crate) async fn set_role(
     State(state): State<AppState>,
     Admin(user): Admin,
     Path(id): Path<i64>,
-    Form(f): Form<RoleForm>,
+    CsrfForm(f): CsrfForm<RoleForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&user, &f.csrf)?;
     let a = target(&state, id).await?;
     let role: Role = f
         .role
@@ -355,9 +349,8 @@ pub(crate) async fn disable(
     State(state): State<AppState>,
     Admin(user): Admin,
     Path(id): Path<i64>,
-    Form(f): Form<crate::routes::session::CsrfOnly>,
+    _: CsrfForm<NoFields>,
 ) -> Result<Response, AppError> {
-    check_csrf(&user, &f.csrf)?;
     let a = target(&state, id).await?;
     if a.id == user.account.id {
         return Err(AppError::BadRequest(
@@ -377,7 +370,6 @@ pub(crate) async fn disable(
 
 #[derive(Deserialize)]
 pub(crate) struct TokenForm {
-    csrf: String,
     name: String,
     account: i64,
     /// Days until it expires; empty for never.
@@ -387,9 +379,8 @@ pub(crate) struct TokenForm {
 pub(crate) async fn create_token(
     State(state): State<AppState>,
     Admin(user): Admin,
-    Form(f): Form<TokenForm>,
+    CsrfForm(f): CsrfForm<TokenForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&user, &f.csrf)?;
     let a = target(&state, f.account).await?;
     let expires = match f
         .expires_days
@@ -430,9 +421,8 @@ pub(crate) async fn revoke_token(
     State(state): State<AppState>,
     Admin(user): Admin,
     Path(id): Path<i64>,
-    Form(f): Form<crate::routes::session::CsrfOnly>,
+    _: CsrfForm<NoFields>,
 ) -> Result<Response, AppError> {
-    check_csrf(&user, &f.csrf)?;
     state.store.revoke_api_token(id).await?;
     state.runtime.clear_token_cache();
     tracing::info!(by = %user.account.username, token = id, "API token revoked");
@@ -441,7 +431,6 @@ pub(crate) async fn revoke_token(
 
 #[derive(Deserialize)]
 pub(crate) struct InviteForm {
-    csrf: String,
     person: i64,
 }
 
@@ -450,9 +439,8 @@ pub(crate) struct InviteForm {
 pub(crate) async fn invite(
     State(state): State<AppState>,
     Admin(user): Admin,
-    Form(f): Form<InviteForm>,
+    CsrfForm(f): CsrfForm<InviteForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&user, &f.csrf)?;
     let person = state
         .store
         .person(facereko_domain::PersonId(f.person))
@@ -499,9 +487,8 @@ pub(crate) async fn revoke_invitation(
     State(state): State<AppState>,
     Admin(user): Admin,
     Path(id): Path<i64>,
-    Form(f): Form<crate::routes::session::CsrfOnly>,
+    _: CsrfForm<NoFields>,
 ) -> Result<Response, AppError> {
-    check_csrf(&user, &f.csrf)?;
     state.store.revoke_invitation(id).await?;
     tracing::info!(by = %user.account.username, invitation = id, "invitation withdrawn");
     Ok(Redirect::to("/accounts?done=invitation_revoked").into_response())
@@ -527,7 +514,6 @@ pub(crate) async fn me(user: CurrentUser, Query(q): Query<Done>) -> Response {
 
 #[derive(Deserialize)]
 pub(crate) struct OwnPasswordForm {
-    csrf: String,
     current: String,
     password: String,
     password2: String,
@@ -538,9 +524,8 @@ pub(crate) async fn change_own_password(
     user: CurrentUser,
     Peer(ci): Peer,
     headers: HeaderMap,
-    Form(f): Form<OwnPasswordForm>,
+    CsrfForm(f): CsrfForm<OwnPasswordForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&user, &f.csrf)?;
     let again_with = |status: StatusCode, error: String| {
         render_with_status(
             status,

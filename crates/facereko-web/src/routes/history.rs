@@ -11,9 +11,9 @@ use facereko_domain::{Attempt, Outcome, PersonId};
 use facereko_store::AttemptQuery;
 use serde::Deserialize;
 
-use crate::auth::{check_csrf, Admin, CurrentUser};
+use crate::auth::{Admin, CurrentUser};
 use crate::error::AppError;
-use crate::extract::{Form, Path, Query};
+use crate::extract::{CsrfForm, Path, Query};
 use crate::views::{
     card_view, face_view, outcome_label, render, AttemptRow, CardView, FaceView, Page,
 };
@@ -383,7 +383,6 @@ pub(crate) async fn attempt(
 
 #[derive(Deserialize)]
 pub(crate) struct EnrolForm {
-    csrf: String,
     person: i64,
 }
 
@@ -392,9 +391,8 @@ pub(crate) async fn enrol_from_attempt(
     State(state): State<AppState>,
     Admin(user): Admin,
     Path(id): Path<i64>,
-    Form(f): Form<EnrolForm>,
+    CsrfForm(f): CsrfForm<EnrolForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&user, &f.csrf)?;
     let a = load_attempt(&state, id).await?;
     let person = state
         .store

@@ -13,10 +13,10 @@ use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::auth::{check_csrf, Admin, CurrentUser};
+use crate::auth::{Admin, CurrentUser};
 use crate::config::TimeZone;
 use crate::error::AppError;
-use crate::extract::{Form, Query};
+use crate::extract::{CsrfForm, NoFields, Query};
 use crate::views::{render, AttemptRow, Page, RowTpl};
 use crate::AppState;
 
@@ -129,7 +129,6 @@ pub(crate) async fn home(
 
 #[derive(Deserialize)]
 pub(crate) struct ArmForm {
-    csrf: String,
     /// `on` (Activate) or `off` (Deactivate).
     armed: String,
 }
@@ -137,9 +136,8 @@ pub(crate) struct ArmForm {
 pub(crate) async fn arm(
     State(state): State<AppState>,
     Admin(user): Admin,
-    Form(f): Form<ArmForm>,
+    CsrfForm(f): CsrfForm<ArmForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&user, &f.csrf)?;
     let armed = match f.armed.as_str() {
         "on" => true,
         "off" => false,
@@ -162,9 +160,8 @@ pub(crate) async fn arm(
 pub(crate) async fn unlock(
     State(state): State<AppState>,
     Admin(user): Admin,
-    Form(f): Form<crate::routes::session::CsrfOnly>,
+    _: CsrfForm<NoFields>,
 ) -> Result<Response, AppError> {
-    check_csrf(&user, &f.csrf)?;
     state
         .door
         .unlock(&format!("web: {}", user.account.username))

@@ -4,15 +4,15 @@
 use std::time::Duration;
 
 use askama::Template;
-use axum::extract::{Multipart, State};
+use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::NaiveDate;
 use facereko_domain::{CardUid, PersonId, Photo};
 use serde::Deserialize;
 
-use crate::auth::{check_csrf, Admin, CurrentUser};
+use crate::auth::{Admin, CurrentUser};
 use crate::error::AppError;
-use crate::extract::{Form, Path, Query};
+use crate::extract::{CsrfForm, CsrfMultipart, NoFields, Path, Query};
 use crate::routes::home::Done;
 use crate::views::{card_view, face_view, render, CardView, FaceView, Page};
 use crate::{AppState, EnrolError};
@@ -75,16 +75,14 @@ pub(crate) async fn list(
 
 #[derive(Deserialize)]
 pub(crate) struct AddForm {
-    csrf: String,
     name: String,
 }
 
 pub(crate) async fn add(
     State(state): State<AppState>,
     Admin(user): Admin,
-    Form(f): Form<AddForm>,
+    CsrfForm(f): CsrfForm<AddForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&user, &f.csrf)?;
     let id = state.store.add_person(&f.name).await?;
     tracing::info!(user = %user.account.username, person = %f.name.trim(), "person added");
     Ok(Redirect::to(&format!("/people/{id}?done=person_added")).into_response())
@@ -168,7 +166,6 @@ pub(crate) async fn show(
 
 #[derive(Deserialize)]
 pub(crate) struct UpdateForm {
-    csrf: String,
     name: String,
     active: Option<String>,
     valid_from: Option<String>,
@@ -191,9 +188,8 @@ pub(crate) async fn update(
     State(state): State<AppState>,
     Admin(user): Admin,
     Path(id): Path<i64>,
-    Form(f): Form<UpdateForm>,
+    CsrfForm(f): CsrfForm<UpdateForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&user, &f.csrf)?;
     let mut p = person_or_404(&state, id).await?;
     let from = date(f.valid_from.as_deref(), "first day")?;
     let until = date(f.valid_until.as_deref(), "last day")?;
@@ -219,7 +215,6 @@ pub(crate) async fn update(
 
 #[derive(Deserialize)]
 pub(crate) struct CardForm {
-    csrf: String,
     uid: String,
     label: Option<String>,
 }
@@ -238,9 +233,8 @@ pub(crate) async fn add_card(
     State(state): State<AppState>,
     Admin(user): Admin,
     Path(id): Path<i64>,
-    Form(f): Form<CardForm>,
+    CsrfForm(f): CsrfForm<CardForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&user, &f.csrf)?;
     let p = person_or_404(&state, id).await?;
     let uid: CardUid = f
         .uid
@@ -256,7 +250,6 @@ pub(crate) async fn add_card(
 
 #[derive(Deserialize)]
 pub(crate) struct TapForm {
-    csrf: String,
     label: Option<String>,
 }
 
@@ -265,9 +258,8 @@ pub(crate) async fn tap_card(
     State(state): State<AppState>,
     Admin(user): Admin,
     Path(id): Path<i64>,
-    Form(f): Form<TapForm>,
+    CsrfForm(f): CsrfForm<TapForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&user, &f.csrf)?;
     let p = person_or_404(&state, id).await?;
     let label = label_of(f.label.as_deref())?;
     let Ok(_reader) = state.runtime.card_wait.try_lock() else {
@@ -298,7 +290,6 @@ async fn own_card(state: &AppState, id: i64, key: &str) -> Result<CardUid, AppEr
 
 #[derive(Deserialize)]
 pub(crate) struct ActiveForm {
-    csrf: String,
     /// `on` or `off`.
     active: String,
 }
@@ -307,9 +298,8 @@ pub(crate) async fn card_active(
     State(state): State<AppState>,
     Admin(user): Admin,
     Path((id, key)): Path<(i64, String)>,
-    Form(f): Form<ActiveForm>,
+    CsrfForm(f): CsrfForm<ActiveForm>,
 ) -> Result<Response, AppError> {
-    check_csrf(&user, &f.csrf)?;
     let uid = own_card(&state, id, &key).await?;
     let active = f.active == "on";
     state.store.set_card_active(&uid, active).await?;
@@ -321,9 +311,8 @@ pub(crate) async fn remove_card(
     State(state): State<AppState>,
     Admin(user): Admin,
     Path((id, key)): Path<(i64, String)>,
-    Form(f): Form<crate::routes::session::CsrfOnly>,
+    _: CsrfForm<NoFields>,
 ) -> Result<Response, AppError> {
-    check_csrf(&user, &f.csrf)?;
     let uid = own_card(&state, id, &key).await?;
     state.store.remove_card(&uid).await?;
     tracing::info!(user = %user.account.username, %uid, "card removed");
@@ -354,30 +343,14 @@ pub(crate) async fn upload_face(
     State(state): State<AppState>,
     Admin(user): Admin,
     Path(id): Path<i64>,
-    mut multipart: Multipart,
+    mut upload: CsrfMultipart,
 ) -> Result<Response, AppError> {
-    let limit = state.config.upload_limit_bytes;
-    let too_large_or_bad = |e: axum::extract::multipart::MultipartError| {
-        if e.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-            AppError::TooLarge(limit)
-        } else {
-            AppError::BadRequest("The upload was incomplete; try again.".into())
-        }
-    };
-    let mut csrf = None;
     let mut bytes = None;
-    while let Some(field) = multipart.next_field().await.map_err(too_large_or_bad)? {
-        match field.name() {
-            Some("csrf") => csrf = Some(field.text().await.map_err(too_large_or_bad)?),
-            Some("photo") => {
-                // Refuse a stranger's upload before reading it.
-                check_csrf(&user, csrf.as_deref().unwrap_or(""))?;
-                bytes = Some(field.bytes().await.map_err(too_large_or_bad)?.to_vec());
-            }
-            _ => {}
+    while let Some(field) = upload.next_field().await? {
+        if field.name.as_deref() == Some("photo") {
+            bytes = Some(field.bytes.to_vec());
         }
     }
-    check_csrf(&user, csrf.as_deref().unwrap_or(""))?;
     let p = person_or_404(&state, id).await?;
     let bytes = bytes
         .filter(|b| !b.is_empty())
@@ -392,9 +365,8 @@ pub(crate) async fn capture_face(
     State(state): State<AppState>,
     Admin(user): Admin,
     Path(id): Path<i64>,
-    Form(f): Form<crate::routes::session::CsrfOnly>,
+    _: CsrfForm<NoFields>,
 ) -> Result<Response, AppError> {
-    check_csrf(&user, &f.csrf)?;
     let p = person_or_404(&state, id).await?;
     let photo = state.door.snapshot().await.map_err(|e| {
         tracing::warn!("camera capture for enrolment failed: {e}");
@@ -410,9 +382,8 @@ pub(crate) async fn delete_face(
     State(state): State<AppState>,
     Admin(user): Admin,
     Path((id, face)): Path<(i64, i64)>,
-    Form(f): Form<crate::routes::session::CsrfOnly>,
+    _: CsrfForm<NoFields>,
 ) -> Result<Response, AppError> {
-    check_csrf(&user, &f.csrf)?;
     let faces = state.store.faces(Some(PersonId(id))).await?;
     if !faces.iter().any(|x| x.id == face) {
         return Err(AppError::NotFound);

@@ -13,16 +13,17 @@ use chrono::Utc;
 use facereko_store::{hash_password, validate_username, NewAccount, Role};
 use serde::Deserialize;
 
-use crate::auth::{self, cookie, csrf_cookie_name, read_cookie, same_secret, session_cookie_name};
+use crate::auth::{self, cookie, csrf_cookie_name, read_cookie, session_cookie_name};
 use crate::error::AppError;
-use crate::extract::{Form, Peer, Query};
+use crate::extract::{CsrfForm, NoFields, Peer, PreCsrfForm, Query};
 use crate::views::{render, render_with_status, safe_next, Page};
 use crate::AppState;
 
 pub(crate) const MIN_PASSWORD: usize = 8;
 pub(crate) const MAX_PASSWORD: usize = 200;
 
-/// The double-submit token of a signed-out form, and the cookie to set when the browser has none yet.
+/// The double-submit token of a signed-out form, and the cookie to set when the browser has none yet
+/// (`PreCsrfForm` checks it when the form comes back).
 fn pre_csrf(state: &AppState, headers: &HeaderMap) -> (String, Option<header::HeaderValue>) {
     let name = csrf_cookie_name(state.config.secure_cookies);
     match read_cookie(headers, name) {
@@ -32,14 +33,6 @@ fn pre_csrf(state: &AppState, headers: &HeaderMap) -> (String, Option<header::He
             let c = cookie(name, &t, state.config.secure_cookies, None);
             (t, Some(c))
         }
-    }
-}
-
-fn check_pre_csrf(state: &AppState, headers: &HeaderMap, given: &str) -> Result<(), AppError> {
-    let name = csrf_cookie_name(state.config.secure_cookies);
-    match read_cookie(headers, name) {
-        Some(t) if same_secret(&t, given) => Ok(()),
-        _ => Err(AppError::Csrf),
     }
 }
 
@@ -122,7 +115,6 @@ pub(crate) async fn setup_page(
 
 #[derive(Deserialize)]
 pub(crate) struct SetupForm {
-    csrf: String,
     #[serde(default)]
     setup_code: String,
     username: String,
@@ -134,9 +126,8 @@ pub(crate) async fn setup(
     State(state): State<AppState>,
     Peer(ci): Peer,
     headers: HeaderMap,
-    Form(f): Form<SetupForm>,
+    PreCsrfForm(f): PreCsrfForm<SetupForm>,
 ) -> Result<Response, AppError> {
-    check_pre_csrf(&state, &headers, &f.csrf)?;
     let _one_at_a_time = state.runtime.setup.lock().await;
     if auth::has_accounts(&state).await? {
         return Err(AppError::NotFound);
@@ -257,7 +248,6 @@ fn parts_of(headers: &HeaderMap) -> Parts {
 
 #[derive(Deserialize)]
 pub(crate) struct LoginForm {
-    csrf: String,
     username: String,
     password: String,
     next: Option<String>,
@@ -272,9 +262,8 @@ pub(crate) async fn login(
     State(state): State<AppState>,
     Peer(ci): Peer,
     headers: HeaderMap,
-    Form(f): Form<LoginForm>,
+    PreCsrfForm(f): PreCsrfForm<LoginForm>,
 ) -> Result<Response, AppError> {
-    check_pre_csrf(&state, &headers, &f.csrf)?;
     let ip = client(&state, &headers, ci.as_ref());
     let window = Duration::from_secs(u64::from(state.config.login_lockout_minutes) * 60);
     let cap = state.config.address_max_failures as usize;
@@ -376,17 +365,11 @@ pub(crate) async fn login(
     }
 }
 
-#[derive(Deserialize)]
-pub(crate) struct CsrfOnly {
-    pub(crate) csrf: String,
-}
-
 pub(crate) async fn logout(
     State(state): State<AppState>,
     user: crate::auth::CurrentUser,
-    Form(f): Form<CsrfOnly>,
+    _: CsrfForm<NoFields>,
 ) -> Result<Response, AppError> {
-    auth::check_csrf(&user, &f.csrf)?;
     state.store.delete_session(&user.token).await?;
     state.runtime.forget_session(&user.token);
     let mut resp = Redirect::to("/login?done=signed_out").into_response();
@@ -506,7 +489,6 @@ pub(crate) async fn create_account_page(
 
 #[derive(Deserialize)]
 pub(crate) struct CreateForm {
-    csrf: String,
     username: String,
     password: String,
     password2: String,
@@ -518,9 +500,8 @@ pub(crate) async fn create_account(
     State(state): State<AppState>,
     Peer(ci): Peer,
     headers: HeaderMap,
-    Form(f): Form<CreateForm>,
+    PreCsrfForm(f): PreCsrfForm<CreateForm>,
 ) -> Result<Response, AppError> {
-    check_pre_csrf(&state, &headers, &f.csrf)?;
     let ip = client(&state, &headers, ci.as_ref());
     let window = Duration::from_secs(u64::from(state.config.login_lockout_minutes) * 60);
     let cap = state.config.address_max_failures as usize;
