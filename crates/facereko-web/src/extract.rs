@@ -14,6 +14,7 @@
 //! request's extensions), so the session is looked up once.
 
 use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Multipart, RawForm, Request};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
@@ -181,38 +182,26 @@ impl CsrfMultipart {
 }
 
 /// `axum::extract::Query`, with a friendly rejection.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(AppError))]
 pub struct Query<T>(pub T);
 
-impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Query<T> {
-    type Rejection = AppError;
+/// `axum::extract::Path`, with a friendly rejection.
+#[derive(FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(AppError))]
+pub struct Path<T>(pub T);
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Query(v)) => Ok(Query(v)),
-            Err(e) => {
-                tracing::debug!("bad query: {e}");
-                Err(AppError::BadRequest(
-                    "The address has a parameter of the wrong kind.".into(),
-                ))
-            }
-        }
+impl From<QueryRejection> for AppError {
+    fn from(e: QueryRejection) -> Self {
+        tracing::debug!("bad query: {e}");
+        AppError::BadRequest("The address has a parameter of the wrong kind.".into())
     }
 }
 
-/// `axum::extract::Path`, with a friendly rejection.
-pub struct Path<T>(pub T);
-
-impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for Path<T> {
-    type Rejection = AppError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
-            Ok(axum::extract::Path(v)) => Ok(Path(v)),
-            Err(e) => {
-                tracing::debug!("bad path: {e}");
-                Err(AppError::BadRequest("The address is not valid.".into()))
-            }
-        }
+impl From<PathRejection> for AppError {
+    fn from(e: PathRejection) -> Self {
+        tracing::debug!("bad path: {e}");
+        AppError::BadRequest("The address is not valid.".into())
     }
 }
 
