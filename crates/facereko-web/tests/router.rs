@@ -2115,3 +2115,29 @@ async fn form_refusals_come_in_the_same_order_as_before_the_token_check() {
         .await;
     assert!(is_csrf_refusal(&r), "{} {}", r.status, r.text());
 }
+
+#[tokio::test]
+async fn admins_see_what_the_door_camera_sees_now_and_nobody_else_does() {
+    let f = Fixture::new().await;
+    let admin = f.admin().await;
+    let r = f.get("/camera.jpg", &admin).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.header("content-type"), "image/jpeg");
+    assert!(r.header("cache-control").contains("no-store"));
+    assert_eq!(r.bytes, std::fs::read(&f.camera_jpeg).unwrap());
+    let home = f.get("/", &admin).await.text();
+    assert!(home.contains(r#"id="camera" src="/camera.jpg""#), "{home}");
+
+    let viewer = f.account("watcher", Role::Viewer).await;
+    let r = f.get("/camera.jpg", &viewer).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+    assert!(!f.get("/", &viewer).await.text().contains("/camera.jpg"));
+    let r = f.get("/camera.jpg", &Browser::default()).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+
+    // A camera that gives nothing is a friendly 503, not a broken picture.
+    std::fs::remove_file(&f.camera_jpeg).unwrap();
+    let r = f.get("/camera.jpg", &admin).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.text().contains("gives no picture"), "{}", r.text());
+}

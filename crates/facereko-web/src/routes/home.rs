@@ -169,6 +169,30 @@ pub(crate) async fn unlock(
     Ok(Redirect::to("/?done=unlocked").into_response())
 }
 
+/// What the door camera sees now, for admins on the home page: the door's newest frame (or a capture),
+/// never stored and never cached.
+pub(crate) async fn camera(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+) -> Result<Response, AppError> {
+    let photo = state.door.snapshot().await.map_err(|e| {
+        tracing::warn!("camera snapshot failed: {e}");
+        AppError::Unavailable("The door camera gives no picture right now.".into())
+    })?;
+    let content_type = match photo.format {
+        facereko_domain::ImageFormat::Png => "image/png",
+        facereko_domain::ImageFormat::Jpeg => "image/jpeg",
+    };
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, content_type),
+            (axum::http::header::CACHE_CONTROL, "no-store, private"),
+        ],
+        photo.bytes,
+    )
+        .into_response())
+}
+
 fn status_event(s: &DoorStatus, tz: &TimeZone) -> SseEvent {
     let json = serde_json::to_string(&StatusView::new(s, tz)).unwrap_or_else(|_| "{}".into());
     SseEvent::default().event("status").data(json)
