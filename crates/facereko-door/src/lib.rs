@@ -1365,10 +1365,7 @@ impl AttemptJob {
                 _ = sleep_until(deadline) => break,
             }
             // The newest face, if it is new and still the same person.
-            let now = Instant::now();
-            let recent = now.checked_sub(Duration::from_secs(1)).unwrap_or(now);
-            let newest = w.ring.current(recent, 0.0);
-            let Some(s) = newest.last().filter(|s| Some(s.at) != last) else {
+            let Some(s) = w.ring.newest().filter(|s| Some(s.at) != last) else {
                 continue;
             };
             last = Some(s.at);
@@ -1377,7 +1374,7 @@ impl AttemptJob {
                 .verify_fused(std::slice::from_ref(&s.observation), person)
                 .await;
             if same.matched == Some(person) {
-                yaws.extend(yaw_of(s));
+                yaws.extend(yaw_of(&s));
             }
         }
         let range = challenge::turn(&yaws).unwrap_or(0.0);

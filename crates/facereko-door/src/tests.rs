@@ -217,14 +217,29 @@ fn config(mode: Mode) -> DoorConfig {
 }
 
 async fn rig_with(store: Arc<MemoryStore>, config: DoorConfig) -> Rig {
-    let engine = Arc::new(ScriptedEngine::new());
+    rig_of(
+        store,
+        config,
+        Arc::new(ScriptedEngine::new()),
+        Arc::new(StillCamera),
+    )
+    .await
+}
+
+/// A running controller with this store, engine and camera, simulated reader, inputs and outputs.
+async fn rig_of(
+    store: Arc<MemoryStore>,
+    config: DoorConfig,
+    engine: Arc<ScriptedEngine>,
+    camera: Arc<dyn Camera>,
+) -> Rig {
     let outputs = SimOutputs::new();
     let (reader, tapper) = sim::card_reader();
     let (inputs, inputs_handle) = sim::inputs();
     let parts = Parts {
         store: store.clone(),
         engine: Some(engine.clone()),
-        camera: Arc::new(StillCamera),
+        camera,
         outputs: Arc::new(outputs.clone()),
     };
     let (door, task) = start(

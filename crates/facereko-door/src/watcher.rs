@@ -59,21 +59,6 @@ impl Seen {
     }
 }
 
-/// The faces of `window` that belong to the same person as its newest one (their embeddings match at
-/// `threshold`), oldest first: a decision never fuses two people who passed the camera one after the
-/// other.
-pub(crate) fn track(window: &[Seen], threshold: f32) -> Vec<Seen> {
-    let Some(newest) = window.last() else {
-        return Vec::new();
-    };
-    let anchor = &newest.observation.embedding;
-    window
-        .iter()
-        .filter(|s| s.observation.embedding.cosine(anchor) * 100.0 >= threshold)
-        .cloned()
-        .collect()
-}
-
 /// The frame of best quality among `seen`.
 pub(crate) fn best_frame(seen: &[Seen]) -> Option<&Seen> {
     seen.iter().max_by(|a, b| {
@@ -92,6 +77,11 @@ struct RingState {
     /// it showed the same scene, without a face, as the one before).
     analysed_at: Option<Instant>,
     camera_error: Option<String>,
+}
+
+/// The newest face, if it is from the newest analysed frame.
+fn newest_face(st: &RingState) -> Option<&Seen> {
+    st.seen.back().filter(|n| Some(n.at) == st.analysed_at)
 }
 
 /// One frame the watcher handled.
@@ -145,20 +135,28 @@ impl Ring {
             .collect()
     }
 
-    /// The faces to decide on now: those of the person in the newest analysed frame, seen at or after
-    /// `since`. Empty when the newest analysed frame shows nobody (they left, or turned away): a tap is
-    /// never decided on someone who was in view a moment ago but is not any more.
+    /// The faces to decide on now: those seen at or after `since` whose embeddings match the face of
+    /// the newest analysed frame at `threshold` (a decision never fuses two people who passed the
+    /// camera one after the other). Empty when the newest analysed frame shows nobody (they left, or
+    /// turned away): a tap is never decided on someone who was in view a moment ago but is not any more.
     pub fn current(&self, since: Instant, threshold: f32) -> Vec<Seen> {
-        let window: Vec<Seen> = {
-            let st = self.lock();
-            match (st.seen.back(), st.analysed_at) {
-                (Some(newest), Some(at)) if newest.at == at => {
-                    st.seen.iter().filter(|s| s.at >= since).cloned().collect()
-                }
-                _ => return Vec::new(),
-            }
+        let st = self.lock();
+        let Some(newest) = newest_face(&st) else {
+            return Vec::new();
         };
-        track(&window, threshold)
+        let anchor = &newest.observation.embedding;
+        st.seen
+            .iter()
+            .filter(|s| {
+                s.at >= since && s.observation.embedding.cosine(anchor) * 100.0 >= threshold
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// The face of the newest analysed frame, if it had one.
+    pub fn newest(&self) -> Option<Seen> {
+        newest_face(&self.lock()).cloned()
     }
 
     /// The newest frame, face or not.

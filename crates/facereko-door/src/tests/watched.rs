@@ -66,42 +66,10 @@ async fn watched_with(mode: Mode, scene: (u8, f32), liveness: LivenessMode) -> W
     let judge = engine.frame_judge().unwrap();
     let camera = Arc::new(SceneCamera::default());
     camera.show(scene.0, scene.1);
-    let outputs = SimOutputs::new();
-    let (reader, tapper) = sim::card_reader();
-    let (inputs, inputs_handle) = sim::inputs();
-    let parts = Parts {
-        store: store.clone(),
-        engine: Some(engine.clone()),
-        camera: camera.clone(),
-        outputs: Arc::new(outputs.clone()),
-    };
     let mut config = config(mode);
     config.watch.liveness = liveness;
-    let (door, task) = start(
-        "front",
-        config,
-        parts,
-        Box::new(reader),
-        Some(Box::new(inputs)),
-    )
-    .await
-    .unwrap();
-    tokio::time::sleep(Duration::from_millis(1)).await;
-    outputs.clear();
-    Watched {
-        rig: Rig {
-            store,
-            engine,
-            outputs,
-            tapper,
-            inputs: inputs_handle,
-            door,
-            task,
-            t0: Instant::now(),
-        },
-        camera,
-        judge,
-    }
+    let rig = rig_of(store, config, engine, camera.clone()).await;
+    Watched { rig, camera, judge }
 }
 
 impl Watched {
