@@ -472,6 +472,18 @@ async fn pause(inner: &Inner, sink: &dyn Notifier, d: Duration) -> bool {
     }
 }
 
+/// Waits `d` after a store failure, or until the notifier stops (`false`).
+async fn pause_for_store(inner: &Inner, d: Duration) -> bool {
+    let mut stop = inner.stop.subscribe();
+    if *stop.borrow_and_update() {
+        return false;
+    }
+    tokio::select! {
+        _ = tokio::time::sleep(d) => true,
+        _ = stop.changed() => false,
+    }
+}
+
 async fn run_sink(inner: Arc<Inner>, index: usize, registered: bool) {
     let sink = inner.sinks[index].clone();
     let name = sink.name().to_string();
@@ -490,7 +502,7 @@ async fn run_sink(inner: Arc<Inner>, index: usize, registered: bool) {
                     tracing::warn!(sink = %name, error = %e, retry_in = ?d,
                         "cannot register the sink in the outbox");
                     inner.record_error(index, &e.to_string(), Some(d));
-                    if !pause(&inner, sink.as_ref(), d).await {
+                    if !pause_for_store(&inner, d).await {
                         return;
                     }
                 }
@@ -510,7 +522,9 @@ async fn run_sink(inner: Arc<Inner>, index: usize, registered: bool) {
                 let d = backoff.next();
                 tracing::warn!(sink = %name, error = %e, retry_in = ?d, "cannot read the outbox");
                 inner.record_error(index, &e.to_string(), Some(d));
-                if !pause(&inner, sink.as_ref(), d).await {
+                // The store failed, not the sink: a sink that is ready must not end the wait (an MQTT
+                // sink stays connected while the database is down, and the loop would spin).
+                if !pause_for_store(&inner, d).await {
                     return;
                 }
                 continue;
@@ -558,7 +572,7 @@ async fn run_sink(inner: Arc<Inner>, index: usize, registered: bool) {
                 let d = backoff.next();
                 tracing::warn!(sink = %name, event_id = entry.id, error = %e, "cannot move the cursor");
                 inner.record_error(index, &e.to_string(), Some(d));
-                if !pause(&inner, sink.as_ref(), d).await {
+                if !pause_for_store(&inner, d).await {
                     return;
                 }
                 continue 'fetch;
@@ -790,6 +804,43 @@ mod tests {
         until("registration", || outbox_has_sink(&outbox)).await;
         let a = handle.publish(&event(1)).await.unwrap();
         until("delivered", || sink.delivered() == vec![a]).await;
+        handle.shutdown().await;
+    }
+
+    /// A sink that is always ready, like an MQTT sink that stays connected.
+    #[derive(Debug)]
+    struct AlwaysReady(RecordingNotifier);
+
+    #[async_trait]
+    impl Notifier for AlwaysReady {
+        fn name(&self) -> &str {
+            self.0.name()
+        }
+        async fn deliver(&self, entry: &OutboxEntry) -> std::result::Result<(), DeliveryError> {
+            self.0.deliver(entry).await
+        }
+        async fn ready(&self) {}
+    }
+
+    #[tokio::test]
+    async fn a_database_outage_is_retried_at_the_back_off_even_with_a_connected_sink() {
+        // Regression: a store failure waited for the sink to be ready, which a connected MQTT sink is at
+        // once; the loop spun and wrote gigabytes of warnings while the database was down.
+        let outbox = Arc::new(MemoryOutbox::new(Path::new("/nonexistent")));
+        let sink = Arc::new(AlwaysReady(RecordingNotifier::new("mqtt")));
+        let handle = spawn_sinks(outbox.clone(), "front", &fast(), vec![sink.clone()]).await;
+        until("registration", || outbox_has_sink(&outbox)).await;
+        outbox.set_failing(true);
+        handle.wake();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let failures = handle.status().await.sinks[0].failures;
+        assert!(
+            (1..=3).contains(&failures),
+            "{failures} outbox reads in 1.5 s with a 1 s back-off"
+        );
+        outbox.set_failing(false);
+        let a = handle.publish(&event(1)).await.unwrap();
+        until("delivered", || sink.0.delivered() == vec![a]).await;
         handle.shutdown().await;
     }
 
