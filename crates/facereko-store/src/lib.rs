@@ -140,6 +140,75 @@ pub struct FaceRecord {
     pub created: DateTime<Utc>,
 }
 
+/// One changed or deleted directory row, with the revision that changed it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum DirectoryChange {
+    /// A person as they are now (without their cards, which come as [`DirectoryChange::Card`]).
+    Person {
+        rev: i64,
+        person: Person,
+        created: DateTime<Utc>,
+    },
+    Card {
+        rev: i64,
+        card: Card,
+        created: DateTime<Utc>,
+    },
+    /// A face's embedding (a replica does not take the photo path: the photo stays where it was taken).
+    Face {
+        rev: i64,
+        face: FaceRecord,
+    },
+    /// The person is gone, with their cards and faces.
+    PersonDeleted {
+        rev: i64,
+        id: PersonId,
+    },
+    CardDeleted {
+        rev: i64,
+        uid: CardUid,
+    },
+    FaceDeleted {
+        rev: i64,
+        id: i64,
+    },
+}
+
+impl DirectoryChange {
+    pub fn rev(&self) -> i64 {
+        match self {
+            DirectoryChange::Person { rev, .. }
+            | DirectoryChange::Card { rev, .. }
+            | DirectoryChange::Face { rev, .. }
+            | DirectoryChange::PersonDeleted { rev, .. }
+            | DirectoryChange::CardDeleted { rev, .. }
+            | DirectoryChange::FaceDeleted { rev, .. } => *rev,
+        }
+    }
+}
+
+/// What changed in the directory (people, cards, faces) between two revisions of the central database:
+/// [`Store::directory_changes`] reads it, a door's replica applies it with
+/// [`Store::apply_directory_changes`]. Changes are in revision order; only each row's latest state is
+/// included, and every row changed after `since` up to `rev` is.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DirectoryChanges {
+    /// The revision the changes start after (-1: a whole copy).
+    pub since: i64,
+    /// The revision the replica holds after applying them.
+    pub rev: i64,
+    pub changes: Vec<DirectoryChange>,
+}
+
+/// Where a door's replica stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplicaState {
+    /// The central directory revision it holds.
+    pub rev: i64,
+    /// When the central database last confirmed it current.
+    pub synced_at: DateTime<Utc>,
+}
+
 /// One event in a door's outbox.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct OutboxEntry {
@@ -245,6 +314,8 @@ struct Inner {
     spool: Option<spool::Spool>,
     breaker: Breaker,
     probe_every: std::time::Duration,
+    /// Bumped after each directory change made through this store.
+    directory_changed: tokio::sync::watch::Sender<u64>,
 }
 
 /// The store. Cheap to clone (an `Arc` inside); every clone shares the pools.
@@ -401,6 +472,7 @@ impl Store {
                 spool,
                 breaker: Breaker::default(),
                 probe_every: options.probe_every,
+                directory_changed: tokio::sync::watch::channel(0).0,
             }),
         };
         if store.inner.spool.is_some() {
@@ -551,7 +623,7 @@ impl Store {
     /// person of that name exists.
     pub async fn add_person(&self, name: &str) -> Result<PersonId> {
         let name = check_name(name)?;
-        guarded!(self, b => b.add_person(&name, Utc::now()).await)
+        self.changed(guarded!(self, b => b.add_person(&name, Utc::now()).await))
     }
 
     /// The person with their cards.
@@ -573,12 +645,12 @@ impl Store {
     pub async fn update_person(&self, p: &Person) -> Result<()> {
         let mut p = p.clone();
         p.name = check_name(&p.name)?;
-        guarded!(self, b => b.update_person(&p).await)
+        self.changed(guarded!(self, b => b.update_person(&p).await))
     }
 
     /// Deletes a person with their cards and faces (their attempts stay, with the name as it was).
     pub async fn delete_person(&self, id: PersonId) -> Result<()> {
-        let photos = guarded!(self, b => b.delete_person(id).await)?;
+        let photos = self.changed(guarded!(self, b => b.delete_person(id).await))?;
         for p in photos {
             if let Err(e) = self.inner.photos.remove(&p).await {
                 tracing::warn!(error = %e, "could not delete an enrolment photo");
@@ -599,15 +671,15 @@ impl Store {
                 "a card label has at most 100 characters".into(),
             ));
         }
-        guarded!(self, b => b.add_card(person, uid, label, Utc::now()).await)
+        self.changed(guarded!(self, b => b.add_card(person, uid, label, Utc::now()).await))
     }
 
     pub async fn set_card_active(&self, uid: &CardUid, active: bool) -> Result<()> {
-        guarded!(self, b => b.set_card_active(uid, active).await)
+        self.changed(guarded!(self, b => b.set_card_active(uid, active).await))
     }
 
     pub async fn remove_card(&self, uid: &CardUid) -> Result<()> {
-        guarded!(self, b => b.remove_card(uid).await)
+        self.changed(guarded!(self, b => b.remove_card(uid).await))
     }
 
     /// The card and its owner (with all their cards), or `None` for an unknown card.
@@ -642,7 +714,9 @@ impl Store {
             None => None,
         };
         let bytes = encode_embedding(embedding);
-        let r = guarded!(self, b => b.add_face(person, &bytes, model_id, rel.as_deref(), Utc::now()).await);
+        let r = self.changed(
+            guarded!(self, b => b.add_face(person, &bytes, model_id, rel.as_deref(), Utc::now()).await),
+        );
         if r.is_err() {
             if let Some(rel) = &rel {
                 let _ = self.inner.photos.remove(rel).await;
@@ -658,7 +732,7 @@ impl Store {
 
     /// Deletes a face and its enrolment photo. Bumps [`Store::faces_version`].
     pub async fn delete_face(&self, id: i64) -> Result<()> {
-        let photo = guarded!(self, b => b.delete_face(id).await)?;
+        let photo = self.changed(guarded!(self, b => b.delete_face(id).await))?;
         if let Some(p) = photo {
             self.inner.photos.remove(&p).await?;
         }
@@ -669,6 +743,69 @@ impl Store {
     /// sharing the database): reload the gallery when it changes.
     pub async fn faces_version(&self) -> Result<i64> {
         guarded!(self, b => b.faces_version().await)
+    }
+
+    // ------------------------------------------------------------------ replication
+
+    /// Changes after every change to people, cards or faces made through this store (any clone), so the
+    /// process can tell the site's doors (the MQTT sync signal) at once.
+    pub fn watch_directory(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.directory_changed.subscribe()
+    }
+
+    fn changed<T>(&self, r: Result<T>) -> Result<T> {
+        if r.is_ok() {
+            self.inner.directory_changed.send_modify(|n| *n += 1);
+        }
+        r
+    }
+
+    /// The newest committed directory revision: every change to people, cards or faces takes the next
+    /// one, in commit order.
+    pub async fn directory_rev(&self) -> Result<i64> {
+        guarded!(self, b => b.directory_rev().await)
+    }
+
+    /// Everything a replica at revision `since` lacks (a whole copy for `since` < 0), from one snapshot.
+    pub async fn directory_changes(&self, since: i64) -> Result<DirectoryChanges> {
+        guarded!(self, b => b.directory_changes(since).await)
+    }
+
+    /// Applies central changes to this store, which must be a door's SQLite replica (see
+    /// [`DirectoryChanges`]), and records `synced_at` as the time it was last found current.
+    pub async fn apply_directory_changes(
+        &self,
+        changes: &DirectoryChanges,
+        synced_at: DateTime<Utc>,
+    ) -> Result<()> {
+        match self.db() {
+            Db::Sqlite(b) => b.apply_directory_changes(changes, synced_at).await,
+            #[allow(unreachable_patterns)]
+            _ => Err(Error::Invalid(
+                "a door's replica is an SQLite database".into(),
+            )),
+        }
+    }
+
+    /// Records that this replica, at revision `rev`, was found current at `synced_at`.
+    pub async fn mark_replica_synced(&self, rev: i64, synced_at: DateTime<Utc>) -> Result<()> {
+        match self.db() {
+            Db::Sqlite(b) => b.mark_replica_synced(rev, synced_at).await,
+            #[allow(unreachable_patterns)]
+            _ => Err(Error::Invalid(
+                "a door's replica is an SQLite database".into(),
+            )),
+        }
+    }
+
+    /// Which central revision this replica holds and when it was last found current (`None` for a
+    /// store that never took a copy).
+    pub async fn replica_state(&self) -> Result<Option<ReplicaState>> {
+        match self.db() {
+            Db::Sqlite(b) => b.replica_state().await,
+            #[allow(unreachable_patterns)]
+            _ => Ok(None),
+        }
     }
 
     // ------------------------------------------------------------------ attempts
@@ -1258,6 +1395,7 @@ mod tests {
                 spool: Some(spool::Spool::open(dir.path()).await.unwrap()),
                 breaker: Breaker::default(),
                 probe_every: std::time::Duration::from_secs(1),
+                directory_changed: tokio::sync::watch::channel(0).0,
             }),
         };
         let spool = store.inner.spool.as_ref().unwrap();

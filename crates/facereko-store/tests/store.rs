@@ -23,12 +23,12 @@ mod cases {
 
     pub async fn migrations_apply_from_empty_and_rerun(t: &TestDb) {
         let s = &t.store;
-        assert_eq!(s.schema_version().await.unwrap(), 3);
-        assert_eq!(s.migrate().await.unwrap(), 3, "re-running is a no-op");
+        assert_eq!(s.schema_version().await.unwrap(), 4);
+        assert_eq!(s.migrate().await.unwrap(), 4, "re-running is a no-op");
         // A second process opening the same database sees the schema and keeps the data.
         let id = s.add_person("Ada Lovelace").await.unwrap();
         let again = t.reopen().await;
-        assert_eq!(again.schema_version().await.unwrap(), 3);
+        assert_eq!(again.schema_version().await.unwrap(), 4);
         assert_eq!(
             again.person(id).await.unwrap().unwrap().name,
             "Ada Lovelace"
@@ -46,7 +46,7 @@ mod cases {
                 err,
                 Error::SchemaTooNew {
                     found: 999,
-                    supported: 3
+                    supported: 4
                 }
             ),
             "{err:?}"
@@ -438,6 +438,102 @@ mod cases {
         let again = t.reopen().await;
         assert_eq!(again.armed("front").await.unwrap(), Some(true));
         assert_eq!(again.armed("back").await.unwrap(), Some(false));
+    }
+
+    pub async fn directory_changes_follow_revisions_and_tombstones(t: &TestDb) {
+        use facereko_store::DirectoryChange as C;
+        let s = &t.store;
+        let r0 = s.directory_rev().await.unwrap();
+        let ada = s.add_person("Ada").await.unwrap();
+        s.add_card(ada, &uid("04:A2:2B:19"), None).await.unwrap();
+        s.add_card(ada, &uid("04:00:00:01"), None).await.unwrap();
+        let face = s.add_face(ada, &[1.0, 0.0], "m", None).await.unwrap();
+        let r1 = s.directory_rev().await.unwrap();
+        assert_eq!(r1, r0 + 4, "one revision per change");
+
+        let whole = s.directory_changes(-1).await.unwrap();
+        assert_eq!(whole.rev, r1);
+        assert_eq!(whole.changes.len(), 4);
+        let revs: Vec<i64> = whole.changes.iter().map(C::rev).collect();
+        assert!(
+            revs.windows(2).all(|w| w[0] < w[1]),
+            "in revision order: {revs:?}"
+        );
+
+        s.set_card_active(&uid("04:A2:2B:19"), false).await.unwrap();
+        s.remove_card(&uid("04:00:00:01")).await.unwrap();
+        s.delete_face(face).await.unwrap();
+        let step = s.directory_changes(r1).await.unwrap();
+        assert_eq!(step.since, r1);
+        match &step.changes[..] {
+            [C::Card { card, .. }, C::CardDeleted { uid: gone, .. }, C::FaceDeleted { id, .. }] => {
+                assert!(!card.active);
+                assert_eq!(gone, &uid("04:00:00:01"));
+                assert_eq!(*id, face);
+            }
+            other => panic!("unexpected changes {other:?}"),
+        }
+        // A failed change takes no revision.
+        let r2 = s.directory_rev().await.unwrap();
+        assert!(s.remove_card(&uid("04:00:00:01")).await.is_err());
+        assert!(s.add_card(ada, &uid("04:A2:2B:19"), None).await.is_err());
+        assert_eq!(s.directory_rev().await.unwrap(), r2);
+        s.delete_person(ada).await.unwrap();
+        let last = s.directory_changes(r2).await.unwrap();
+        assert!(matches!(&last.changes[..], [C::PersonDeleted { id, .. }] if *id == ada));
+    }
+
+    /// Writers on several connections while a reader follows by revision: the reader's copy ends equal
+    /// to the database (no change is skipped by a revision that commits late).
+    pub async fn a_follower_by_revision_misses_no_concurrent_change(t: &TestDb) {
+        use facereko_store::DirectoryChange as C;
+        let s = t.store.clone();
+        let writers: Vec<_> = (0..4)
+            .map(|w| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    for i in 0..15 {
+                        let id = s.add_person(&format!("w{w}-{i}")).await.unwrap();
+                        if i % 3 == 0 {
+                            s.delete_person(id).await.unwrap();
+                        }
+                    }
+                })
+            })
+            .collect();
+        let mut copy = HashSet::new();
+        let mut at = -1;
+        let follow = |changes: facereko_store::DirectoryChanges, copy: &mut HashSet<PersonId>| {
+            for c in changes.changes {
+                match c {
+                    C::Person { person, .. } => {
+                        copy.insert(person.id);
+                    }
+                    C::PersonDeleted { id, .. } => {
+                        copy.remove(&id);
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            changes.rev
+        };
+        while !writers.iter().all(|w| w.is_finished()) {
+            at = follow(s.directory_changes(at).await.unwrap(), &mut copy);
+            tokio::time::sleep(std::time::Duration::from_millis(3)).await;
+        }
+        for w in writers {
+            w.await.unwrap();
+        }
+        follow(s.directory_changes(at).await.unwrap(), &mut copy);
+        let truth: HashSet<PersonId> = s
+            .list_people()
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.id)
+            .collect();
+        assert_eq!(truth.len(), 40);
+        assert_eq!(copy, truth);
     }
 
     pub async fn faces_round_trip_and_bump_the_version(t: &TestDb) {
@@ -965,6 +1061,8 @@ macro_rules! case_list {
             photo_paths_cannot_escape,
             armed_state_is_per_door_and_persists,
             faces_round_trip_and_bump_the_version,
+            directory_changes_follow_revisions_and_tombstones,
+            a_follower_by_revision_misses_no_concurrent_change,
             outbox_cursors_per_sink_and_door,
             concurrent_writers_lose_nothing_and_keep_outbox_order,
             a_photo_without_its_row_is_invisible_and_swept,

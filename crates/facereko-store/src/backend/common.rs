@@ -147,6 +147,40 @@ fn outbox_from_row(row: &DbRow) -> Result<OutboxEntry> {
     })
 }
 
+/// Takes the next directory revision inside `tx` (the first statement of every transaction that changes
+/// people, cards or faces). The counter row stays locked until `tx` ends, so revisions commit in the
+/// order they are taken: a replica that has everything up to a committed revision misses nothing below.
+async fn next_rev(conn: &mut Conn) -> Result<i64> {
+    sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'directory_rev'")
+        .execute(&mut *conn)
+        .await?;
+    Ok(
+        sqlx::query_scalar("SELECT value FROM counters WHERE name = 'directory_rev'")
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
+/// Records that a directory row is gone, for the replicas.
+async fn tombstone(
+    conn: &mut Conn,
+    rev: i64,
+    kind: &str,
+    item_id: Option<i64>,
+    card_uid: Option<&[u8]>,
+) -> Result<()> {
+    sqlx::query(&sql(
+        "INSERT INTO deletions (rev, kind, item_id, card_uid) VALUES (?, ?, ?, ?)",
+    ))
+    .bind(rev)
+    .bind(kind)
+    .bind(item_id)
+    .bind(card_uid)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
 impl Sql {
     pub(crate) async fn close(&self) {
         self.read.close().await;
@@ -221,13 +255,18 @@ impl Sql {
     // ------------------------------------------------------------------ people and cards
 
     pub(crate) async fn add_person(&self, name: &str, now: DateTime<Utc>) -> Result<PersonId> {
-        let mut conn = self.write.acquire().await?;
-        let s = ins("INSERT INTO people (name, active, created) VALUES (?, ?, ?)");
-        let q = sqlx::query(&s).bind(name).bind(true).bind(now);
-        match insert_id(q, &mut conn).await {
-            Err(e) if e.unique_violation() => Err(Error::Conflict(format!("person {name:?}"))),
-            r => r.map(PersonId),
-        }
+        let mut tx = begin(&self.write).await?;
+        let rev = next_rev(&mut tx).await?;
+        let s = ins("INSERT INTO people (name, active, created, rev) VALUES (?, ?, ?, ?)");
+        let q = sqlx::query(&s).bind(name).bind(true).bind(now).bind(rev);
+        let id = match insert_id(q, &mut tx).await {
+            Err(e) if e.unique_violation() => {
+                return Err(Error::Conflict(format!("person {name:?}")))
+            }
+            r => r?,
+        };
+        tx.commit().await?;
+        Ok(PersonId(id))
     }
 
     async fn cards_of(&self, person: Option<PersonId>) -> Result<Vec<Card>> {
@@ -300,36 +339,34 @@ impl Sql {
             .map(serde_json::to_string)
             .transpose()
             .map_err(|e| Error::Invalid(e.to_string()))?;
+        let mut tx = begin(&self.write).await?;
+        let rev = next_rev(&mut tx).await?;
         let r = sqlx::query(&sql(
-            "UPDATE people SET name = ?, active = ?, valid_from = ?, valid_until = ?, schedule = ? \
-             WHERE id = ?",
+            "UPDATE people SET name = ?, active = ?, valid_from = ?, valid_until = ?, schedule = ?, \
+             rev = ? WHERE id = ?",
         ))
         .bind(&p.name)
         .bind(p.active)
         .bind(p.valid_from)
         .bind(p.valid_until)
         .bind(schedule)
+        .bind(rev)
         .bind(p.id.0)
-        .execute(&self.write)
+        .execute(&mut *tx)
         .await
         .map_err(Error::from);
         match r {
             Err(e) if e.unique_violation() => Err(Error::Conflict(format!("person {:?}", p.name))),
             Err(e) => Err(e),
-            Ok(r) if r.rows_affected() == 0 => {
-                // MySQL counts changed rows only: an unchanged row is not a missing one.
-                if self.person(p.id).await?.is_some() {
-                    Ok(())
-                } else {
-                    Err(Error::NotFound(format!("person {}", p.id)))
-                }
-            }
-            Ok(_) => Ok(()),
+            // The new revision changes the row, so MySQL's count of changed rows is 1 here too.
+            Ok(r) if r.rows_affected() == 0 => Err(Error::NotFound(format!("person {}", p.id))),
+            Ok(_) => Ok(tx.commit().await?),
         }
     }
 
     pub(crate) async fn delete_person(&self, id: PersonId) -> Result<Vec<String>> {
         let mut tx = begin(&self.write).await?;
+        let rev = next_rev(&mut tx).await?;
         let photos: Vec<Option<String>> =
             sqlx::query_scalar(&sql("SELECT photo FROM faces WHERE person_id = ?"))
                 .bind(id.0)
@@ -342,6 +379,8 @@ impl Sql {
         if r.rows_affected() == 0 {
             return Err(Error::NotFound(format!("person {id}")));
         }
+        // The person's cards and faces go with them (ON DELETE CASCADE), here and in every replica.
+        tombstone(&mut tx, rev, "person", Some(id.0), None).await?;
         sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'faces_version'")
             .execute(&mut *tx)
             .await?;
@@ -371,19 +410,22 @@ impl Sql {
                 owner,
             });
         }
+        let mut tx = begin(&self.write).await?;
+        let rev = next_rev(&mut tx).await?;
         let r = sqlx::query(&sql(
-            "INSERT INTO cards (uid, person_id, label, active, created) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO cards (uid, person_id, label, active, created, rev) VALUES (?, ?, ?, ?, ?, ?)",
         ))
         .bind(uid.as_bytes())
         .bind(person.0)
         .bind(label)
         .bind(true)
         .bind(now)
-        .execute(&self.write)
+        .bind(rev)
+        .execute(&mut *tx)
         .await
         .map_err(Error::from);
         match r {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(tx.commit().await?),
             Err(e) if e.unique_violation() => Err(Error::CardTaken {
                 uid: uid.clone(),
                 owner: self.card_owner(uid).await?.unwrap_or_default(),
@@ -394,25 +436,34 @@ impl Sql {
     }
 
     pub(crate) async fn set_card_active(&self, uid: &CardUid, active: bool) -> Result<()> {
-        sqlx::query(&sql("UPDATE cards SET active = ? WHERE uid = ?"))
+        let mut tx = begin(&self.write).await?;
+        let rev = next_rev(&mut tx).await?;
+        let r = sqlx::query(&sql("UPDATE cards SET active = ?, rev = ? WHERE uid = ?"))
             .bind(active)
+            .bind(rev)
             .bind(uid.as_bytes())
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
-        if self.card_owner(uid).await?.is_none() {
+        // The new revision changes the row, so MySQL's count of changed rows is 1 here too.
+        if r.rows_affected() == 0 {
             return Err(Error::NotFound(format!("card {uid}")));
         }
+        tx.commit().await?;
         Ok(())
     }
 
     pub(crate) async fn remove_card(&self, uid: &CardUid) -> Result<()> {
+        let mut tx = begin(&self.write).await?;
+        let rev = next_rev(&mut tx).await?;
         let r = sqlx::query(&sql("DELETE FROM cards WHERE uid = ?"))
             .bind(uid.as_bytes())
-            .execute(&self.write)
+            .execute(&mut *tx)
             .await?;
         if r.rows_affected() == 0 {
             return Err(Error::NotFound(format!("card {uid}")));
         }
+        tombstone(&mut tx, rev, "card", None, Some(uid.as_bytes())).await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -439,15 +490,18 @@ impl Sql {
         now: DateTime<Utc>,
     ) -> Result<i64> {
         let mut tx = begin(&self.write).await?;
+        let rev = next_rev(&mut tx).await?;
         let s = ins(
-            "INSERT INTO faces (person_id, embedding, model_id, photo, created) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO faces (person_id, embedding, model_id, photo, created, rev) \
+             VALUES (?, ?, ?, ?, ?, ?)",
         );
         let q = sqlx::query(&s)
             .bind(person.0)
             .bind(embedding)
             .bind(model_id)
             .bind(photo)
-            .bind(now);
+            .bind(now)
+            .bind(rev);
         let id = match insert_id(q, &mut tx).await {
             Err(e) if e.foreign_key_violation() => {
                 return Err(Error::NotFound(format!("person {person}")))
@@ -481,6 +535,7 @@ impl Sql {
     /// Deletes the face and returns its photo (for the caller to remove from disk).
     pub(crate) async fn delete_face(&self, id: i64) -> Result<Option<String>> {
         let mut tx = begin(&self.write).await?;
+        let rev = next_rev(&mut tx).await?;
         let photo: Option<Option<String>> =
             sqlx::query_scalar(&sql("SELECT photo FROM faces WHERE id = ?"))
                 .bind(id)
@@ -493,6 +548,7 @@ impl Sql {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+        tombstone(&mut tx, rev, "face", Some(id), None).await?;
         sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'faces_version'")
             .execute(&mut *tx)
             .await?;
@@ -506,6 +562,96 @@ impl Sql {
                 .fetch_one(&self.read)
                 .await?,
         )
+    }
+
+    // ------------------------------------------------------------------ replication
+
+    /// The newest committed directory revision.
+    pub(crate) async fn directory_rev(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'directory_rev'")
+                .fetch_one(&self.read)
+                .await?,
+        )
+    }
+
+    /// Every directory row changed or deleted after revision `since` (all rows when `since` < 0), read
+    /// on one snapshot so people, cards, faces and deletions agree with each other and with `rev`.
+    pub(crate) async fn directory_changes(&self, since: i64) -> Result<crate::DirectoryChanges> {
+        use crate::DirectoryChange as C;
+        let mut tx = begin_snapshot(&self.read).await?;
+        let rev: i64 = sqlx::query_scalar("SELECT value FROM counters WHERE name = 'directory_rev'")
+            .fetch_one(&mut *tx)
+            .await?;
+        let mut changes = Vec::new();
+        for row in sqlx::query(&sql("SELECT * FROM people WHERE rev > ?"))
+            .bind(since)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            changes.push(C::Person {
+                rev: row.try_get("rev")?,
+                created: row.try_get("created")?,
+                person: person_from_row(&row)?,
+            });
+        }
+        for row in sqlx::query(&sql(
+            "SELECT uid, person_id, label, active, created, rev FROM cards WHERE rev > ?",
+        ))
+        .bind(since)
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            changes.push(C::Card {
+                rev: row.try_get("rev")?,
+                created: row.try_get("created")?,
+                card: card_from_row(&row)?,
+            });
+        }
+        for row in sqlx::query(&sql("SELECT * FROM faces WHERE rev > ?"))
+            .bind(since)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            changes.push(C::Face {
+                rev: row.try_get("rev")?,
+                face: face_from_row(&row)?,
+            });
+        }
+        if since >= 0 {
+            // A first copy has nothing to delete.
+            for row in sqlx::query(&sql(
+                "SELECT rev, kind, item_id, card_uid FROM deletions WHERE rev > ?",
+            ))
+            .bind(since)
+            .fetch_all(&mut *tx)
+            .await?
+            {
+                let rev: i64 = row.try_get("rev")?;
+                let kind: String = row.try_get("kind")?;
+                let id: Option<i64> = row.try_get("item_id")?;
+                let uid: Option<Vec<u8>> = row.try_get("card_uid")?;
+                changes.push(match (kind.as_str(), id, uid) {
+                    ("person", Some(id), _) => C::PersonDeleted {
+                        rev,
+                        id: PersonId(id),
+                    },
+                    ("card", _, Some(uid)) => C::CardDeleted {
+                        rev,
+                        uid: uid_from(uid)?,
+                    },
+                    ("face", Some(id), _) => C::FaceDeleted { rev, id },
+                    _ => return Err(Error::Corrupt(format!("deletion {rev} of kind {kind:?}"))),
+                });
+            }
+        }
+        tx.commit().await?;
+        changes.sort_by_key(C::rev);
+        Ok(crate::DirectoryChanges {
+            since,
+            rev,
+            changes,
+        })
     }
 
     // ------------------------------------------------------------------ attempts

@@ -30,6 +30,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "invitations",
         include_str!("../../migrations/mysql/0003_invitations.sql"),
     ),
+    (
+        4,
+        "replication",
+        include_str!("../../migrations/mysql/0004_replication.sql"),
+    ),
 ];
 const TRANSACTIONAL_DDL: bool = false;
 
@@ -45,6 +50,13 @@ fn ins(s: &'static str) -> Cow<'static, str> {
 async fn insert_id(q: Query<'_>, conn: &mut Conn) -> Result<i64> {
     let id = q.execute(&mut *conn).await?.last_insert_id();
     i64::try_from(id).map_err(|_| Error::Corrupt(format!("insert id {id} out of range")))
+}
+
+/// A read-only transaction on one consistent snapshot (InnoDB repeatable read).
+async fn begin_snapshot(pool: &Pool) -> Result<sqlx::Transaction<'static, Db>> {
+    Ok(pool
+        .begin_with("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+        .await?)
 }
 
 async fn begin(pool: &Pool) -> Result<sqlx::Transaction<'static, Db>> {

@@ -29,6 +29,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "invitations",
         include_str!("../../migrations/postgres/0003_invitations.sql"),
     ),
+    (
+        4,
+        "replication",
+        include_str!("../../migrations/postgres/0004_replication.sql"),
+    ),
 ];
 const TRANSACTIONAL_DDL: bool = true;
 
@@ -55,6 +60,13 @@ fn ins(s: &'static str) -> Cow<'static, str> {
 async fn insert_id(q: Query<'_>, conn: &mut Conn) -> Result<i64> {
     use sqlx::Row;
     Ok(q.fetch_one(&mut *conn).await?.try_get(0)?)
+}
+
+/// A read-only transaction on one consistent snapshot.
+async fn begin_snapshot(pool: &Pool) -> Result<sqlx::Transaction<'static, Db>> {
+    Ok(pool
+        .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await?)
 }
 
 async fn begin(pool: &Pool) -> Result<sqlx::Transaction<'static, Db>> {

@@ -31,6 +31,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "invitations",
         include_str!("../../migrations/sqlite/0003_invitations.sql"),
     ),
+    (
+        4,
+        "replication",
+        include_str!("../../migrations/sqlite/0004_replication.sql"),
+    ),
 ];
 const TRANSACTIONAL_DDL: bool = true;
 
@@ -45,6 +50,11 @@ fn ins(s: &'static str) -> Cow<'static, str> {
 async fn insert_id(q: Query<'_>, conn: &mut Conn) -> Result<i64> {
     use sqlx::Row;
     Ok(q.fetch_one(&mut *conn).await?.try_get(0)?)
+}
+
+/// A read transaction: in WAL mode its first read fixes the snapshot every later read sees.
+async fn begin_snapshot(pool: &Pool) -> Result<sqlx::Transaction<'static, Db>> {
+    Ok(pool.begin().await?)
 }
 
 /// `BEGIN IMMEDIATE`: take the write lock up front. A deferred transaction that reads first would fail
@@ -153,3 +163,199 @@ pub(crate) async fn vacuum_into(sql: &Sql, dest: &std::path::Path) -> Result<()>
 }
 
 include!("common.rs");
+
+// ---------------------------------------------------------------------- a door's replica
+
+impl Sql {
+    /// Applies a batch of central directory changes to this replica in one transaction: rows in revision
+    /// order (a card removed and given again ends up given), names of people about to change freed first
+    /// (two people swapping names never collide), `faces_version` bumped when faces changed, and the
+    /// replica's revision moved from `changes.since` to `changes.rev`. A whole copy (`since` < 0)
+    /// replaces everything; other changes are refused unless the replica is at `changes.since`.
+    pub(crate) async fn apply_directory_changes(
+        &self,
+        changes: &crate::DirectoryChanges,
+        synced_at: DateTime<Utc>,
+    ) -> Result<()> {
+        use crate::DirectoryChange as C;
+        let mut tx = begin(&self.write).await?;
+        let at: Option<i64> =
+            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'replica_rev'")
+                .fetch_optional(&mut *tx)
+                .await?;
+        let mut faces_changed = false;
+        if changes.since < 0 {
+            // A whole copy replaces whatever the replica held (its cards and faces go with the people).
+            let r = sqlx::query("DELETE FROM people").execute(&mut *tx).await?;
+            faces_changed = r.rows_affected() > 0;
+        } else if at != Some(changes.since) {
+            return Err(Error::Conflict(format!(
+                "replica at revision {} cannot take changes since {}",
+                at.unwrap_or(-1),
+                changes.since
+            )));
+        }
+        for change in &changes.changes {
+            if let C::Person { person, .. } = change {
+                sqlx::query("UPDATE people SET name = ? WHERE id = ?")
+                    .bind(format!("\u{1}{}", person.id.0))
+                    .bind(person.id.0)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        for change in &changes.changes {
+            match change {
+                C::Person {
+                    rev,
+                    person: p,
+                    created,
+                } => {
+                    let schedule = p
+                        .schedule
+                        .as_ref()
+                        .map(serde_json::to_string)
+                        .transpose()
+                        .map_err(|e| Error::Invalid(e.to_string()))?;
+                    sqlx::query(
+                        "INSERT INTO people (id, name, active, valid_from, valid_until, schedule, \
+                         created, rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET \
+                         name = excluded.name, active = excluded.active, \
+                         valid_from = excluded.valid_from, valid_until = excluded.valid_until, \
+                         schedule = excluded.schedule, rev = excluded.rev",
+                    )
+                    .bind(p.id.0)
+                    .bind(&p.name)
+                    .bind(p.active)
+                    .bind(p.valid_from)
+                    .bind(p.valid_until)
+                    .bind(schedule)
+                    .bind(created)
+                    .bind(rev)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                C::Card { rev, card, created } => {
+                    sqlx::query(
+                        "INSERT INTO cards (uid, person_id, label, active, created, rev) \
+                         VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (uid) DO UPDATE SET \
+                         person_id = excluded.person_id, label = excluded.label, \
+                         active = excluded.active, rev = excluded.rev",
+                    )
+                    .bind(card.uid.as_bytes())
+                    .bind(card.person_id.0)
+                    .bind(&card.label)
+                    .bind(card.active)
+                    .bind(created)
+                    .bind(rev)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                C::Face { rev, face } => {
+                    // Embeddings only: the photo stays where it was taken.
+                    sqlx::query(
+                        "INSERT INTO faces (id, person_id, embedding, model_id, photo, created, rev) \
+                         VALUES (?, ?, ?, ?, NULL, ?, ?) ON CONFLICT (id) DO UPDATE SET \
+                         person_id = excluded.person_id, embedding = excluded.embedding, \
+                         model_id = excluded.model_id, rev = excluded.rev",
+                    )
+                    .bind(face.id)
+                    .bind(face.person_id.0)
+                    .bind(crate::encode_embedding(&face.embedding))
+                    .bind(&face.model_id)
+                    .bind(face.created)
+                    .bind(rev)
+                    .execute(&mut *tx)
+                    .await?;
+                    faces_changed = true;
+                }
+                C::PersonDeleted { id, .. } => {
+                    let r = sqlx::query("DELETE FROM people WHERE id = ?")
+                        .bind(id.0)
+                        .execute(&mut *tx)
+                        .await?;
+                    faces_changed |= r.rows_affected() > 0;
+                }
+                C::CardDeleted { uid, .. } => {
+                    sqlx::query("DELETE FROM cards WHERE uid = ?")
+                        .bind(uid.as_bytes())
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                C::FaceDeleted { id, .. } => {
+                    sqlx::query("DELETE FROM faces WHERE id = ?")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    faces_changed = true;
+                }
+            }
+        }
+        if faces_changed {
+            sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'faces_version'")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Self::set_replica_state(&mut tx, changes.rev, synced_at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn set_replica_state(conn: &mut Conn, rev: i64, synced_at: DateTime<Utc>) -> Result<()> {
+        for (name, value) in [
+            ("replica_rev", rev),
+            ("replica_synced_ms", synced_at.timestamp_millis()),
+        ] {
+            sqlx::query(
+                "INSERT INTO counters (name, value) VALUES (?, ?) \
+                 ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+            )
+            .bind(name)
+            .bind(value)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Records that the replica was found current at `synced_at` (a check with nothing to apply).
+    pub(crate) async fn mark_replica_synced(
+        &self,
+        rev: i64,
+        synced_at: DateTime<Utc>,
+    ) -> Result<()> {
+        let mut tx = begin(&self.write).await?;
+        let at: Option<i64> =
+            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'replica_rev'")
+                .fetch_optional(&mut *tx)
+                .await?;
+        if at != Some(rev) {
+            return Err(Error::Conflict(format!(
+                "replica at revision {} is not at {rev}",
+                at.unwrap_or(-1)
+            )));
+        }
+        Self::set_replica_state(&mut tx, rev, synced_at).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The central revision this replica holds and when it was last found current; `None` before the
+    /// first copy.
+    pub(crate) async fn replica_state(&self) -> Result<Option<crate::ReplicaState>> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT name, value FROM counters WHERE name IN ('replica_rev', 'replica_synced_ms')",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        let get = |n: &str| rows.iter().find(|(k, _)| k == n).map(|(_, v)| *v);
+        Ok(match (get("replica_rev"), get("replica_synced_ms")) {
+            (Some(rev), Some(ms)) => Some(crate::ReplicaState {
+                rev,
+                synced_at: DateTime::from_timestamp_millis(ms)
+                    .ok_or_else(|| Error::Corrupt(format!("replica sync time {ms}")))?,
+            }),
+            _ => None,
+        })
+    }
+}

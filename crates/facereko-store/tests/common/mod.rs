@@ -2,6 +2,8 @@
 //! own on the server named by `FACEREKO_TEST_MYSQL_URL` / `FACEREKO_TEST_POSTGRES_URL`, dropped at the end).
 #![allow(dead_code)]
 
+pub mod relay;
+
 use std::path::Path;
 
 use chrono::{DateTime, SubsecRound, Utc};
