@@ -26,7 +26,7 @@ LAYERS = [
     ["facereko-domain", "facereko-files"],
     ["facereko-hardware", "facereko-store", "facereko-vision", "facereko-aws", "facereko-liveness"],
     ["facereko-door", "facereko-notify", "facereko-rekognition", "facereko-enrol"],
-    ["facereko-web"],
+    ["facereko-web", "facereko-fleet"],
     ["facereko"],
 ]
 

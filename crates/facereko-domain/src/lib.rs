@@ -627,6 +627,10 @@ pub enum Alarm {
     HeldOpen,
     /// An attempt's face failed the liveness check: a photo or a screen may have been held up.
     SpoofSuspected,
+    /// The door's copy of cards and faces is older than `fleet.max_staleness`: the central database has
+    /// not been reachable for that long, so a card or face revoked since still opens (unless
+    /// `fleet.when_stale` says otherwise).
+    ReplicaStale,
 }
 
 /// A password, key or shared secret from the configuration: kept as given, shown as `***` in `Debug` so

@@ -42,7 +42,7 @@ pub mod port;
 mod watcher;
 
 pub use config::DoorConfig;
-pub use port::{DoorStore, PortError};
+pub use port::{Directory, DoorStore, PortError};
 
 use cues::{Beep, Cues};
 use watcher::{best_frame, FaceTrigger, Ring, Seen, Watcher};
@@ -1014,6 +1014,14 @@ impl AttemptJob {
 
     async fn finish(self, mut d: Decision, started: Instant) {
         d.attempt.timings.total_ms = Some(millis(started.elapsed()));
+        if d.attempt.card_uid.is_none() && d.attempt.outcome == Outcome::Granted {
+            // A face alone opens only while the door's copy of the faces is trusted.
+            if let Directory::CardOnly(why) | Directory::Refused(why) = self.parts.store.directory()
+            {
+                d.attempt.outcome = Outcome::StoreUnavailable;
+                d.attempt.detail = Some(why);
+            }
+        }
         let outcome = d.attempt.outcome;
         tracing::info!(
             "attempt: card {} person {} → {}{}",
@@ -1060,6 +1068,17 @@ impl AttemptJob {
     }
 
     async fn decide_card(&self, uid: CardUid, tapped: Instant) -> Decision {
+        let directory = self.parts.store.directory();
+        if let Directory::Refused(why) = directory {
+            let mut a = self.base(Some(uid), None);
+            a.outcome = Outcome::StoreUnavailable;
+            a.detail = Some(why);
+            a.timings.lookup_ms = Some(millis(tapped.elapsed()));
+            return Decision {
+                attempt: a,
+                photo: None,
+            };
+        }
         let found = match tokio::time::timeout(STORE_WAIT, self.parts.store.lookup_card(&uid)).await
         {
             Ok(r) => r,
@@ -1107,6 +1126,9 @@ impl AttemptJob {
         }
         if self.config.mode == Mode::Card {
             return on_card_alone(base, Outcome::Granted, Some("card only".into()));
+        }
+        if let Directory::CardOnly(why) = directory {
+            return on_card_alone(base, Outcome::Granted, Some(format!("card only: {why}")));
         }
         let _ = self.progress.send(Progress::KnownCard);
         let mut timings = StageTimings {

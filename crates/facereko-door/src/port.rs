@@ -8,6 +8,19 @@ use facereko_domain::{Attempt, Card, CardUid, Event, NewAttempt, Person, PersonI
 /// A storage failure, as text: the controller only logs it and carries on with the door.
 pub type PortError = Box<dyn std::error::Error + Send + Sync>;
 
+/// Whether the card and face data the door reads is current enough to decide on (a door of a site reads
+/// a local replica of the central database; see `facereko-fleet`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Directory {
+    /// Current, or stale with a rule that says keep deciding: decide as usual.
+    Trusted,
+    /// Stale, and the rule says a known card opens on its own: `card+face` decides like `card`, and
+    /// `face` mode opens for nobody.
+    CardOnly(String),
+    /// Stale, and the rule says refuse: every tap is refused as `store_unavailable` with this reason.
+    Refused(String),
+}
+
 #[async_trait]
 pub trait DoorStore: Send + Sync {
     async fn lookup_card(&self, uid: &CardUid) -> Result<Option<(Card, Person)>, PortError>;
@@ -29,6 +42,11 @@ pub trait DoorStore: Send + Sync {
     }
     /// This door's newest attempt, so the status after a restart still shows it.
     async fn last_attempt(&self, door_id: &str) -> Result<Option<Attempt>, PortError>;
+    /// Whether the card and face data is current enough to decide on; asked at every decision, so it
+    /// must answer at once (no I/O).
+    fn directory(&self) -> Directory {
+        Directory::Trusted
+    }
 }
 #[async_trait]
 impl DoorStore for facereko_store::Store {

@@ -160,6 +160,14 @@ async fn person_named(store: &Store, name: &str) -> Result<Person> {
 
 pub async fn people(data_dir: &Path, config_file: Option<&Path>, cmd: PeopleCommand) -> Result<()> {
     let store = open_store(data_dir, config_file).await?;
+    let result = people_on(&store, cmd).await;
+    let (config, _) = Config::load(config_file, data_dir)?;
+    crate::fleet::announce_changes(&config, &store).await;
+    result
+}
+
+async fn people_on(store: &Store, cmd: PeopleCommand) -> Result<()> {
+    let store = store.clone();
     match cmd {
         PeopleCommand::Add { name, card } => {
             let name = name.trim().to_string();
@@ -354,6 +362,9 @@ pub async fn status(data_dir: &Path, json: bool) -> Result<()> {
                     .map_or(String::new(), |e| format!(", last error: {e}"))
             );
         }
+    }
+    if let Some(r) = d["replica"]["summary"].as_str() {
+        println!("replica:  {r}");
     }
     if let Some(a) = d.get("last_attempt").filter(|a| !a.is_null()) {
         println!(

@@ -15,6 +15,7 @@ use anyhow::{bail, Context, Result};
 use facereko_aws::AwsConfig;
 use facereko_domain::{DoorId, SiteTimeZone};
 use facereko_door::DoorConfig;
+use facereko_fleet::FleetConfig;
 use facereko_hardware::config::HardwareConfig;
 use facereko_notify::{EmailConfig, MqttConfig, NotifyConfig, OutboxConfig, WebhookConfig};
 use facereko_rekognition::EndpointConfig;
@@ -46,6 +47,7 @@ const TOP_LEVEL_KEYS: &[&str] = &[
     "webhook",
     "aws",
     "rekognition_api",
+    "fleet",
 ];
 
 /// Variables of the command line (clap reads them), never configuration keys.
@@ -320,6 +322,8 @@ pub struct Config {
     pub aws: AwsConfig,
     /// The Rekognition-compatible endpoint (off unless enabled).
     pub rekognition_api: EndpointConfig,
+    /// A door of a site: its local replica of the central database and what it does when stale.
+    pub fleet: FleetConfig,
 }
 
 impl Default for Config {
@@ -339,6 +343,7 @@ impl Default for Config {
             webhook: Vec::new(),
             aws: AwsConfig::default(),
             rekognition_api: EndpointConfig::default(),
+            fleet: FleetConfig::default(),
         }
     }
 }
@@ -470,6 +475,7 @@ impl Config {
         self.notify().validate()?;
         self.store.validate()?;
         self.web.validate()?;
+        self.fleet.validate()?;
         Ok(())
     }
 

@@ -89,6 +89,8 @@ pub struct Targets {
     /// Present when the camera is simulated.
     pub camera: Option<SimCamera>,
     pub notifier: Option<facereko_notify::NotifierHandle>,
+    /// This door's replica of the central database, on a site.
+    pub replica: Option<std::sync::Arc<facereko_fleet::Replica>>,
 }
 
 pub fn socket_path(data_dir: &Path) -> PathBuf {
@@ -288,6 +290,11 @@ async fn answer(req: Request, t: &Targets) -> Reply {
             let mut data = serde_json::to_value(t.door.status()).unwrap_or_default();
             if let Some(n) = &t.notifier {
                 data["notify"] = serde_json::to_value(n.status().await).unwrap_or_default();
+            }
+            if let Some(r) = &t.replica {
+                let st = r.status();
+                data["replica"] = serde_json::to_value(&st).unwrap_or_default();
+                data["replica"]["summary"] = st.summary(chrono::Utc::now()).into();
             }
             Reply::ok("", data)
         }

@@ -133,8 +133,21 @@ pub async fn enrol(data_dir: &Path, config_file: Option<&Path>, a: EnrolArgs) ->
         _ => None,
     };
     let store = open_store(data_dir, config_file).await?;
-    let engine = load_engine(&config, data_dir).await?;
-    let indexer = crate::rekognition::indexer(&config).await?;
+    let result = enrol_into(data_dir, &config, &store, a, photo).await;
+    crate::fleet::announce_changes(&config, &store).await;
+    result
+}
+
+async fn enrol_into(
+    data_dir: &Path,
+    config: &Config,
+    store: &Store,
+    a: EnrolArgs,
+    photo: Option<Photo>,
+) -> Result<()> {
+    let store = store.clone();
+    let engine = load_engine(config, data_dir).await?;
+    let indexer = crate::rekognition::indexer(config).await?;
     let svc = FaceEnrolment::new(store.clone(), Some(engine), indexer);
     if a.reembed {
         return crate::models::reembed(&svc).await;

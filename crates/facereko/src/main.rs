@@ -18,6 +18,7 @@ mod config;
 mod control;
 mod devices;
 mod faces;
+mod fleet;
 mod liveness;
 mod models;
 mod rekognition;

@@ -166,6 +166,8 @@ struct Running {
     web_stop: tokio::sync::oneshot::Sender<()>,
     web_task: tokio::task::JoinHandle<std::io::Result<()>>,
     control_task: tokio::task::JoinHandle<()>,
+    /// The site parts: the replica's sync loop and the MQTT change signal (dropped at the end).
+    fleet: Option<crate::fleet::Fleet>,
     /// Keeps the simulated inputs' channel open for as long as the door runs.
     _inputs_handle: Option<sim::SimInputsHandle>,
 }
@@ -214,6 +216,7 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
         web_stop,
         web_task,
         control_task,
+        fleet,
         _inputs_handle,
     } = running;
 
@@ -239,6 +242,7 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
         ep.stop().await;
     }
     notifier.shutdown().await;
+    drop(fleet);
     store.close().await;
     control_task.abort();
     let _ = std::fs::remove_file(control::socket_path(data_dir));
@@ -257,6 +261,12 @@ async fn start(
     let store = Store::open_with(&url, data_dir, &(&config.store).into())
         .await
         .with_context(|| format!("opening the database {}", crate::cli::redact_url(&url)))?;
+    let fleet = crate::fleet::start(data_dir, config, &store).await?;
+    // Where the door reads cards, people and faces: its replica on a site, else the store itself.
+    let directory = fleet
+        .as_ref()
+        .and_then(|f| f.replica.as_ref())
+        .map_or_else(|| store.clone(), |r| r.local().clone());
 
     let local = match crate::faces::load_engine(config, data_dir).await {
         Ok(engine) => Some(engine),
@@ -270,7 +280,7 @@ async fn start(
     };
     let gallery = match &local {
         Some(engine) => {
-            let sync = facereko_enrol::GallerySync::start(store.clone(), engine.clone())
+            let sync = facereko_enrol::GallerySync::start(directory.clone(), engine.clone())
                 .await
                 .context("loading the enrolled faces")?;
             tracing::info!(
@@ -362,8 +372,13 @@ async fn start(
         data_dir.display()
     );
 
+    let door_store: Arc<dyn facereko_door::DoorStore> =
+        match fleet.as_ref().and_then(|f| f.replica.clone()) {
+            Some(replica) => Arc::new(facereko_fleet::FleetStore::new(replica)),
+            None => Arc::new(store.clone()),
+        };
     let parts = Parts {
-        store: Arc::new(store.clone()),
+        store: door_store,
         engine,
         camera: devices.camera.clone(),
         outputs: devices.outputs.clone(),
@@ -409,6 +424,7 @@ async fn start(
             tapper: devices.targets_tapper,
             camera: devices.targets_camera,
             notifier: Some(notifier.clone()),
+            replica: fleet.as_ref().and_then(|f| f.replica.clone()),
         },
     ));
     Ok(Running {
@@ -420,6 +436,7 @@ async fn start(
         web_stop,
         web_task,
         control_task,
+        fleet,
         _inputs_handle: devices._inputs_handle,
     })
 }

@@ -13,16 +13,34 @@ use crate::{tls, Error, Result};
 
 /// rumqttc options for `config`: client id, credentials, keep-alive, TLS and the last will.
 pub fn options(config: &MqttConfig, door_id: &str) -> Result<MqttOptions> {
+    let mut o = connection_options(config, &client_id(config, door_id))?;
+    let topics = Topics::new(&config.topic_prefix, door_id);
+    o.set_last_will(LastWill::new(
+        topics.state,
+        StateSnapshot::offline().to_json(),
+        QoS::AtLeastOnce,
+        true,
+    ));
+    Ok(o)
+}
+
+/// The door's MQTT client id: `mqtt.client_id`, else `facereko-<door>`.
+pub(crate) fn client_id(config: &MqttConfig, door_id: &str) -> String {
+    config
+        .client_id
+        .clone()
+        .unwrap_or_else(|| format!("facereko-{door_id}"))
+}
+
+/// rumqttc options for a connection to the broker of `config` under `client_id`, without a last will.
+pub(crate) fn connection_options(config: &MqttConfig, client_id: &str) -> Result<MqttOptions> {
     let Some(broker) = config.broker()? else {
         return Err(Error::Config {
             key: "mqtt.url".into(),
             reason: "MQTT is off (no url)".into(),
         });
     };
-    let client_id = config
-        .client_id
-        .clone()
-        .unwrap_or_else(|| format!("facereko-{door_id}"));
+    let client_id = client_id.to_string();
     let BrokerUrl {
         tls: use_tls,
         host,
@@ -54,13 +72,6 @@ pub fn options(config: &MqttConfig, door_id: &str) -> Result<MqttOptions> {
             Arc::new(tls_config),
         )));
     }
-    let topics = Topics::new(&config.topic_prefix, door_id);
-    o.set_last_will(LastWill::new(
-        topics.state,
-        StateSnapshot::offline().to_json(),
-        QoS::AtLeastOnce,
-        true,
-    ));
     Ok(o)
 }
 

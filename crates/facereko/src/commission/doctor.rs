@@ -136,6 +136,7 @@ pub async fn doctor(data_dir: &Path, config_file: Option<&Path>, a: DoctorArgs) 
 
     checks.push(check_data_dir(data_dir));
     checks.push(check_database(data_dir, &config).await);
+    checks.push(check_replica(data_dir, &config, daemon.as_ref()).await);
     let uses_camera = config.door.mode.uses_camera();
     let models = check_models(data_dir, &config).await;
     let models_ok = models.status == Status::Ok;
@@ -231,6 +232,47 @@ async fn check_database(data_dir: &Path, config: &Config) -> Check {
     };
     store.close().await;
     check
+}
+
+/// A door of a site decides from its replica: say how old it is, and fail when it is stale or missing.
+async fn check_replica(
+    data_dir: &Path,
+    config: &Config,
+    daemon: Option<&serde_json::Value>,
+) -> Check {
+    let backend = facereko_store::backend_of(&config.database_url(data_dir));
+    if !backend.is_some_and(|b| config.fleet.replica_for(b)) {
+        return Check::skip(
+            "replica",
+            "not used: this door decides from its own SQLite database (fleet.replica)",
+        );
+    }
+    let fix = "start the daemon while the central database is reachable (it copies it at start, then every \
+               fleet.poll_secs); see the `database` line";
+    let from_daemon = daemon
+        .and_then(|d| d.get("replica"))
+        .and_then(|r| serde_json::from_value::<facereko_fleet::ReplicaStatus>(r.clone()).ok());
+    let status = match from_daemon {
+        Some(s) => s,
+        None => match facereko_fleet::Replica::inspect(data_dir, &config.fleet).await {
+            Ok(Some(s)) => s,
+            Ok(None) => return Check::fail(
+                "replica",
+                format!(
+                    "no copy of the central database in {} yet: taps are refused until there is",
+                    data_dir.join(facereko_fleet::REPLICA_FILE).display()
+                ),
+                fix,
+            ),
+            Err(e) => return Check::fail("replica", e.to_string(), fix),
+        },
+    };
+    let now = chrono::Utc::now();
+    if status.rev.is_none() || status.stale(now) {
+        Check::fail("replica", status.summary(now), fix)
+    } else {
+        Check::ok("replica", status.summary(now))
+    }
 }
 
 async fn check_models(data_dir: &Path, config: &Config) -> Check {

@@ -1,0 +1,511 @@
+//! A site: two doors (two real `facereko serve` daemons) on one MariaDB or one PostgreSQL database and
+//! one Mosquitto broker. Each door decides from its own replica; the database and the broker are reached
+//! through relays the test cuts, like a network or server outage (the shared servers keep running for
+//! the other tests).
+//!
+//! Needs `FACEREKO_TEST_MYSQL_URL` / `FACEREKO_TEST_POSTGRES_URL` (a server this test may create a
+//! database on) and `FACEREKO_TEST_MQTT_URL`; `scripts/test.sh` sets them.
+
+mod common;
+#[path = "../../facereko-store/tests/common/relay.rs"]
+mod relay;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use common::{facereko_env, Daemon};
+use relay::{server_addr, via, Outage};
+use sqlx::Connection;
+
+const ADA: &str = "04:A2:2B:19";
+
+/// One test's database on the server `admin` names, dropped at the end.
+struct Database {
+    admin: String,
+    name: String,
+    rt: tokio::runtime::Handle,
+}
+
+impl Database {
+    fn create(rt: &tokio::runtime::Runtime, admin: &str) -> Database {
+        let name = format!(
+            "facereko_site_{}_{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        let sql = format!("CREATE DATABASE {name}");
+        rt.block_on(async {
+            if admin.starts_with("mysql") {
+                let mut c = sqlx::MySqlConnection::connect(admin).await.unwrap();
+                sqlx::raw_sql(&sql).execute(&mut c).await.unwrap();
+            } else {
+                let mut c = sqlx::PgConnection::connect(admin).await.unwrap();
+                sqlx::raw_sql(&sql).execute(&mut c).await.unwrap();
+            }
+        });
+        Database {
+            admin: admin.to_string(),
+            name,
+            rt: rt.handle().clone(),
+        }
+    }
+
+    /// The URL of this database (same server and credentials as `admin`).
+    fn url(&self) -> String {
+        let (base, _) = self.admin.split_once('?').unwrap_or((&self.admin, ""));
+        let cut = base.rfind('/').unwrap();
+        format!("{}/{}", &base[..cut], self.name)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let (admin, name) = (self.admin.clone(), self.name.clone());
+        let _ = self.rt.block_on(async move {
+            if admin.starts_with("mysql") {
+                let mut c = sqlx::MySqlConnection::connect(&admin).await?;
+                sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name}"))
+                    .execute(&mut c)
+                    .await?;
+            } else {
+                let mut c = sqlx::PgConnection::connect(&admin).await?;
+                sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut c)
+                    .await?;
+            }
+            Ok::<_, sqlx::Error>(())
+        });
+    }
+}
+
+/// A site's shared settings, as the environment of every door and command.
+struct Site {
+    env: Vec<(String, String)>,
+    dirs: tempfile::TempDir,
+}
+
+impl Site {
+    fn dir(&self, name: &str) -> PathBuf {
+        let d = self.dirs.path().join(name);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn env_with(&self, door: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env = self.env.clone();
+        env.push(("FACEREKO_DOOR_ID".into(), door.into()));
+        env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
+    }
+
+    fn start(&self, door: &str, extra: &[(&str, &str)]) -> Daemon {
+        let env = self.env_with(door, extra);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        Daemon::start_env(&self.dir(door), &["--simulate"], &env)
+    }
+
+    /// Runs a command on `door`'s data directory with the site's settings; it must succeed.
+    fn run(&self, door: &str, args: &[&str]) -> String {
+        let env = self.env_with(door, &[]);
+        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let out = facereko_env(&self.dir(door), args, &env);
+        assert!(
+            out.status.success(),
+            "facereko {args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// The daemon logs in `door`'s data directory.
+    fn log(&self, door: &str) -> String {
+        let mut all = String::new();
+        for e in std::fs::read_dir(self.dir(door)).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.starts_with("serve-") && name.ends_with(".log") {
+                all.push_str(&std::fs::read_to_string(e.path()).unwrap_or_default());
+            }
+        }
+        all
+    }
+
+    fn status(&self, door: &str) -> serde_json::Value {
+        serde_json::from_str(&self.run(door, &["status", "--json"])).unwrap()
+    }
+
+    fn replica_rev(&self, door: &str) -> i64 {
+        self.status(door)["replica"]["rev"].as_i64().unwrap_or(-1)
+    }
+
+    /// Taps `uid` at `door` and returns the attempt the door reports (its outcome and timings), without
+    /// asking the database.
+    fn tap(&self, door: &str, uid: &str) -> serde_json::Value {
+        // A door holding the lock open after a grant (or deciding) does not take a new tap.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut status = self.status(door);
+        while status["unlocked"] == true || status["busy"] == true {
+            assert!(Instant::now() < deadline, "{door} stays busy: {status}");
+            std::thread::sleep(Duration::from_millis(50));
+            status = self.status(door);
+        }
+        let before = status["last_attempt"].clone();
+        self.run(door, &["sim", "tap", uid]);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let last = self.status(door)["last_attempt"].clone();
+            if !last.is_null() && last != before {
+                return last;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no attempt at {door}: {}\n{}",
+                self.status(door),
+                self.log(door)
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until `door`'s replica is past `rev`; returns how long that took.
+    fn wait_replica_past(&self, door: &str, rev: i64, limit: Duration, since: Instant) -> Duration {
+        loop {
+            if self.replica_rev(door) > rev {
+                return since.elapsed();
+            }
+            assert!(
+                since.elapsed() < limit,
+                "{door}'s replica still at revision {rev} after {limit:?}: {}",
+                self.status(door)["replica"]
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Attempts of `door` in the central database.
+    fn attempts(&self, door: &str) -> Vec<serde_json::Value> {
+        let list: Vec<serde_json::Value> =
+            serde_json::from_str(&self.run("admin", &["attempts", "list", "--json"])).unwrap();
+        list.into_iter().filter(|a| a["door_id"] == door).collect()
+    }
+}
+
+/// The web app's address, from the daemon's start-up lines.
+fn web_addr(d: &Daemon) -> SocketAddr {
+    let log = d.wait_log("web app:");
+    log.lines()
+        .find_map(|l| l.trim().strip_prefix("web app:"))
+        .map(|a| {
+            a.trim()
+                .trim_start_matches("http://")
+                .trim_end_matches('/')
+                .parse()
+                .unwrap()
+        })
+        .unwrap()
+}
+
+/// A minimal browser: HTTP/1.1 over one connection per request, cookies kept by name.
+struct Browser {
+    addr: SocketAddr,
+    cookies: HashMap<String, String>,
+}
+
+struct Page {
+    status: u16,
+    location: Option<String>,
+    body: String,
+}
+
+impl Browser {
+    fn request(&mut self, method: &str, path: &str, form: Option<&[(&str, &str)]>) -> Page {
+        let body = form
+            .map(|f| {
+                f.iter()
+                    .map(|(k, v)| format!("{k}={}", v.replace('%', "%25").replace('&', "%26")))
+                    .collect::<Vec<_>>()
+                    .join("&")
+            })
+            .unwrap_or_default();
+        let cookies = self
+            .cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let mut s = std::net::TcpStream::connect(self.addr).unwrap();
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\nCookie: {cookies}\r\n\
+             Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+            self.addr,
+            body.len()
+        )
+        .unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        let (head, body) = reply.split_once("\r\n\r\n").unwrap_or((&reply, ""));
+        let mut lines = head.lines();
+        let status = lines.next().unwrap()[9..12].parse().unwrap();
+        let mut location = None;
+        for line in lines {
+            let Some((name, value)) = line.split_once(':') else {
+                continue;
+            };
+            match name.to_ascii_lowercase().as_str() {
+                "set-cookie" => {
+                    let pair = value.trim().split(';').next().unwrap();
+                    if let Some((k, v)) = pair.split_once('=') {
+                        self.cookies.insert(k.to_string(), v.to_string());
+                    }
+                }
+                "location" => location = Some(value.trim().to_string()),
+                _ => {}
+            }
+        }
+        Page {
+            status,
+            location,
+            body: body.to_string(),
+        }
+    }
+
+    fn csrf(page: &Page) -> String {
+        let at = page.body.find("name=\"csrf\" value=\"").expect("a form");
+        let rest = &page.body[at + 19..];
+        rest[..rest.find('"').unwrap()].to_string()
+    }
+
+    fn sign_in(addr: SocketAddr, user: &str, password: &str) -> Browser {
+        let mut b = Browser {
+            addr,
+            cookies: HashMap::new(),
+        };
+        let login = b.request("GET", "/login", None);
+        let csrf = Browser::csrf(&login);
+        let done = b.request(
+            "POST",
+            "/login",
+            Some(&[("csrf", &csrf), ("username", user), ("password", password)]),
+        );
+        assert_eq!(done.status, 303, "sign-in failed: {}", done.body);
+        assert_ne!(done.location.as_deref(), Some("/login"), "sign-in refused");
+        b
+    }
+}
+
+fn add_admin(site: &Site) {
+    let dir = site.dir("admin");
+    let mut cmd = std::process::Command::new(common::bin());
+    cmd.arg("--data-dir")
+        .arg(&dir)
+        .args(["accounts", "add", "boss", "--admin"])
+        .env_remove("FACEREKO_CONFIG")
+        .envs(site.env_with("admin", &[]))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null());
+    let mut child = cmd.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"correct horse battery\n")
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+}
+
+fn site_test(db_var: &str) {
+    let admin = std::env::var(db_var).unwrap_or_else(|_| panic!("{db_var} is not set"));
+    let mqtt = std::env::var("FACEREKO_TEST_MQTT_URL")
+        .unwrap_or_else(|_| panic!("FACEREKO_TEST_MQTT_URL is not set"));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = Database::create(&rt, &admin);
+    let db_relay = rt.block_on(Outage::relay_to(server_addr(&admin)));
+    let broker: SocketAddr = mqtt
+        .trim_start_matches("mqtt://")
+        .trim_end_matches('/')
+        .replace("localhost", "127.0.0.1")
+        .parse()
+        .unwrap();
+    let mqtt_relay = rt.block_on(Outage::relay_to(broker));
+    let site = Site {
+        env: vec![
+            (
+                "FACEREKO_STORE__DATABASE_URL".into(),
+                via(&db.url(), db_relay.addr),
+            ),
+            ("FACEREKO_DOOR__MODE".into(), "card".into()),
+            ("FACEREKO_DOOR__UNLOCK_SECONDS".into(), "1".into()),
+            // The same card again within 3 s is the same tap; this test taps it on purpose.
+            ("FACEREKO_DOOR__DEBOUNCE_MS".into(), "0".into()),
+            (
+                "FACEREKO_MQTT__URL".into(),
+                format!("mqtt://{}", mqtt_relay.addr),
+            ),
+            // Topics of this test only: parallel tests on the same broker do not hear each other.
+            ("FACEREKO_MQTT__TOPIC_PREFIX".into(), db.name.clone()),
+            // Far longer than the test: a change that arrives in seconds came by the MQTT signal.
+            ("FACEREKO_FLEET__POLL_SECS".into(), "3600".into()),
+            ("FACEREKO_FLEET__MAX_STALENESS".into(), "2h".into()),
+            ("FACEREKO_LOG".into(), "info".into()),
+        ],
+        dirs: tempfile::tempdir().unwrap(),
+    };
+
+    // -- Two doors, a person enrolled at the first: the second opens for her card.
+    let a = site.start("a", &[]);
+    let b = site.start("b", &[]);
+    let rev_b = site.replica_rev("b");
+    assert!(
+        rev_b >= 0,
+        "b copied the database at start: {}",
+        site.status("b")
+    );
+    let started = Instant::now();
+    site.run("a", &["people", "add", "Ada", "--card", ADA]);
+    let took = site.wait_replica_past("b", rev_b, Duration::from_secs(10), started);
+    eprintln!("enrolment at a reached b in {took:?}");
+    let at_b = site.tap("b", ADA);
+    assert_eq!(at_b["outcome"], "granted", "{at_b}");
+
+    // -- The card is disabled in a's web app: both doors refuse it within 10 s.
+    add_admin(&site);
+    let mut web = Browser::sign_in(web_addr(&a), "boss", "correct horse battery");
+    let people = web.request("GET", "/people", None);
+    let id_at = people.body.find("href=\"/people/").unwrap() + 14;
+    let id: String = people.body[id_at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    let person = web.request("GET", &format!("/people/{id}"), None);
+    let action_at = person
+        .body
+        .find(&format!("action=\"/people/{id}/cards/"))
+        .expect("a card form");
+    let action: String = person.body[action_at + 8..]
+        .chars()
+        .take_while(|&c| c != '"')
+        .collect();
+    let (rev_a, rev_b) = (site.replica_rev("a"), site.replica_rev("b"));
+    let started = Instant::now();
+    let done = web.request(
+        "POST",
+        &action,
+        Some(&[("csrf", &Browser::csrf(&person)), ("active", "off")]),
+    );
+    assert_eq!(done.status, 303, "{action}: {}", done.body);
+    let took_a = site.wait_replica_past("a", rev_a, Duration::from_secs(10), started);
+    let took_b = site.wait_replica_past("b", rev_b, Duration::from_secs(10), started);
+    eprintln!("revocation in a's web app reached a in {took_a:?}, b in {took_b:?}");
+    for door in ["a", "b"] {
+        let t = site.tap(door, ADA);
+        assert_eq!(t["outcome"], "card_disabled", "{door}: {t}");
+    }
+    // Given back in the web app.
+    let (rev_a, rev_b) = (site.replica_rev("a"), site.replica_rev("b"));
+    let person = web.request("GET", &format!("/people/{id}"), None);
+    let done = web.request(
+        "POST",
+        &action,
+        Some(&[("csrf", &Browser::csrf(&person)), ("active", "on")]),
+    );
+    assert_eq!(done.status, 303);
+    let now = Instant::now();
+    site.wait_replica_past("a", rev_a, Duration::from_secs(10), now);
+    site.wait_replica_past("b", rev_b, Duration::from_secs(10), now);
+
+    // -- The database goes away: both doors keep deciding from their replicas, fast.
+    let before: HashMap<&str, usize> = ["a", "b"]
+        .into_iter()
+        .map(|d| (d, site.attempts(d).len()))
+        .collect();
+    db_relay.cut();
+    let mut decided = Vec::new();
+    for round in 0..3 {
+        for door in ["a", "b"] {
+            let uid = if round == 1 { "DE:AD:BE:EF" } else { ADA };
+            let t = site.tap(door, uid);
+            let want = if round == 1 {
+                "unknown_card"
+            } else {
+                "granted"
+            };
+            assert_eq!(t["outcome"], want, "{door} with the database down: {t}");
+            let ms = t["timings"]["total_ms"].as_u64().unwrap();
+            assert!(
+                ms <= 150,
+                "{door} took {ms} ms to decide with the database down: {t}"
+            );
+            decided.push(ms);
+        }
+    }
+    eprintln!("decisions with the database down (ms): {decided:?}");
+    // It comes back: every spooled attempt reaches it exactly once.
+    db_relay.restore();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    for door in ["a", "b"] {
+        loop {
+            let n = site.attempts(door).len();
+            if n == before[door] + 3 {
+                break;
+            }
+            assert!(
+                n < before[door] + 3,
+                "{door}: {n} attempts, a replay stored one twice"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "{door}: spooled attempts missing ({n})"
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    // -- The broker goes away too: doors still decide, and a revocation reaches them by their poll once
+    //    the database is back. Restarted with a short poll for that.
+    drop(a);
+    drop(b);
+    let short = [("FACEREKO_FLEET__POLL_SECS", "2")];
+    let a = site.start("a", &short);
+    let b = site.start("b", &short);
+    mqtt_relay.cut();
+    db_relay.cut();
+    for door in ["a", "b"] {
+        assert_eq!(site.tap(door, ADA)["outcome"], "granted");
+    }
+    db_relay.restore();
+    let (rev_a, rev_b) = (site.replica_rev("a"), site.replica_rev("b"));
+    let started = Instant::now();
+    site.run("admin", &["people", "disable", "Ada"]);
+    let took_a = site.wait_replica_past("a", rev_a, Duration::from_secs(15), started);
+    let took_b = site.wait_replica_past("b", rev_b, Duration::from_secs(15), started);
+    eprintln!("revocation without the broker reached a in {took_a:?}, b in {took_b:?} (poll)");
+    for door in ["a", "b"] {
+        let t = site.tap(door, ADA);
+        assert_eq!(t["outcome"], "card_disabled", "{door}: {t}");
+    }
+    mqtt_relay.restore();
+    assert!(a.stop().success());
+    assert!(b.stop().success());
+    drop(db_relay);
+    drop(mqtt_relay);
+    drop(db);
+}
+
+#[test]
+#[ignore = "needs FACEREKO_TEST_MYSQL_URL and FACEREKO_TEST_MQTT_URL (set by scripts/test.sh)"]
+fn two_doors_on_mariadb_decide_from_their_replicas_through_outages() {
+    site_test("FACEREKO_TEST_MYSQL_URL");
+}
+
+#[test]
+#[ignore = "needs FACEREKO_TEST_POSTGRES_URL and FACEREKO_TEST_MQTT_URL (set by scripts/test.sh)"]
+fn two_doors_on_postgresql_decide_from_their_replicas_through_outages() {
+    site_test("FACEREKO_TEST_POSTGRES_URL");
+}
