@@ -31,6 +31,8 @@ struct MemoryStore {
     /// Outputs whose relay level is noted at each attempt's commit.
     witness: Mutex<Option<SimOutputs>>,
     relay_at_commit: Mutex<Vec<bool>>,
+    /// What `directory()` answers (a site door's staleness rule); `None`: trusted.
+    directory: Mutex<Option<Directory>>,
 }
 
 fn unreachable_error() -> PortError {
@@ -165,6 +167,14 @@ impl DoorStore for MemoryStore {
             .into_iter()
             .rev()
             .find(|a| a.door_id == door_id))
+    }
+
+    fn directory(&self) -> Directory {
+        self.directory
+            .lock()
+            .unwrap()
+            .clone()
+            .unwrap_or(Directory::Trusted)
     }
 
     async fn enrolled_faces(&self, person: PersonId) -> Result<Option<usize>, PortError> {
@@ -700,6 +710,59 @@ async fn face_mode_identifies_without_a_card() {
     assert_eq!(a[0].outcome, Outcome::Granted);
     assert_eq!(a[0].person.as_deref(), Some("Bob"));
     assert!(r.engine.calls().iter().all(Option::is_none), "1:N");
+}
+
+/// A site door whose replica is stale: `card_only` opens for a known card without looking at the face
+/// and opens for no face alone; `deny` refuses every tap without asking anything.
+#[tokio::test(start_paused = true)]
+async fn a_stale_replica_decides_by_the_rule_card_only_or_deny() {
+    let why = "this door's copy of the cards and faces is 2 h 0 min old (fleet.max_staleness 1h)";
+    let r = rig(Mode::CardFace).await;
+    *r.store.directory.lock().unwrap() = Some(Directory::CardOnly(why.into()));
+    r.tap(ADA);
+    wait(12_000).await;
+    r.tap("DE:AD:BE:EF");
+    wait(5000).await;
+    let a = r.store.attempts();
+    assert_eq!(a[0].outcome, Outcome::Granted);
+    assert_eq!(
+        a[0].detail.as_deref(),
+        Some(format!("card only: {why}").as_str())
+    );
+    assert_eq!(
+        a[1].outcome,
+        Outcome::UnknownCard,
+        "an unknown card stays unknown"
+    );
+    assert!(
+        r.engine.calls().is_empty(),
+        "no face decision while card-only"
+    );
+
+    *r.store.directory.lock().unwrap() = Some(Directory::Refused(why.into()));
+    r.tap(BOB);
+    wait(5000).await;
+    let a = r.store.attempts();
+    assert_eq!(a[2].outcome, Outcome::StoreUnavailable);
+    assert_eq!(a[2].detail.as_deref(), Some(why));
+    assert_eq!(a[2].person, None, "refused without looking the card up");
+
+    let r = rig(Mode::Face).await;
+    *r.store.directory.lock().unwrap() = Some(Directory::CardOnly(why.into()));
+    r.engine.push(Script::Match {
+        person: Some(PersonId(2)),
+        similarity: 90.0,
+    });
+    wait(3000).await;
+    let a = r.store.attempts();
+    assert_eq!(a.len(), 1);
+    assert_eq!(
+        a[0].outcome,
+        Outcome::StoreUnavailable,
+        "a face alone opens nothing"
+    );
+    assert_eq!(a[0].person.as_deref(), Some("Bob"));
+    assert!(!r.outputs.level(Output::Relay), "the lock stays locked");
 }
 
 /// Regression: a waiting `card read` or "tap now" took the next tap away from the door: no decision, no

@@ -256,14 +256,16 @@ async fn check_replica(
         Some(s) => s,
         None => match facereko_fleet::Replica::inspect(data_dir, &config.fleet).await {
             Ok(Some(s)) => s,
-            Ok(None) => return Check::fail(
-                "replica",
-                format!(
+            Ok(None) => {
+                return Check::fail(
+                    "replica",
+                    format!(
                     "no copy of the central database in {} yet: taps are refused until there is",
                     data_dir.join(facereko_fleet::REPLICA_FILE).display()
                 ),
-                fix,
-            ),
+                    fix,
+                )
+            }
             Err(e) => return Check::fail("replica", e.to_string(), fix),
         },
     };
