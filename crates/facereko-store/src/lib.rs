@@ -346,6 +346,10 @@ pub struct OpenOptions {
     /// While a MySQL/PostgreSQL server is known to be down, how often a background probe asks whether it
     /// is back (calls in between fail at once).
     pub probe_every: std::time::Duration,
+    /// Open a MySQL/PostgreSQL store even when its server cannot be reached now: it starts as known to
+    /// be down (calls fail at once) and migrates when the probe reaches the server. For a door with a
+    /// replica to decide from; without it, an unreachable server is an error at open.
+    pub start_when_down: bool,
 }
 
 impl Default for OpenOptions {
@@ -355,6 +359,7 @@ impl Default for OpenOptions {
             spool: true,
             spool_retry: std::time::Duration::from_secs(15),
             probe_every: std::time::Duration::from_secs(1),
+            start_when_down: false,
         }
     }
 }
@@ -430,16 +435,29 @@ impl Store {
         let backend = backend_of(url).ok_or_else(|| Error::UnsupportedUrl(redact_url(url)))?;
         std::fs::create_dir_all(data_dir).map_err(|e| Error::io(data_dir, e))?;
         let photos = Photos::new(data_dir)?;
+        let mut down_at_open: Option<Error> = None;
         let db = match backend {
             Backend::Sqlite => Db::Sqlite(backend::sqlite::connect(url).await?),
             #[cfg(feature = "mysql")]
-            Backend::MySql => {
-                Db::MySql(backend::mysql::connect(url, options.max_connections).await?)
-            }
+            Backend::MySql => Db::MySql(
+                match backend::mysql::connect(url, options.max_connections).await {
+                    Err(e) if options.start_when_down && e.is_unavailable() => {
+                        down_at_open = Some(e);
+                        backend::mysql::connect_lazy(url, options.max_connections)?
+                    }
+                    r => r?,
+                },
+            ),
             #[cfg(feature = "postgres")]
-            Backend::Postgres => {
-                Db::Postgres(backend::postgres::connect(url, options.max_connections).await?)
-            }
+            Backend::Postgres => Db::Postgres(
+                match backend::postgres::connect(url, options.max_connections).await {
+                    Err(e) if options.start_when_down && e.is_unavailable() => {
+                        down_at_open = Some(e);
+                        backend::postgres::connect_lazy(url, options.max_connections)?
+                    }
+                    r => r?,
+                },
+            ),
             #[allow(unreachable_patterns)]
             other => {
                 return Err(Error::BackendNotCompiled {
@@ -456,7 +474,9 @@ impl Store {
                 })
             }
         };
-        with_db!(&db, b => b.migrate().await)?;
+        if down_at_open.is_none() {
+            with_db!(&db, b => b.migrate().await)?;
+        }
         let spool = if backend != Backend::Sqlite && options.spool {
             Some(spool::Spool::open(data_dir).await?)
         } else {
@@ -475,6 +495,10 @@ impl Store {
                 directory_changed: tokio::sync::watch::channel(0).0,
             }),
         };
+        if let Some(e) = &down_at_open {
+            // Migrated by the probe once the server answers.
+            store.mark_down(e);
+        }
         if store.inner.spool.is_some() {
             // Attempts spooled during an earlier outage go to the server first, then whenever it is back.
             store.replay_spool_logged().await;
@@ -569,6 +593,25 @@ impl Store {
         r
     }
 
+    /// `migrate`, for the probe task: run on a blocking thread that drives it with the runtime's handle
+    /// (the migration's future holds a connection borrow that is not `Send` for every lifetime, so it
+    /// cannot be polled inside `tokio::spawn` directly).
+    async fn migrate_in_background(&self) -> Result<i64> {
+        let db = match self.db() {
+            Db::Sqlite(b) => Db::Sqlite(b.clone()),
+            #[cfg(feature = "mysql")]
+            Db::MySql(b) => Db::MySql(b.clone()),
+            #[cfg(feature = "postgres")]
+            Db::Postgres(b) => Db::Postgres(b.clone()),
+        };
+        let handle = tokio::runtime::Handle::current();
+        tokio::task::spawn_blocking(move || {
+            handle.block_on(async move { with_db!(&db, b => b.migrate().await) })
+        })
+        .await
+        .map_err(|e| Error::Invalid(format!("the migration task failed: {e}")))?
+    }
+
     fn mark_down(&self, e: &Error) {
         {
             let mut state = self.inner.breaker.lock();
@@ -593,15 +636,23 @@ impl Store {
                 // Ends with the last clone of the store.
                 let Some(inner) = weak.upgrade() else { return };
                 let store = Store { inner };
-                // The probe itself bypasses the breaker; it may wait out the connect timeout.
-                match with_db!(store.db(), b => b.schema_version().await) {
+                // The probe itself bypasses the breaker; it may wait out the connect timeout. It brings
+                // the schema up to date too (a no-op unless the store was opened while down).
+                match store.migrate_in_background().await {
                     Ok(_) => {
                         *store.inner.breaker.lock() = None;
                         tracing::info!(url = %store.inner.url, "the database answers again");
                         store.replay_spool_logged().await;
                         return;
                     }
-                    Err(e) => tracing::debug!(error = %e, "the database is still unreachable"),
+                    Err(e) if e.is_unavailable() => {
+                        tracing::debug!(error = %e, "the database is still unreachable")
+                    }
+                    Err(e) => tracing::warn!(
+                        url = %store.inner.url,
+                        error = %e,
+                        "the database answers but cannot be used yet"
+                    ),
                 }
             }
         });
@@ -743,6 +794,11 @@ impl Store {
     /// sharing the database): reload the gallery when it changes.
     pub async fn faces_version(&self) -> Result<i64> {
         guarded!(self, b => b.faces_version().await)
+    }
+
+    /// The doors that share this database, as far as it knows (every door that has queued an event).
+    pub async fn door_ids(&self) -> Result<Vec<String>> {
+        guarded!(self, b => b.door_ids().await)
     }
 
     // ------------------------------------------------------------------ replication

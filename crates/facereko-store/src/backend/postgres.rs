@@ -101,6 +101,19 @@ async fn unlock_migrations(conn: &mut Conn) -> Result<()> {
     Ok(())
 }
 
+/// A pool that connects on first use: for a door that starts while the server is unreachable.
+pub(crate) fn connect_lazy(url: &str, max_connections: u32) -> Result<Sql> {
+    let options = PgConnectOptions::from_str(url).map_err(|e| crate::connect_error(url, e))?;
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections.max(1))
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(options);
+    Ok(Sql {
+        read: pool.clone(),
+        write: pool,
+    })
+}
+
 pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<Sql> {
     let options = PgConnectOptions::from_str(url).map_err(|e| crate::connect_error(url, e))?;
     let pool = PgPoolOptions::new()
