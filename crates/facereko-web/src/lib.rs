@@ -74,6 +74,39 @@ pub trait FaceEnroller: Send + Sync {
 }
 
 /// Everything a request handler can reach. Cheap to clone.
+/// What the web app shows about the site beyond its own door; a door of a site fills it in (its replica
+/// and the doors the MQTT broker knows), a door on its own has none.
+pub trait SiteView: Send + Sync + std::fmt::Debug {
+    /// This door's copy of the cards and faces in one line ("revision 42, confirmed 3 s ago"), and
+    /// whether it is older than the site allows.
+    fn replica(&self) -> Option<(String, bool)>;
+    /// Every door of the site whose retained state the broker passed on, by door id.
+    fn doors(&self) -> Vec<SiteDoor>;
+    /// Whether this door can send signed commands to the others (a site key is configured).
+    fn can_command(&self) -> bool;
+    /// Sends a signed command to another door of the site (never through the database).
+    fn command(&self, door_id: &str, command: SiteCommand) -> std::result::Result<(), String>;
+}
+
+/// What the web app can ask another door of the site to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SiteCommand {
+    Arm,
+    Disarm,
+    Unlock,
+}
+
+/// One door of the site as its retained MQTT state last said.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SiteDoor {
+    pub door_id: String,
+    pub online: bool,
+    pub armed: Option<bool>,
+    /// `locked`, `unlocked`, `opened`, … when known.
+    pub door: Option<String>,
+    pub seen: chrono::DateTime<chrono::Utc>,
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub store: facereko_store::Store,
@@ -84,6 +117,8 @@ pub struct AppState {
     pub config: Arc<WebConfig>,
     pub(crate) tz: TimeZone,
     pub(crate) runtime: Arc<auth::Runtime>,
+    /// The site around this door, when it is one of many.
+    pub site: Option<Arc<dyn SiteView>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -112,7 +147,14 @@ impl AppState {
             tz: config.tz(),
             config: Arc::new(config),
             runtime: Arc::new(auth::Runtime::default()),
+            site: None,
         })
+    }
+
+    /// Shows the site around this door (its replica, every door's state) on the home page.
+    pub fn with_site(mut self, site: Arc<dyn SiteView>) -> Self {
+        self.site = Some(site);
+        self
     }
 
     /// This process's one-time set-up code: `/setup` (open only while no account exists) asks for it, so

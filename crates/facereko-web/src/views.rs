@@ -119,6 +119,18 @@ pub fn outcome_label(o: Outcome) -> &'static str {
     }
 }
 
+/// Human words for a door state as the MQTT state names it (`locked`, `unlocked`, `opened`, …).
+pub fn door_state_label(s: &str) -> &'static str {
+    match s {
+        "locked" => "Locked",
+        "unlocked" => "Unlocked",
+        "opened" => "Open",
+        "closed" => "Closed",
+        "exit_requested" => "Exit requested",
+        _ => "?",
+    }
+}
+
 /// One row of the attempts table.
 #[derive(Clone, Debug)]
 pub struct AttemptRow {

@@ -1930,7 +1930,9 @@ async fn every_post_route_refuses_a_forged_or_missing_csrf_token() {
         let path = route
             .replace("{id}", &ada.0.to_string())
             .replace("{uid}", "04A22B19")
-            .replace("{face}", "1");
+            .replace("{face}", "1")
+            .replace("{door}", "back-yard")
+            .replace("{command}", "unlock");
         assert!(!path.contains('{'), "a parameter to fill in: {route}");
         if route.starts_with("/api/") {
             // The API takes bearer tokens only, which a browser never sends by itself: a session cookie

@@ -9,17 +9,17 @@
 //! This file is the connection and the notifier, which share one state (`Shared`): the task that
 //! drives rumqttc, the announce after each CONNACK and the deliveries. Around it: `topics` (the door's
 //! topics, a message), `options` (rumqttc options from `[mqtt]`), `discovery` (Home Assistant) and
-//! `inbound` (signed commands from the broker); `sync`, the site's directory change signal, has a
-//! connection of its own.
+//! `inbound` (signed commands from the broker); `site`, the site's directory change signal and every door's
+//! state, has a connection of its own.
 
 mod discovery;
 mod inbound;
 mod options;
-mod sync;
+mod site;
 mod topics;
 
 pub use options::options;
-pub use sync::{announce_once, sync_topic, SyncSignal};
+pub use site::{announce_once, sync_topic, DoorSeen, SiteLink};
 pub use topics::Topics;
 
 use discovery::discovery;

@@ -564,6 +564,15 @@ impl Sql {
         )
     }
 
+    /// Every door that has queued an event (each has its outbox head row), by name.
+    pub(crate) async fn door_ids(&self) -> Result<Vec<String>> {
+        Ok(
+            sqlx::query_scalar("SELECT door_id FROM outbox_heads ORDER BY door_id")
+                .fetch_all(&self.read)
+                .await?,
+        )
+    }
+
     // ------------------------------------------------------------------ replication
 
     /// The newest committed directory revision.

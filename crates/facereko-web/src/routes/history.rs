@@ -30,6 +30,7 @@ pub(crate) struct Filter {
     from: Option<String>,
     to: Option<String>,
     before: Option<String>,
+    door: Option<String>,
 }
 
 /// The filter, parsed.
@@ -40,6 +41,7 @@ pub(crate) struct Parsed {
     from: Option<NaiveDate>,
     to: Option<NaiveDate>,
     before: Option<i64>,
+    door: Option<String>,
 }
 
 fn non_empty(s: &Option<String>) -> Option<&str> {
@@ -67,6 +69,13 @@ impl Filter {
                         .ok_or_else(|| bad("page"))
                 })
                 .transpose()?,
+            door: non_empty(&self.door)
+                .map(|s| {
+                    s.parse::<facereko_domain::DoorId>()
+                        .map(|d| d.as_str().to_string())
+                        .map_err(|_| bad("door"))
+                })
+                .transpose()?,
         })
     }
 }
@@ -83,7 +92,7 @@ impl Parsed {
                 .to
                 .and_then(|d| d.succ_opt())
                 .and_then(|d| state.tz.start_of_day(d)),
-            door_id: None,
+            door_id: self.door.clone(),
         }
     }
 
@@ -102,6 +111,9 @@ impl Parsed {
         if let Some(v) = self.to {
             p.push(format!("to={v}"));
         }
+        if let Some(v) = &self.door {
+            p.push(format!("door={}", crate::views::url_encode(v)));
+        }
         p.join("&")
     }
 }
@@ -119,6 +131,8 @@ struct HistoryTpl {
     rows: Vec<AttemptRow>,
     people: Vec<Choice>,
     outcomes: Vec<Choice>,
+    /// Shown only on a site (more than one door).
+    doors: Vec<Choice>,
     from: String,
     to: String,
     next: Option<String>,
@@ -175,6 +189,19 @@ pub(crate) async fn history(
             label: outcome_label(o).into(),
         })
         .collect();
+    let known = state.store.door_ids().await?;
+    let doors = if known.len() > 1 || p.door.is_some() {
+        known
+            .into_iter()
+            .map(|d| Choice {
+                selected: p.door.as_deref() == Some(d.as_str()),
+                value: d.clone(),
+                label: d,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     let csv = if params.is_empty() {
         "/history.csv".to_string()
     } else {
@@ -188,6 +215,7 @@ pub(crate) async fn history(
             .collect(),
         people,
         outcomes,
+        doors,
         from: p.from.map(|d| d.to_string()).unwrap_or_default(),
         to: p.to.map(|d| d.to_string()).unwrap_or_default(),
         next,

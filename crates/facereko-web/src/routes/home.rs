@@ -16,7 +16,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::auth::{Admin, CurrentUser};
 use crate::config::TimeZone;
 use crate::error::AppError;
-use crate::extract::{CsrfForm, NoFields, Query};
+use crate::extract::{CsrfForm, NoFields, Path, Query};
 use crate::views::{render, AttemptRow, Page, RowTpl};
 use crate::AppState;
 
@@ -77,6 +77,65 @@ struct HomeTpl {
     page: Page,
     status: StatusView,
     rows: Vec<AttemptRow>,
+    site: Option<SiteCard>,
+}
+
+/// The site around this door: its replica's age and every door the broker knows.
+struct SiteCard {
+    replica: Option<String>,
+    replica_stale: bool,
+    doors: Vec<SiteDoorRow>,
+    /// Signed commands to the other doors can be sent from here.
+    commands: bool,
+}
+
+struct SiteDoorRow {
+    door_id: String,
+    this: bool,
+    online: bool,
+    system: &'static str,
+    lock: String,
+    seen: String,
+    history: String,
+    /// The door's name as a path segment (`/site/<door>/…`).
+    key: String,
+}
+
+impl SiteCard {
+    fn new(site: &dyn crate::SiteView, this_door: &str, tz: &TimeZone) -> Self {
+        let (replica, replica_stale) = match site.replica() {
+            Some((text, stale)) => (Some(text), stale),
+            None => (None, false),
+        };
+        let doors = site
+            .doors()
+            .into_iter()
+            .map(|d| SiteDoorRow {
+                this: d.door_id == this_door,
+                online: d.online,
+                system: match (d.online, d.armed) {
+                    (false, _) => "–",
+                    (true, Some(true)) => "Active",
+                    (true, Some(false)) => "Offline",
+                    (true, None) => "?",
+                },
+                lock: match (d.online, d.door.as_deref()) {
+                    (false, _) | (true, None) => "–".into(),
+                    (true, Some(s)) => crate::views::door_state_label(s).to_string(),
+                },
+                seen: tz.format(d.seen, "%Y-%m-%d %H:%M:%S"),
+                history: format!("/history?door={}", crate::views::url_encode(&d.door_id)),
+                key: crate::views::url_encode(&d.door_id),
+                door_id: d.door_id,
+            })
+            .collect();
+        Self {
+            replica,
+            replica_stale,
+            doors,
+            commands: site.can_command(),
+        }
+    }
 }
 
 /// `?done=<code>`: which fixed notice to show after a redirect (never free text from the address).
@@ -97,6 +156,9 @@ fn notice(done: Option<&str>) -> Option<String> {
             "armed" => "The system is Active: cards and faces are checked.",
             "disarmed" => "The system is Offline: taps are ignored and the door stays locked.",
             "unlocked" => "The door is unlocked for a few seconds.",
+            "command_sent" => {
+                "The command was sent to the other door; its state below changes when it acts."
+            }
             _ => return None,
         }
         .to_string(),
@@ -120,11 +182,48 @@ pub(crate) async fn home(
         .iter()
         .map(|a| AttemptRow::new(a, &state.tz, user.is_admin()))
         .collect();
+    let site = state
+        .site
+        .as_deref()
+        .map(|s| SiteCard::new(s, &status.door_id, &state.tz));
     Ok(render(&HomeTpl {
         page: Page::new("Door", "home", Some(&user)).with_notice(notice(q.done.as_deref())),
         status,
         rows,
+        site,
     }))
+}
+
+/// Activate, Deactivate or Unlock another door of the site: a signed MQTT command, never a database
+/// write. The door that receives it checks the signature and logs it as any command.
+pub(crate) async fn site_command(
+    State(state): State<AppState>,
+    Admin(user): Admin,
+    Path((door, command)): Path<(String, String)>,
+    _: CsrfForm<NoFields>,
+) -> Result<Response, AppError> {
+    let door: facereko_domain::DoorId = door
+        .parse()
+        .map_err(|_| AppError::BadRequest("That is not a door of this site.".into()))?;
+    let command = match command.as_str() {
+        "arm" => crate::SiteCommand::Arm,
+        "disarm" => crate::SiteCommand::Disarm,
+        "unlock" => crate::SiteCommand::Unlock,
+        _ => return Err(AppError::NotFound),
+    };
+    let Some(site) = &state.site else {
+        return Err(AppError::NotFound);
+    };
+    if door.as_str() == state.door.status().door_id {
+        return Err(AppError::BadRequest(
+            "Use the buttons above for this door.".into(),
+        ));
+    }
+    site.command(door.as_str(), command)
+        .map_err(|e| AppError::BadRequest(format!("The command was not sent: {e}.")))?;
+    tracing::info!(user = %user.account.username, door = %door.as_str(), ?command,
+        "command sent to another door of the site");
+    Ok(Redirect::to("/?done=command_sent").into_response())
 }
 
 #[derive(Deserialize)]

@@ -23,6 +23,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/unlock", post(home::unlock))
         .route("/events", get(home::events))
         .route("/camera.jpg", get(home::camera))
+        .route("/site/{door}/{command}", post(home::site_command))
         .route("/setup", get(session::setup_page).post(session::setup))
         .route("/login", get(session::login_page).post(session::login))
         .route("/logout", post(session::logout))
