@@ -398,11 +398,33 @@ impl DoorStore for FleetStore {
         DoorStore::record_attempt(&self.replica.central, attempt, photo).await
     }
 
+    /// The central flag, remembered in the replica; while the central database cannot be reached, the
+    /// last one this door knew (or none: the door's default), so a door restarted during an outage
+    /// comes back armed or disarmed as it was.
     async fn armed(&self, door_id: &str) -> std::result::Result<Option<bool>, PortError> {
-        DoorStore::armed(&self.replica.central, door_id).await
+        match self.replica.central.armed(door_id).await {
+            Ok(v) => {
+                if let Some(a) = v {
+                    if let Err(e) = self.replica.local.set_armed(door_id, a).await {
+                        tracing::warn!("could not remember the armed state in the replica: {e}");
+                    }
+                }
+                Ok(v)
+            }
+            Err(e) => {
+                let known = self.replica.local.armed(door_id).await?;
+                tracing::warn!(
+                    "the central database cannot say whether this door is armed ({e}); using the last \
+                     state it knew: {}",
+                    known.map_or("none (the default)", |a| if a { "armed" } else { "disarmed" })
+                );
+                Ok(known)
+            }
+        }
     }
 
     async fn set_armed(&self, door_id: &str, armed: bool) -> std::result::Result<(), PortError> {
+        self.replica.local.set_armed(door_id, armed).await?;
         DoorStore::set_armed(&self.replica.central, door_id, armed).await
     }
 

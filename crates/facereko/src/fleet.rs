@@ -16,7 +16,8 @@ use crate::config::Config;
 pub struct Fleet {
     pub replica: Option<Arc<facereko_fleet::Replica>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    _signal: Option<Arc<facereko_notify::mqtt::SyncSignal>>,
+    link: Option<Arc<facereko_notify::mqtt::SiteLink>>,
+    secret: facereko_domain::Secret,
 }
 
 impl Drop for Fleet {
@@ -64,7 +65,7 @@ pub async fn start(data_dir: &Path, config: &Config, store: &Store) -> Result<Op
     let mut tasks = Vec::new();
     let signal = if config.mqtt.url.is_some() && shared {
         let signal = Arc::new(
-            facereko_notify::mqtt::SyncSignal::start(&config.mqtt, config.door_id.as_str())
+            facereko_notify::mqtt::SiteLink::start(&config.mqtt, config.door_id.as_str())
                 .context("starting the MQTT change signal")?,
         );
         // Tell the site's doors about every change made here (web app, enrolment).
@@ -97,8 +98,89 @@ pub async fn start(data_dir: &Path, config: &Config, store: &Store) -> Result<Op
     Ok(Some(Fleet {
         replica,
         tasks,
-        _signal: signal,
+        link: signal,
+        secret: config.mqtt.commands.secret.clone(),
     }))
+}
+
+impl Fleet {
+    /// What the web app shows of the site: this door's replica and every door the broker knows.
+    pub fn site_view(&self) -> Option<Arc<dyn facereko_web::SiteView>> {
+        if self.replica.is_none() && self.link.is_none() {
+            return None;
+        }
+        Some(Arc::new(SiteInfo {
+            replica: self.replica.clone(),
+            link: self.link.clone(),
+            secret: self.secret.clone(),
+        }))
+    }
+}
+
+#[derive(Debug)]
+struct SiteInfo {
+    replica: Option<Arc<facereko_fleet::Replica>>,
+    link: Option<Arc<facereko_notify::mqtt::SiteLink>>,
+    /// `[mqtt.commands] secret`: the site's key for signed commands.
+    secret: facereko_domain::Secret,
+}
+
+impl facereko_web::SiteView for SiteInfo {
+    fn replica(&self) -> Option<(String, bool)> {
+        let now = chrono::Utc::now();
+        self.replica.as_ref().map(|r| {
+            let st = r.status();
+            (st.summary(now), st.stale(now))
+        })
+    }
+
+    fn can_command(&self) -> bool {
+        self.link.is_some() && !self.secret.is_empty()
+    }
+
+    fn command(&self, door_id: &str, command: facereko_web::SiteCommand) -> Result<(), String> {
+        let Some(link) = &self.link else {
+            return Err("MQTT is not configured on this door".into());
+        };
+        let command = match command {
+            facereko_web::SiteCommand::Arm => facereko_notify::DoorCommand::Arm,
+            facereko_web::SiteCommand::Disarm => facereko_notify::DoorCommand::Disarm,
+            facereko_web::SiteCommand::Unlock => facereko_notify::DoorCommand::Unlock,
+        };
+        link.send_command(self.secret.expose().as_bytes(), door_id, command)
+    }
+
+    fn doors(&self) -> Vec<facereko_web::SiteDoor> {
+        let Some(link) = &self.link else {
+            return Vec::new();
+        };
+        link.doors()
+            .into_iter()
+            .map(|(door_id, d)| facereko_web::SiteDoor {
+                door_id,
+                online: d.state.online,
+                armed: d.state.armed,
+                door: d.state.door.and_then(|s| {
+                    serde_json::to_value(s)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_string))
+                }),
+                seen: d.seen,
+            })
+            .collect()
+    }
+}
+
+/// Whether this door keeps a replica and it holds a copy already (then the door can start and decide
+/// while the central database is unreachable).
+pub async fn has_copy(data_dir: &Path, config: &Config, url: &str) -> bool {
+    if !facereko_store::backend_of(url).is_some_and(|b| config.fleet.replica_for(b)) {
+        return false;
+    }
+    matches!(
+        facereko_fleet::Replica::inspect(data_dir, &config.fleet).await,
+        Ok(Some(s)) if s.rev.is_some()
+    )
 }
 
 /// After a one-off command changed people, cards or faces in a shared database: tells the site's doors

@@ -258,7 +258,10 @@ async fn start(
     devices: Devices,
 ) -> Result<Running> {
     let url = config.database_url(data_dir);
-    let store = Store::open_with(&url, data_dir, &(&config.store).into())
+    let mut options: facereko_store::OpenOptions = (&config.store).into();
+    // A door with a copy of the directory decides from it: it starts even while the server is away.
+    options.start_when_down = crate::fleet::has_copy(data_dir, config, &url).await;
+    let store = Store::open_with(&url, data_dir, &options)
         .await
         .with_context(|| format!("opening the database {}", crate::cli::redact_url(&url)))?;
     let fleet = crate::fleet::start(data_dir, config, &store).await?;
@@ -398,14 +401,19 @@ async fn start(
         local,
         indexer,
     ));
-    let web = facereko_web::AppState::new(
+    let mut web = facereko_web::AppState::new(
         store.clone(),
         door.clone(),
         Arc::new(enroller),
         config.web.clone(),
     )?;
+    if let Some(site) = fleet.as_ref().and_then(crate::fleet::Fleet::site_view) {
+        web = web.with_site(site);
+    }
     // First run: the set-up code `/setup` asks for goes to the console and the journal only.
-    web.announce_setup(&format!("http://{web_addr}")).await?;
+    if let Err(e) = web.announce_setup(&format!("http://{web_addr}")).await {
+        tracing::warn!("cannot tell whether an account exists yet: {e}");
+    }
     let (web_stop, web_stopped) = tokio::sync::oneshot::channel::<()>();
     let web_task = tokio::spawn(
         axum::serve(

@@ -241,6 +241,20 @@ fn every_documented_variable_does_what_the_documentation_says() {
             json!(5.0),
         ),
         (
+            "FACEREKO_FLEET__MAX_STALENESS",
+            "15m",
+            vec![],
+            "/fleet/max_staleness",
+            json!("15m"),
+        ),
+        (
+            "FACEREKO_FLEET__WHEN_STALE",
+            "deny",
+            vec![],
+            "/fleet/when_stale",
+            json!("deny"),
+        ),
+        (
             "FACEREKO_STORE__DATABASE_URL",
             mysql,
             vec![],

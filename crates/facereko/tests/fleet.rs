@@ -86,6 +86,8 @@ impl Drop for Database {
 
 /// A site's shared settings, as the environment of every door and command.
 struct Site {
+    /// Unique to this test (its database's name).
+    name: String,
     env: Vec<(String, String)>,
     dirs: tempfile::TempDir,
 }
@@ -100,6 +102,11 @@ impl Site {
     fn env_with(&self, door: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
         let mut env = self.env.clone();
         env.push(("FACEREKO_DOOR_ID".into(), door.into()));
+        // Client ids of this test only: the broker drops a client when another takes its id.
+        env.push((
+            "FACEREKO_MQTT__CLIENT_ID".into(),
+            format!("{}-{door}", self.name),
+        ));
         env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
         env
     }
@@ -335,6 +342,7 @@ fn site_test(db_var: &str) {
         .unwrap();
     let mqtt_relay = rt.block_on(Outage::relay_to(broker));
     let site = Site {
+        name: db.name.clone(),
         env: vec![
             (
                 "FACEREKO_STORE__DATABASE_URL".into(),
@@ -354,6 +362,16 @@ fn site_test(db_var: &str) {
             ("FACEREKO_FLEET__POLL_SECS".into(), "3600".into()),
             ("FACEREKO_FLEET__MAX_STALENESS".into(), "2h".into()),
             ("FACEREKO_LOG".into(), "info".into()),
+            // Signed commands between the doors (a test broker on loopback: plain MQTT allowed).
+            ("FACEREKO_MQTT__COMMANDS__ENABLED".into(), "true".into()),
+            (
+                "FACEREKO_MQTT__COMMANDS__ALLOW_PLAINTEXT".into(),
+                "true".into(),
+            ),
+            (
+                "FACEREKO_MQTT__COMMANDS__SECRET".into(),
+                "site-key-0123456789abcdef".into(),
+            ),
         ],
         dirs: tempfile::tempdir().unwrap(),
     };
@@ -407,6 +425,46 @@ fn site_test(db_var: &str) {
         let t = site.tap(door, ADA);
         assert_eq!(t["outcome"], "card_disabled", "{door}: {t}");
     }
+    // a's home page shows the site, and an administrator there deactivates and reactivates b.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let home = loop {
+        let home = web.request("GET", "/", None);
+        if home.body.contains("action=\"/site/b/disarm\"") {
+            break home;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "b never showed on a's home page: {}",
+            home.body
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(home
+        .body
+        .contains("This door's copy of the cards and faces: revision"));
+    for (command, armed) in [("disarm", false), ("arm", true)] {
+        let home = web.request("GET", "/", None);
+        let sent = web.request(
+            "POST",
+            &format!("/site/b/{command}"),
+            Some(&[("csrf", &Browser::csrf(&home))]),
+        );
+        assert_eq!(sent.status, 303, "{}", sent.body);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while site.status("b")["armed"] != armed {
+            assert!(
+                Instant::now() < deadline,
+                "b did not {command}: {}",
+                site.log("b")
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    assert!(
+        site.log("b").contains("command Disarm from mqtt"),
+        "b logged the command"
+    );
+
     // Given back in the web app.
     let (rev_a, rev_b) = (site.replica_rev("a"), site.replica_rev("b"));
     let person = web.request("GET", &format!("/people/{id}"), None);
@@ -491,6 +549,31 @@ fn site_test(db_var: &str) {
         assert_eq!(t["outcome"], "card_disabled", "{door}: {t}");
     }
     mqtt_relay.restore();
+
+    // -- A door restarted while the database is away starts, armed as it was, and decides from its copy.
+    let stored = site.attempts("a").len();
+    db_relay.cut();
+    assert!(a.stop().success());
+    let a = site.start("a", &short);
+    let st = site.status("a");
+    assert_eq!(st["armed"], true, "{st}");
+    let t = site.tap("a", ADA);
+    assert_eq!(
+        t["outcome"], "card_disabled",
+        "decided from the replica: {t}"
+    );
+    assert!(t["timings"]["total_ms"].as_u64().unwrap() <= 150, "{t}");
+    db_relay.restore();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while site.attempts("a").len() < stored + 1 {
+        assert!(
+            Instant::now() < deadline,
+            "the attempt of the restarted door never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(site.attempts("a").len(), stored + 1, "stored once");
     assert!(a.stop().success());
     assert!(b.stop().success());
     drop(db_relay);

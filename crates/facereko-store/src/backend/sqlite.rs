@@ -195,7 +195,8 @@ impl Sql {
                 changes.since
             )));
         }
-        for change in &changes.changes {
+        // (A whole copy starts from an empty replica: no name to free.)
+        for change in changes.changes.iter().filter(|_| changes.since >= 0) {
             if let C::Person { person, .. } = change {
                 sqlx::query("UPDATE people SET name = ? WHERE id = ?")
                     .bind(format!("\u{1}{}", person.id.0))
