@@ -24,6 +24,10 @@ pub struct FleetConfig {
     /// alarm event), `card_only` (a known card opens on its own; faces alone open nothing), `deny`
     /// (refuse every tap).
     pub when_stale: WhenStale,
+    /// Copy every enrolment photo into the central database too, so every door's web app can show it
+    /// (the replicas never take photos, only embeddings). Off: a photo stays in the data directory of
+    /// the door or web app that took it.
+    pub share_photos: bool,
 }
 
 impl Default for FleetConfig {
@@ -33,6 +37,7 @@ impl Default for FleetConfig {
             poll_secs: 30,
             max_staleness: Staleness(Duration::from_secs(3600)),
             when_stale: WhenStale::Alarm,
+            share_photos: false,
         }
     }
 }

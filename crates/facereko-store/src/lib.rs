@@ -316,6 +316,7 @@ struct Inner {
     probe_every: std::time::Duration,
     /// Bumped after each directory change made through this store.
     directory_changed: tokio::sync::watch::Sender<u64>,
+    share_face_photos: bool,
 }
 
 /// The store. Cheap to clone (an `Arc` inside); every clone shares the pools.
@@ -350,6 +351,9 @@ pub struct OpenOptions {
     /// be down (calls fail at once) and migrates when the probe reaches the server. For a door with a
     /// replica to decide from; without it, an unreachable server is an error at open.
     pub start_when_down: bool,
+    /// Keep a copy of every enrolment photo in the database too (`fleet.share_photos`), so every door and
+    /// web app of a site can show it; off, a photo stays only in the data directory that took it.
+    pub share_face_photos: bool,
 }
 
 impl Default for OpenOptions {
@@ -360,6 +364,7 @@ impl Default for OpenOptions {
             spool_retry: std::time::Duration::from_secs(15),
             probe_every: std::time::Duration::from_secs(1),
             start_when_down: false,
+            share_face_photos: false,
         }
     }
 }
@@ -493,6 +498,7 @@ impl Store {
                 breaker: Breaker::default(),
                 probe_every: options.probe_every,
                 directory_changed: tokio::sync::watch::channel(0).0,
+                share_face_photos: options.share_face_photos,
             }),
         };
         if let Some(e) = &down_at_open {
@@ -765,9 +771,12 @@ impl Store {
             None => None,
         };
         let bytes = encode_embedding(embedding);
-        let r = self.changed(
-            guarded!(self, b => b.add_face(person, &bytes, model_id, rel.as_deref(), Utc::now()).await),
-        );
+        let shared = photo
+            .filter(|_| self.inner.share_face_photos)
+            .map(|p| p.bytes.as_slice());
+        let r = self.changed(guarded!(self, b => b
+            .add_face(person, &bytes, model_id, rel.as_deref(), shared, Utc::now())
+            .await));
         if r.is_err() {
             if let Some(rel) = &rel {
                 let _ = self.inner.photos.remove(rel).await;
@@ -779,6 +788,12 @@ impl Store {
     /// Enrolled faces of one person, or of everyone (`None`), oldest first.
     pub async fn faces(&self, person: Option<PersonId>) -> Result<Vec<FaceRecord>> {
         guarded!(self, b => b.faces(person).await)
+    }
+
+    /// The copy in the database of an enrolment photo (by its path, as the face row names it), when it
+    /// was enrolled with `share_face_photos`; `None` otherwise.
+    pub async fn shared_face_photo(&self, relative: &str) -> Result<Option<Vec<u8>>> {
+        guarded!(self, b => b.shared_face_photo(relative).await)
     }
 
     /// Deletes a face and its enrolment photo. Bumps [`Store::faces_version`].
@@ -1016,12 +1031,20 @@ impl Store {
     /// JPEG or PNG.
     pub async fn read_photo(&self, relative: &str) -> Result<Photo> {
         let path = self.photo_path(relative)?;
-        let bytes = tokio::task::spawn_blocking({
+        let read = tokio::task::spawn_blocking({
             let path = path.clone();
             move || photos::read_bounded(&path, MAX_STORED_PHOTO_BYTES)
         })
         .await
-        .map_err(|e| Error::io(&path, std::io::Error::other(e)))??;
+        .map_err(|e| Error::io(&path, std::io::Error::other(e)))?;
+        let bytes = match read {
+            Ok(b) => b,
+            // An enrolment photo taken elsewhere on the site: its copy in the database, if shared.
+            Err(e) => match self.shared_face_photo(relative).await? {
+                Some(b) => b,
+                None => return Err(e),
+            },
+        };
         Photo::from_bytes(bytes).ok_or_else(|| {
             Error::Invalid(format!(
                 "stored photo {relative} is neither a JPEG nor a PNG"
@@ -1452,6 +1475,7 @@ mod tests {
                 breaker: Breaker::default(),
                 probe_every: std::time::Duration::from_secs(1),
                 directory_changed: tokio::sync::watch::channel(0).0,
+                share_face_photos: false,
             }),
         };
         let spool = store.inner.spool.as_ref().unwrap();

@@ -23,12 +23,12 @@ mod cases {
 
     pub async fn migrations_apply_from_empty_and_rerun(t: &TestDb) {
         let s = &t.store;
-        assert_eq!(s.schema_version().await.unwrap(), 4);
-        assert_eq!(s.migrate().await.unwrap(), 4, "re-running is a no-op");
+        assert_eq!(s.schema_version().await.unwrap(), 5);
+        assert_eq!(s.migrate().await.unwrap(), 5, "re-running is a no-op");
         // A second process opening the same database sees the schema and keeps the data.
         let id = s.add_person("Ada Lovelace").await.unwrap();
         let again = t.reopen().await;
-        assert_eq!(again.schema_version().await.unwrap(), 4);
+        assert_eq!(again.schema_version().await.unwrap(), 5);
         assert_eq!(
             again.person(id).await.unwrap().unwrap().name,
             "Ada Lovelace"
@@ -46,7 +46,7 @@ mod cases {
                 err,
                 Error::SchemaTooNew {
                     found: 999,
-                    supported: 4
+                    supported: 5
                 }
             ),
             "{err:?}"
@@ -534,6 +534,64 @@ mod cases {
             .collect();
         assert_eq!(truth.len(), 40);
         assert_eq!(copy, truth);
+    }
+
+    /// `fleet.share_photos`: an enrolment photo kept in the database too is readable where the file is
+    /// not (another door's data directory); one not shared is not; deleting the face deletes the copy.
+    pub async fn a_shared_enrolment_photo_is_readable_from_another_data_directory(t: &TestDb) {
+        let sharing = Store::open_with(
+            &t.url,
+            t.data_dir(),
+            &facereko_store::OpenOptions {
+                share_face_photos: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+        let elsewhere_dir = tempfile::tempdir().unwrap();
+        let elsewhere = Store::open(&t.url, elsewhere_dir.path()).await.unwrap();
+        let ada = t.store.add_person("Ada").await.unwrap();
+        let photo = jpeg(7);
+        let shared = sharing
+            .add_face(ada, &[1.0, 0.0], "m", Some(&photo))
+            .await
+            .unwrap();
+        let local = t
+            .store
+            .add_face(ada, &[0.0, 1.0], "m", Some(&photo))
+            .await
+            .unwrap();
+        let faces = t.store.faces(Some(ada)).await.unwrap();
+        let path_of = |id: i64| {
+            faces
+                .iter()
+                .find(|f| f.id == id)
+                .unwrap()
+                .photo
+                .clone()
+                .unwrap()
+        };
+        let (shared_path, local_path) = (path_of(shared), path_of(local));
+        assert_eq!(
+            elsewhere.read_photo(&shared_path).await.unwrap().bytes,
+            photo.bytes
+        );
+        assert!(
+            elsewhere.read_photo(&local_path).await.is_err(),
+            "not shared"
+        );
+        assert_eq!(
+            t.store.read_photo(&local_path).await.unwrap().bytes,
+            photo.bytes
+        );
+        sharing.delete_face(shared).await.unwrap();
+        assert_eq!(
+            elsewhere.shared_face_photo(&shared_path).await.unwrap(),
+            None
+        );
+        sharing.close().await;
+        elsewhere.close().await;
     }
 
     pub async fn faces_round_trip_and_bump_the_version(t: &TestDb) {
@@ -1062,6 +1120,7 @@ macro_rules! case_list {
             armed_state_is_per_door_and_persists,
             faces_round_trip_and_bump_the_version,
             directory_changes_follow_revisions_and_tombstones,
+            a_shared_enrolment_photo_is_readable_from_another_data_directory,
             a_follower_by_revision_misses_no_concurrent_change,
             outbox_cursors_per_sink_and_door,
             concurrent_writers_lose_nothing_and_keep_outbox_order,

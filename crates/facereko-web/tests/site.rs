@@ -81,6 +81,10 @@ async fn the_home_page_shows_the_replica_and_every_door_of_the_site() {
         page.contains("<strong>Offline</strong>"),
         "garage is offline"
     );
+    assert!(
+        page.contains("<td>none yet</td>"),
+        "no attempt at back-yard yet"
+    );
     // Remote buttons for the other doors that are online only.
     assert!(page.contains("action=\"/site/back-yard/unlock\""));
     assert!(!page.contains("action=\"/site/garage/unlock\""));

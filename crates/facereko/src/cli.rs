@@ -92,7 +92,9 @@ fn parse_outcome(s: &str) -> Result<Outcome, String> {
 pub async fn open_store(data_dir: &Path, config_file: Option<&Path>) -> Result<Store> {
     let (config, _) = Config::load(config_file, data_dir)?;
     let url = config.database_url(data_dir);
-    Store::open_with(&url, data_dir, &(&config.store).into())
+    let mut options: facereko_store::OpenOptions = (&config.store).into();
+    options.share_face_photos = config.fleet.share_photos;
+    Store::open_with(&url, data_dir, &options)
         .await
         .with_context(|| format!("opening the database {}", redact_url(&url)))
 }

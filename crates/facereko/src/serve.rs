@@ -261,6 +261,7 @@ async fn start(
     let mut options: facereko_store::OpenOptions = (&config.store).into();
     // A door with a copy of the directory decides from it: it starts even while the server is away.
     options.start_when_down = crate::fleet::has_copy(data_dir, config, &url).await;
+    options.share_face_photos = config.fleet.share_photos;
     let store = Store::open_with(&url, data_dir, &options)
         .await
         .with_context(|| format!("opening the database {}", crate::cli::redact_url(&url)))?;

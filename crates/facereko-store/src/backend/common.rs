@@ -487,6 +487,7 @@ impl Sql {
         embedding: &[u8],
         model_id: &str,
         photo: Option<&str>,
+        shared: Option<&[u8]>,
         now: DateTime<Utc>,
     ) -> Result<i64> {
         let mut tx = begin(&self.write).await?;
@@ -508,11 +509,28 @@ impl Sql {
             }
             r => r?,
         };
+        if let Some(image) = shared {
+            sqlx::query(&sql("INSERT INTO face_photos (face_id, image) VALUES (?, ?)"))
+                .bind(id)
+                .bind(image)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query("UPDATE counters SET value = value + 1 WHERE name = 'faces_version'")
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
         Ok(id)
+    }
+
+    /// The copy in the database of the enrolment photo stored at `photo` (`fleet.share_photos`).
+    pub(crate) async fn shared_face_photo(&self, photo: &str) -> Result<Option<Vec<u8>>> {
+        Ok(sqlx::query_scalar(&sql(
+            "SELECT fp.image FROM face_photos fp JOIN faces f ON f.id = fp.face_id WHERE f.photo = ?",
+        ))
+        .bind(photo)
+        .fetch_optional(&self.read)
+        .await?)
     }
 
     pub(crate) async fn faces(&self, person: Option<PersonId>) -> Result<Vec<FaceRecord>> {

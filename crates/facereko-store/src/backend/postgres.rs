@@ -34,6 +34,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "replication",
         include_str!("../../migrations/postgres/0004_replication.sql"),
     ),
+    (
+        5,
+        "face photos",
+        include_str!("../../migrations/postgres/0005_face_photos.sql"),
+    ),
 ];
 const TRANSACTIONAL_DDL: bool = true;
 

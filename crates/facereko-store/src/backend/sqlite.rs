@@ -36,6 +36,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "replication",
         include_str!("../../migrations/sqlite/0004_replication.sql"),
     ),
+    (
+        5,
+        "face photos",
+        include_str!("../../migrations/sqlite/0005_face_photos.sql"),
+    ),
 ];
 const TRANSACTIONAL_DDL: bool = true;
 

@@ -97,6 +97,8 @@ struct SiteDoorRow {
     lock: String,
     seen: String,
     history: String,
+    /// Its newest attempt in the central database.
+    last: String,
     /// The door's name as a path segment (`/site/<door>/…`).
     key: String,
 }
@@ -126,6 +128,7 @@ impl SiteCard {
                 seen: tz.format(d.seen, "%Y-%m-%d %H:%M:%S"),
                 history: format!("/history?door={}", crate::views::url_encode(&d.door_id)),
                 key: crate::views::url_encode(&d.door_id),
+                last: String::new(),
                 door_id: d.door_id,
             })
             .collect();
@@ -182,10 +185,34 @@ pub(crate) async fn home(
         .iter()
         .map(|a| AttemptRow::new(a, &state.tz, user.is_admin()))
         .collect();
-    let site = state
+    let mut site = state
         .site
         .as_deref()
         .map(|s| SiteCard::new(s, &status.door_id, &state.tz));
+    for d in site.iter_mut().flat_map(|s| s.doors.iter_mut()) {
+        let newest = state
+            .store
+            .attempts(&facereko_store::AttemptQuery {
+                limit: 1,
+                door_id: Some(d.door_id.clone()),
+                ..Default::default()
+            })
+            .await;
+        d.last = match newest {
+            Ok(a) => a.first().map_or_else(
+                || "none yet".to_string(),
+                |a| {
+                    format!(
+                        "{} · {} · {}",
+                        state.tz.format(a.time, "%Y-%m-%d %H:%M:%S"),
+                        a.person.as_deref().unwrap_or("Unknown"),
+                        crate::views::outcome_label(a.outcome)
+                    )
+                },
+            ),
+            Err(_) => "–".into(),
+        };
+    }
     Ok(render(&HomeTpl {
         page: Page::new("Door", "home", Some(&user)).with_notice(notice(q.done.as_deref())),
         status,

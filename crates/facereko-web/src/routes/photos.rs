@@ -42,6 +42,24 @@ fn image_response(content_type: &'static str, body: Vec<u8>) -> Response {
         .into_response()
 }
 
+/// A stored photo's bytes: the file, or for an enrolment photo taken at another door of the site, its
+/// copy in the database (`fleet.share_photos`).
+async fn stored(
+    state: &AppState,
+    relative: &str,
+    path: &std::path::Path,
+) -> Result<Vec<u8>, AppError> {
+    match tokio::fs::read(path).await {
+        Ok(b) => Ok(b),
+        Err(_) if relative.starts_with(&format!("{}/faces/", facereko_store::PHOTOS_DIR)) => state
+            .store
+            .shared_face_photo(relative)
+            .await?
+            .ok_or(AppError::NotFound),
+        Err(_) => Err(AppError::NotFound),
+    }
+}
+
 pub(crate) async fn photo(
     State(state): State<AppState>,
     user: CurrentUser,
@@ -68,22 +86,24 @@ pub(crate) async fn photo(
         "image/jpeg"
     };
     if q.thumb.is_some() {
-        if tokio::fs::metadata(&path).await.is_err() {
-            return Err(AppError::NotFound);
-        }
-        let cached = state
-            .runtime
-            .thumbs
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&relative)
-            .cloned();
+        // Only a photo still on disk is served from (or kept in) the cache: one purged by retention
+        // leaves no copy behind. A shared copy from the database is made into a thumbnail each time.
+        let on_disk = tokio::fs::metadata(&path).await.is_ok();
+        let cached = on_disk
+            .then(|| {
+                state
+                    .runtime
+                    .thumbs
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&relative)
+                    .cloned()
+            })
+            .flatten();
         if let Some(t) = cached {
             return Ok(image_response("image/jpeg", t.as_ref().clone()));
         }
-        let bytes = tokio::fs::read(&path)
-            .await
-            .map_err(|_| AppError::NotFound)?;
+        let bytes = stored(&state, &relative, &path).await?;
         let _one = state.runtime.thumb_decode.lock().await;
         let max = state.config.max_image_side.max(4096);
         let thumb =
@@ -92,7 +112,7 @@ pub(crate) async fn photo(
                 .map_err(|e| AppError::Internal(format!("thumbnail task: {e}")))?
                 .ok_or_else(|| AppError::BadRequest("The stored photo cannot be read.".into()))?;
         let thumb = Arc::new(thumb);
-        {
+        if on_disk {
             let mut cache = state
                 .runtime
                 .thumbs
@@ -106,9 +126,7 @@ pub(crate) async fn photo(
         }
         return Ok(image_response("image/jpeg", thumb.as_ref().clone()));
     }
-    let bytes = tokio::fs::read(&path)
-        .await
-        .map_err(|_| AppError::NotFound)?;
+    let bytes = stored(&state, &relative, &path).await?;
     Ok(image_response(content_type, bytes))
 }
 
