@@ -318,46 +318,43 @@ impl Replica {
     }
 }
 
-/// The stale alarm's state: raised once per stale period, queued until the central outbox takes it.
+/// The stale alarm's state: raised once per stale period. Its event is kept until the central outbox
+/// takes it, even when the replica is fresh again by then (the database came back): the site still
+/// learns that this door decided on an old copy for a while.
 #[derive(Default)]
 struct StaleAlarm {
     raised: bool,
-    queued: bool,
+    pending: Option<Event>,
 }
 
 impl StaleAlarm {
     async fn check(&mut self, replica: &Replica) {
         let status = replica.status();
         let now = Utc::now();
-        if !status.stale(now) || status.synced_at.is_none() {
+        if status.synced_at.is_some() && status.stale(now) {
+            if !self.raised {
+                self.raised = true;
+                tracing::error!(
+                    "replica is stale: {} — a card or face revoked since still {}",
+                    status.summary(now),
+                    match replica.config.when_stale {
+                        WhenStale::Alarm => "opens",
+                        WhenStale::CardOnly => "opens with its card",
+                        WhenStale::Deny => "cannot open: every tap is refused",
+                    }
+                );
+                self.pending = Some(Event::Alarm {
+                    door_id: replica.door_id.clone(),
+                    alarm: Alarm::ReplicaStale,
+                    time: now,
+                });
+            }
+        } else {
             self.raised = false;
-            self.queued = false;
-            return;
         }
-        if !self.raised {
-            self.raised = true;
-            tracing::error!(
-                "replica is stale: {} — a card or face revoked since still {}",
-                status.summary(now),
-                match replica.config.when_stale {
-                    WhenStale::Alarm => "opens",
-                    WhenStale::CardOnly => "opens with its card",
-                    WhenStale::Deny => "cannot open: every tap is refused",
-                }
-            );
-        }
-        if !self.queued {
-            let event = Event::Alarm {
-                door_id: replica.door_id.clone(),
-                alarm: Alarm::ReplicaStale,
-                time: now,
-            };
-            match replica
-                .central
-                .enqueue_event(&replica.door_id, &event)
-                .await
-            {
-                Ok(_) => self.queued = true,
+        if let Some(event) = &self.pending {
+            match replica.central.enqueue_event(&replica.door_id, event).await {
+                Ok(_) => self.pending = None,
                 Err(e) => tracing::debug!("stale alarm not queued yet: {e}"),
             }
         }

@@ -323,3 +323,51 @@ async fn the_sync_loop_copies_at_start_and_again_at_once_on_a_wake() {
         .unwrap();
     task.abort();
 }
+
+#[tokio::test]
+async fn a_stale_replica_raises_one_alarm_per_stale_period() {
+    let config = FleetConfig {
+        poll_secs: 1,
+        max_staleness: "1s".parse().unwrap(),
+        ..FleetConfig::default()
+    };
+    let s = site(config).await;
+    s.central
+        .outbox_register_sink("front", "test")
+        .await
+        .unwrap();
+    let alarms = || async {
+        s.central
+            .outbox_pending("front", "test", 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| {
+                matches!(
+                    e.event,
+                    Event::Alarm {
+                        alarm: Alarm::ReplicaStale,
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    let mut alarm = StaleAlarm::default();
+    s.replica.sync().await.unwrap();
+    alarm.check(&s.replica).await;
+    assert_eq!(alarms().await, 0, "fresh");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    alarm.check(&s.replica).await;
+    alarm.check(&s.replica).await;
+    assert_eq!(alarms().await, 1, "one alarm while it stays stale");
+    s.replica.sync().await.unwrap();
+    alarm.check(&s.replica).await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    alarm.check(&s.replica).await;
+    assert_eq!(
+        alarms().await,
+        2,
+        "stale again after being fresh: a new alarm"
+    );
+}

@@ -1,6 +1,7 @@
-//! The daemon's site parts (`facereko-fleet`, `facereko-notify`'s sync signal), wired: a door's replica
-//! of the central database with its sync loop, the MQTT change signal it follows and sends, and the
-//! signal a one-off command sends after changing people, cards or faces.
+//! The daemon's site parts (`facereko-fleet`, `facereko-notify`'s site link), wired: a door's replica
+//! of the central database with its sync loop, the MQTT change signal it follows and sends, what the
+//! web app shows of the site (`SiteView`: the replica, every door's state, signed commands to the other
+//! doors), and the signal a one-off command sends after changing people, cards or faces.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -11,8 +12,8 @@ use facereko_store::{Backend, Store};
 
 use crate::config::Config;
 
-/// A door's site parts: its replica of the central directory (with its sync loop) and the MQTT change
-/// signal. Dropping it stops both.
+/// A door's site parts: its replica of the central directory (with its sync loop) and the MQTT site
+/// link (change signal, every door's state, commands). Dropping it stops them.
 pub struct Fleet {
     pub replica: Option<Arc<facereko_fleet::Replica>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -66,7 +67,7 @@ pub async fn start(data_dir: &Path, config: &Config, store: &Store) -> Result<Op
     let signal = if config.mqtt.url.is_some() && shared {
         let signal = Arc::new(
             facereko_notify::mqtt::SiteLink::start(&config.mqtt, config.door_id.as_str())
-                .context("starting the MQTT change signal")?,
+                .context("starting the MQTT site link")?,
         );
         // Tell the site's doors about every change made here (web app, enrolment).
         let mut changes = store.watch_directory();
