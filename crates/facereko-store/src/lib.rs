@@ -1284,6 +1284,12 @@ impl Store {
         guarded!(self, b => b.record_login_success(id, Utc::now()).await)
     }
 
+    /// Resets the failure count and lifts a lock-out or a disablement, without counting as a sign-in
+    /// (`last_login` is left alone): an administrator's password reset.
+    pub async fn clear_lockout(&self, id: i64) -> Result<()> {
+        guarded!(self, b => b.clear_lockout(id).await)
+    }
+
     /// Starts a session and returns its secret token (for the cookie); only its SHA-256 is stored.
     pub async fn create_session(&self, account_id: i64, ttl: chrono::Duration) -> Result<String> {
         let token = new_token();

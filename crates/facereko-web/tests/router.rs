@@ -941,6 +941,22 @@ async fn an_attempt_photo_can_be_enrolled_and_reviewed() {
     let a = f.attempt(Some((ada, "Ada")), Outcome::Granted, true).await;
     let page = f.get(&format!("/history/{}", a.id), &admin).await.text();
     assert!(page.contains("Add this photo to") && page.contains("This was not Ada"));
+    let ada_option = format!("<option value=\"{}\" selected>Ada</option>", ada.0);
+    assert!(
+        page.contains(&ada_option),
+        "a granted face is Ada's: {page}"
+    );
+    // A face that did not match Ada is not offered as hers.
+    let mismatch = f
+        .attempt(Some((ada, "Ada")), Outcome::FaceMismatch, true)
+        .await;
+    let page = f
+        .get(&format!("/history/{}", mismatch.id), &admin)
+        .await
+        .text();
+    assert!(!page.contains(&ada_option), "{page}");
+    assert!(page.contains("<option value=\"\" selected disabled>Choose who this is…</option>"));
+    assert!(page.contains("did not pass as Ada"));
     let r = f
         .post(
             &format!("/history/{}/enrol", a.id),
@@ -1035,7 +1051,17 @@ async fn accounts_are_added_reset_and_disabled_and_the_last_admin_stays() {
         )
         .await;
     assert!(r.text().contains("disabled"), "{}", r.text());
-    // Reset password re-enables.
+    // Reset password re-enables; it is not a sign-in of the clerk.
+    let last_login = || async {
+        f.store
+            .account_by_username("clerk")
+            .await
+            .unwrap()
+            .unwrap()
+            .last_login
+    };
+    let signed_in = last_login().await;
+    assert!(signed_in.is_some());
     let r = f
         .post(
             &format!("/accounts/{}/password", clerk.id),
@@ -1048,7 +1074,13 @@ async fn accounts_are_added_reset_and_disabled_and_the_last_admin_stays() {
         )
         .await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        last_login().await,
+        signed_in,
+        "a password reset is not a sign-in"
+    );
     f.sign_in("clerk", "newpass123").await;
+    assert!(last_login().await > signed_in, "a sign-in is");
     // Promote, then the last-admin rule.
     let r = f
         .post(
@@ -2142,4 +2174,47 @@ async fn admins_see_what_the_door_camera_sees_now_and_nobody_else_does() {
     let r = f.get("/camera.jpg", &admin).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(r.text().contains("gives no picture"), "{}", r.text());
+}
+
+#[tokio::test]
+async fn the_people_list_says_who_the_door_would_let_in_now() {
+    let f = Fixture::new().await;
+    let admin = f.admin().await;
+    let now = chrono::Utc::now();
+    let day = chrono::Duration::days(1);
+    type Change<'a> = &'a dyn Fn(&mut facereko_domain::Person);
+    let cases: [(&str, Change, &str); 5] = [
+        ("Ada", &|_| {}, "enabled"),
+        (
+            "Bob",
+            &|p| p.valid_until = Some(now - day),
+            "<strong>expired</strong>",
+        ),
+        ("Cleo", &|p| p.active = false, "<strong>disabled</strong>"),
+        (
+            "Dan",
+            &|p| p.valid_from = Some(now + day),
+            "<strong>not valid yet</strong>",
+        ),
+        (
+            "Eve",
+            // A schedule with no window: never.
+            &|p| p.schedule = Some(facereko_domain::WeeklySchedule::default()),
+            "<strong>outside schedule now</strong>",
+        ),
+    ];
+    for (name, change, _) in &cases {
+        let id = f.store.add_person(name).await.unwrap();
+        let mut p = f.store.person(id).await.unwrap().unwrap();
+        change(&mut p);
+        f.store.update_person(&p).await.unwrap();
+    }
+    let page = f.get("/people", &admin).await.text();
+    for (name, _, state) in &cases {
+        let row = page
+            .split("<tr>")
+            .find(|r| r.contains(&format!(">{name}</a>")))
+            .unwrap_or_else(|| panic!("{name} is listed: {page}"));
+        assert!(row.contains(&format!("<td>{state}</td>")), "{name}: {row}");
+    }
 }

@@ -1253,6 +1253,16 @@ impl Sql {
         Ok(())
     }
 
+    pub(crate) async fn clear_lockout(&self, id: i64) -> Result<()> {
+        sqlx::query(&sql(
+            "UPDATE accounts SET failed_logins = 0, locked_until = NULL WHERE id = ?",
+        ))
+        .bind(id)
+        .execute(&self.write)
+        .await?;
+        Ok(())
+    }
+
     pub(crate) async fn create_session(
         &self,
         account_id: i64,

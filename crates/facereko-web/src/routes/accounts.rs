@@ -301,8 +301,8 @@ pub(crate) async fn reset_password(
             },
         )
         .await?;
-    // Clears a lock-out or a disablement.
-    state.store.record_login_success(a.id).await?;
+    // Clears a lock-out or a disablement; not a sign-in, so "Last sign-in" stays as it was.
+    state.store.clear_lockout(a.id).await?;
     if a.id != user.account.id {
         state.store.delete_sessions_of(a.id).await?;
     }

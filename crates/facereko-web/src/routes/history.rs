@@ -351,6 +351,9 @@ struct AttemptTpl {
     timings: String,
     distance: String,
     people: Vec<Choice>,
+    /// The attempt's person is offered first only when the face was theirs: a mismatched or spoofed
+    /// face added to the card owner would let its real owner in.
+    preselect: bool,
     person_id: Option<i64>,
     person_name: String,
 }
@@ -366,13 +369,14 @@ pub(crate) async fn attempt(
     Query(q): Query<crate::routes::home::Done>,
 ) -> Result<Response, AppError> {
     let a = load_attempt(&state, id).await?;
+    let preselect = !matches!(a.outcome, Outcome::FaceMismatch | Outcome::SpoofSuspected);
     let people = state
         .store
         .list_people()
         .await?
         .into_iter()
         .map(|x| Choice {
-            selected: a.person_id == Some(x.id),
+            selected: preselect && a.person_id == Some(x.id),
             value: x.id.to_string(),
             label: x.name,
         })
@@ -404,6 +408,7 @@ pub(crate) async fn attempt(
             .map(|d| format!("{d:.3}"))
             .unwrap_or_else(|| "–".into()),
         people,
+        preselect,
         person_id: a.person_id.map(|p| p.0),
         person_name: a.person.clone().unwrap_or_default(),
     }))

@@ -17,10 +17,34 @@ use crate::routes::home::Done;
 use crate::views::{card_view, face_view, render, CardView, FaceView, Page};
 use crate::{AppState, EnrolError};
 
+/// What the door would say to `p` at `now`, the reason first: disabled, then the validity dates, then
+/// the weekly schedule.
+fn person_state(
+    p: &facereko_domain::Person,
+    now: chrono::DateTime<chrono::Utc>,
+    tz: &crate::config::TimeZone,
+) -> &'static str {
+    if !p.active {
+        "disabled"
+    } else if p.valid_until.is_some_and(|t| now >= t) {
+        "expired"
+    } else if p.valid_from.is_some_and(|t| now < t) {
+        "not valid yet"
+    } else if !p.admits(now, tz) {
+        "outside schedule now"
+    } else {
+        "enabled"
+    }
+}
+
 pub(crate) struct PersonRow {
     pub id: i64,
     pub name: String,
-    pub active: bool,
+    /// Whether the door would let them in now, in words: `enabled`, `disabled`, `expired`,
+    /// `not valid yet` or `outside schedule now`.
+    pub state: &'static str,
+    /// They would be let in now.
+    pub admitted: bool,
     pub cards: usize,
     pub faces: usize,
     pub validity: String,
@@ -55,12 +79,14 @@ pub(crate) async fn list(
 ) -> Result<Response, AppError> {
     let people = state.store.list_people().await?;
     let faces = state.store.faces(None).await?;
+    let now = chrono::Utc::now();
     let rows = people
         .iter()
         .map(|p| PersonRow {
             id: p.id.0,
             name: p.name.clone(),
-            active: p.active,
+            state: person_state(p, now, &state.tz),
+            admitted: p.active && p.admits(now, &state.tz),
             cards: p.cards.len(),
             faces: faces.iter().filter(|f| f.person_id == p.id).count(),
             validity: validity(&state, p),
