@@ -68,6 +68,17 @@ pub struct ReplicaStatus {
 }
 
 impl ReplicaStatus {
+    /// The status of a replica file as it was left (nothing tried since it was opened).
+    fn stored(state: Option<facereko_store::ReplicaState>, config: &FleetConfig) -> Self {
+        Self {
+            rev: state.map(|s| s.rev),
+            synced_at: state.map(|s| s.synced_at),
+            max_staleness_secs: config.max_staleness.0.as_secs(),
+            when_stale: config.when_stale.to_string(),
+            ..ReplicaStatus::default()
+        }
+    }
+
     /// How old the replica is at `now` (`None` before the first copy).
     pub fn age(&self, now: DateTime<Utc>) -> Option<Duration> {
         self.synced_at
@@ -163,14 +174,7 @@ impl Replica {
         config.validate()?;
         let url = format!("sqlite://{}", data_dir.join(REPLICA_FILE).display());
         let local = Store::open(&url, data_dir).await?;
-        let state = local.replica_state().await?;
-        let status = ReplicaStatus {
-            rev: state.map(|s| s.rev),
-            synced_at: state.map(|s| s.synced_at),
-            max_staleness_secs: config.max_staleness.0.as_secs(),
-            when_stale: config.when_stale.to_string(),
-            ..ReplicaStatus::default()
-        };
+        let status = ReplicaStatus::stored(local.replica_state().await?, config);
         Ok(Arc::new(Self {
             door_id: door_id.to_string(),
             central,
@@ -192,14 +196,7 @@ impl Replica {
         let local = Store::open(&format!("sqlite://{}", path.display()), data_dir).await?;
         let state = local.replica_state().await;
         local.close().await;
-        let state = state?;
-        Ok(Some(ReplicaStatus {
-            rev: state.map(|s| s.rev),
-            synced_at: state.map(|s| s.synced_at),
-            max_staleness_secs: config.max_staleness.0.as_secs(),
-            when_stale: config.when_stale.to_string(),
-            ..ReplicaStatus::default()
-        }))
+        Ok(Some(ReplicaStatus::stored(state?, config)))
     }
 
     /// The replica itself (an SQLite [`Store`]): the door's gallery loads its faces from it.

@@ -459,27 +459,23 @@ pub async fn spawn_sinks(
     NotifierHandle { inner }
 }
 
-/// Waits `d`, or less when the sink says it is ready again; `false` when asked to stop.
-async fn pause(inner: &Inner, sink: &dyn Notifier, d: Duration) -> bool {
+/// Waits `d`, or less when `sink` (the one that failed) says it is ready again; `false` when asked to
+/// stop. After a store failure there is no sink to wait for (`None`): a sink that stays connected must
+/// not end the wait, or the loop would spin while the database is down.
+async fn pause(inner: &Inner, sink: Option<&dyn Notifier>, d: Duration) -> bool {
     let mut stop = inner.stop.subscribe();
     if *stop.borrow_and_update() {
         return false;
     }
+    let ready = async {
+        match sink {
+            Some(sink) => sink.ready().await,
+            None => std::future::pending().await,
+        }
+    };
     tokio::select! {
         _ = tokio::time::sleep(d) => true,
-        _ = sink.ready() => true,
-        _ = stop.changed() => false,
-    }
-}
-
-/// Waits `d` after a store failure, or until the notifier stops (`false`).
-async fn pause_for_store(inner: &Inner, d: Duration) -> bool {
-    let mut stop = inner.stop.subscribe();
-    if *stop.borrow_and_update() {
-        return false;
-    }
-    tokio::select! {
-        _ = tokio::time::sleep(d) => true,
+        _ = ready => true,
         _ = stop.changed() => false,
     }
 }
@@ -502,7 +498,7 @@ async fn run_sink(inner: Arc<Inner>, index: usize, registered: bool) {
                     tracing::warn!(sink = %name, error = %e, retry_in = ?d,
                         "cannot register the sink in the outbox");
                     inner.record_error(index, &e.to_string(), Some(d));
-                    if !pause_for_store(&inner, d).await {
+                    if !pause(&inner, None, d).await {
                         return;
                     }
                 }
@@ -522,9 +518,8 @@ async fn run_sink(inner: Arc<Inner>, index: usize, registered: bool) {
                 let d = backoff.next();
                 tracing::warn!(sink = %name, error = %e, retry_in = ?d, "cannot read the outbox");
                 inner.record_error(index, &e.to_string(), Some(d));
-                // The store failed, not the sink: a sink that is ready must not end the wait (an MQTT
-                // sink stays connected while the database is down, and the loop would spin).
-                if !pause_for_store(&inner, d).await {
+                // The store failed, not the sink: no sink readiness ends this wait.
+                if !pause(&inner, None, d).await {
                     return;
                 }
                 continue;
@@ -561,7 +556,7 @@ async fn run_sink(inner: Arc<Inner>, index: usize, registered: bool) {
                     tracing::warn!(sink = %name, event_id = entry.id, error = %msg, retry_in = ?d,
                         "delivery failed; will retry");
                     inner.record_error(index, &msg, Some(d));
-                    if !pause(&inner, sink.as_ref(), d).await {
+                    if !pause(&inner, Some(sink.as_ref()), d).await {
                         return;
                     }
                     continue 'fetch;
@@ -572,7 +567,7 @@ async fn run_sink(inner: Arc<Inner>, index: usize, registered: bool) {
                 let d = backoff.next();
                 tracing::warn!(sink = %name, event_id = entry.id, error = %e, "cannot move the cursor");
                 inner.record_error(index, &e.to_string(), Some(d));
-                if !pause_for_store(&inner, d).await {
+                if !pause(&inner, None, d).await {
                     return;
                 }
                 continue 'fetch;

@@ -444,25 +444,24 @@ impl Store {
         let db = match backend {
             Backend::Sqlite => Db::Sqlite(backend::sqlite::connect(url).await?),
             #[cfg(feature = "mysql")]
-            Backend::MySql => Db::MySql(
-                match backend::mysql::connect(url, options.max_connections).await {
-                    Err(e) if options.start_when_down && e.is_unavailable() => {
-                        down_at_open = Some(e);
-                        backend::mysql::connect_lazy(url, options.max_connections)?
-                    }
-                    r => r?,
-                },
-            ),
+            Backend::MySql => {
+                let (sql, down) =
+                    backend::mysql::connect(url, options.max_connections, options.start_when_down)
+                        .await?;
+                down_at_open = down;
+                Db::MySql(sql)
+            }
             #[cfg(feature = "postgres")]
-            Backend::Postgres => Db::Postgres(
-                match backend::postgres::connect(url, options.max_connections).await {
-                    Err(e) if options.start_when_down && e.is_unavailable() => {
-                        down_at_open = Some(e);
-                        backend::postgres::connect_lazy(url, options.max_connections)?
-                    }
-                    r => r?,
-                },
-            ),
+            Backend::Postgres => {
+                let (sql, down) = backend::postgres::connect(
+                    url,
+                    options.max_connections,
+                    options.start_when_down,
+                )
+                .await?;
+                down_at_open = down;
+                Db::Postgres(sql)
+            }
             #[allow(unreachable_patterns)]
             other => {
                 return Err(Error::BackendNotCompiled {

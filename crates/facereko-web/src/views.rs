@@ -119,6 +119,16 @@ pub fn outcome_label(o: Outcome) -> &'static str {
     }
 }
 
+/// An attempt in one line: "‹time› · ‹person› · ‹outcome›", the time in `tz` with `time_format`.
+pub fn attempt_line(a: &Attempt, tz: &TimeZone, time_format: &str) -> String {
+    format!(
+        "{} · {} · {}",
+        tz.format(a.time, time_format),
+        a.person.as_deref().unwrap_or("Unknown"),
+        outcome_label(a.outcome)
+    )
+}
+
 /// Human words for a door state as the MQTT state names it (`locked`, `unlocked`, `opened`, …).
 pub fn door_state_label(s: &str) -> &'static str {
     match s {

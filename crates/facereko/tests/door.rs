@@ -180,23 +180,13 @@ fn the_web_app_is_served_next_to_the_door() {
 
 #[test]
 fn an_admin_account_can_be_added_from_the_command_line() {
-    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = std::process::Command::new(common::bin())
-        .arg("--data-dir")
-        .arg(dir.path())
-        .args(["accounts", "add", "admin", "--admin"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"correct horse battery\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    assert!(common::add_admin(
+        dir.path(),
+        &[],
+        "admin",
+        "correct horse battery"
+    ));
     let list = ok(dir.path(), &["accounts", "list"]);
     assert!(list.contains("admin") && list.contains("Admin"), "{list}");
     // A bad username is refused before any password is asked for.

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::{facereko_env, Daemon};
+use common::{ok_env, Daemon};
 use relay::Outage;
 use sqlx::Connection;
 
@@ -301,22 +301,15 @@ impl Site {
 
     fn start(&self, door: &str, extra: &[(&str, &str)]) -> Daemon {
         let env = self.env_with(door, extra);
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let env = pairs(&env);
         Daemon::start_env(&self.dir(door), &["--simulate"], &env)
     }
 
     /// Runs a command on `door`'s data directory with the site's settings; it must succeed.
     fn run(&self, door: &str, args: &[&str]) -> String {
         let env = self.env_with(door, &[]);
-        let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-        let out = facereko_env(&self.dir(door), args, &env);
-        assert!(
-            out.status.success(),
-            "facereko {args:?} failed: {}{}",
-            String::from_utf8_lossy(&out.stderr),
-            String::from_utf8_lossy(&out.stdout)
-        );
-        String::from_utf8(out.stdout).unwrap()
+        let env = pairs(&env);
+        ok_env(&self.dir(door), args, &env)
     }
 
     /// The daemon logs in `door`'s data directory.
@@ -383,12 +376,34 @@ impl Site {
         }
     }
 
+    /// Both doors' replica revisions now, before a change.
+    fn revs(&self) -> (i64, i64) {
+        (self.replica_rev("a"), self.replica_rev("b"))
+    }
+
+    /// After a change made at `started` that revokes Ada: waits (up to `limit`) until both doors'
+    /// replicas are past `revs`, checks both now refuse her card, and says how long each took.
+    fn revoked_at_both(&self, revs: (i64, i64), limit: Duration, started: Instant) -> String {
+        let took_a = self.wait_replica_past("a", revs.0, limit, started);
+        let took_b = self.wait_replica_past("b", revs.1, limit, started);
+        for door in ["a", "b"] {
+            let t = self.tap(door, ADA);
+            assert_eq!(t["outcome"], "card_disabled", "{door}: {t}");
+        }
+        format!("a in {took_a:?}, b in {took_b:?}")
+    }
+
     /// Attempts of `door` in the central database.
     fn attempts(&self, door: &str) -> Vec<serde_json::Value> {
         let list: Vec<serde_json::Value> =
             serde_json::from_str(&self.run("admin", &["attempts", "list", "--json"])).unwrap();
         list.into_iter().filter(|a| a["door_id"] == door).collect()
     }
+}
+
+/// Owned variables as the borrowed pairs the runners take.
+fn pairs(env: &[(String, String)]) -> Vec<(&str, &str)> {
+    env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 /// The web app's address, from the daemon's start-up lines.
@@ -496,23 +511,14 @@ impl Browser {
 }
 
 fn add_admin(site: &Site) {
-    let dir = site.dir("admin");
-    let mut cmd = std::process::Command::new(common::bin());
-    cmd.arg("--data-dir")
-        .arg(&dir)
-        .args(["accounts", "add", "boss", "--admin"])
-        .env_remove("FACEREKO_CONFIG")
-        .envs(site.env_with("admin", &[]))
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null());
-    let mut child = cmd.spawn().unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"correct horse battery\n")
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    let env = site.env_with("admin", &[]);
+    let env = pairs(&env);
+    assert!(common::add_admin(
+        &site.dir("admin"),
+        &env,
+        "boss",
+        "correct horse battery"
+    ));
 }
 
 /// A site on the server `db_var` names and the test broker, both behind relays the test can cut.
@@ -623,7 +629,7 @@ fn site_test(db_var: &str) {
         .chars()
         .take_while(|&c| c != '"')
         .collect();
-    let (rev_a, rev_b) = (site.replica_rev("a"), site.replica_rev("b"));
+    let revs = site.revs();
     let started = Instant::now();
     let done = web.request(
         "POST",
@@ -631,13 +637,8 @@ fn site_test(db_var: &str) {
         Some(&[("csrf", &Browser::csrf(&person)), ("active", "off")]),
     );
     assert_eq!(done.status, 303, "{action}: {}", done.body);
-    let took_a = site.wait_replica_past("a", rev_a, Duration::from_secs(10), started);
-    let took_b = site.wait_replica_past("b", rev_b, Duration::from_secs(10), started);
-    eprintln!("revocation in a's web app reached a in {took_a:?}, b in {took_b:?}");
-    for door in ["a", "b"] {
-        let t = site.tap(door, ADA);
-        assert_eq!(t["outcome"], "card_disabled", "{door}: {t}");
-    }
+    let took = site.revoked_at_both(revs, Duration::from_secs(10), started);
+    eprintln!("revocation in a's web app reached {took}");
     // a's home page shows the site, and an administrator there deactivates and reactivates b.
     let deadline = Instant::now() + Duration::from_secs(10);
     let home = loop {
@@ -679,7 +680,7 @@ fn site_test(db_var: &str) {
     );
 
     // Given back in the web app.
-    let (rev_a, rev_b) = (site.replica_rev("a"), site.replica_rev("b"));
+    let (rev_a, rev_b) = site.revs();
     let person = web.request("GET", &format!("/people/{id}"), None);
     let done = web.request(
         "POST",
@@ -751,16 +752,11 @@ fn site_test(db_var: &str) {
         assert_eq!(site.tap(door, ADA)["outcome"], "granted");
     }
     server.start();
-    let (rev_a, rev_b) = (site.replica_rev("a"), site.replica_rev("b"));
+    let revs = site.revs();
     let started = Instant::now();
     site.run("admin", &["people", "disable", "Ada"]);
-    let took_a = site.wait_replica_past("a", rev_a, Duration::from_secs(15), started);
-    let took_b = site.wait_replica_past("b", rev_b, Duration::from_secs(15), started);
-    eprintln!("revocation without the broker reached a in {took_a:?}, b in {took_b:?} (poll)");
-    for door in ["a", "b"] {
-        let t = site.tap(door, ADA);
-        assert_eq!(t["outcome"], "card_disabled", "{door}: {t}");
-    }
+    let took = site.revoked_at_both(revs, Duration::from_secs(15), started);
+    eprintln!("revocation without the broker reached {took} (poll)");
     mqtt_relay.restore();
 
     // -- A door restarted while the database is away starts, armed as it was, and decides from its copy.

@@ -97,6 +97,15 @@ fn person_from_row(row: &DbRow) -> Result<Person> {
     })
 }
 
+/// A person's schedule as stored: JSON, or NULL for any time.
+fn schedule_json(p: &Person) -> Result<Option<String>> {
+    p.schedule
+        .as_ref()
+        .map(serde_json::to_string)
+        .transpose()
+        .map_err(|e| Error::Invalid(e.to_string()))
+}
+
 fn card_from_row(row: &DbRow) -> Result<Card> {
     Ok(Card {
         uid: uid_from(row.try_get("uid")?)?,
@@ -333,12 +342,7 @@ impl Sql {
     }
 
     pub(crate) async fn update_person(&self, p: &Person) -> Result<()> {
-        let schedule = p
-            .schedule
-            .as_ref()
-            .map(serde_json::to_string)
-            .transpose()
-            .map_err(|e| Error::Invalid(e.to_string()))?;
+        let schedule = schedule_json(p)?;
         let mut tx = begin(&self.write).await?;
         let rev = next_rev(&mut tx).await?;
         let r = sqlx::query(&sql(

@@ -106,31 +106,33 @@ async fn unlock_migrations(conn: &mut Conn) -> Result<()> {
     Ok(())
 }
 
-/// A pool that connects on first use: for a door that starts while the server is unreachable.
-pub(crate) fn connect_lazy(url: &str, max_connections: u32) -> Result<Sql> {
+/// The server's pool. With `start_when_down`, a server that cannot be reached now is not an error: the
+/// pool connects on first use instead, and the error is handed back for the store to start as "down".
+pub(crate) async fn connect(
+    url: &str,
+    max_connections: u32,
+    start_when_down: bool,
+) -> Result<(Sql, Option<Error>)> {
     let options = PgConnectOptions::from_str(url).map_err(|e| crate::connect_error(url, e))?;
-    let pool = PgPoolOptions::new()
+    let pool_options = PgPoolOptions::new()
         .max_connections(max_connections.max(1))
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_lazy_with(options);
-    Ok(Sql {
-        read: pool.clone(),
-        write: pool,
-    })
-}
-
-pub(crate) async fn connect(url: &str, max_connections: u32) -> Result<Sql> {
-    let options = PgConnectOptions::from_str(url).map_err(|e| crate::connect_error(url, e))?;
-    let pool = PgPoolOptions::new()
-        .max_connections(max_connections.max(1))
-        .acquire_timeout(Duration::from_secs(5))
-        .connect_with(options)
-        .await
-        .map_err(|e| crate::connect_error(url, e))?;
-    Ok(Sql {
-        read: pool.clone(),
-        write: pool,
-    })
+        .acquire_timeout(Duration::from_secs(5));
+    let (pool, down) = match pool_options.clone().connect_with(options.clone()).await {
+        Ok(pool) => (pool, None),
+        Err(e) => match crate::connect_error(url, e) {
+            e if start_when_down && e.is_unavailable() => {
+                (pool_options.connect_lazy_with(options), Some(e))
+            }
+            e => return Err(e),
+        },
+    };
+    Ok((
+        Sql {
+            read: pool.clone(),
+            write: pool,
+        },
+        down,
+    ))
 }
 
 include!("common.rs");

@@ -184,10 +184,7 @@ impl Sql {
     ) -> Result<()> {
         use crate::DirectoryChange as C;
         let mut tx = begin(&self.write).await?;
-        let at: Option<i64> =
-            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'replica_rev'")
-                .fetch_optional(&mut *tx)
-                .await?;
+        let at = Self::replica_rev(&mut tx).await?;
         let mut faces_changed = false;
         if changes.since < 0 {
             // A whole copy replaces whatever the replica held (its cards and faces go with the people).
@@ -217,12 +214,7 @@ impl Sql {
                     person: p,
                     created,
                 } => {
-                    let schedule = p
-                        .schedule
-                        .as_ref()
-                        .map(serde_json::to_string)
-                        .transpose()
-                        .map_err(|e| Error::Invalid(e.to_string()))?;
+                    let schedule = schedule_json(p)?;
                     sqlx::query(
                         "INSERT INTO people (id, name, active, valid_from, valid_until, schedule, \
                          created, rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET \
@@ -307,6 +299,16 @@ impl Sql {
         Ok(())
     }
 
+    /// The central revision the replica holds (`None` before the first copy), read inside `conn`'s
+    /// transaction.
+    async fn replica_rev(conn: &mut Conn) -> Result<Option<i64>> {
+        Ok(
+            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'replica_rev'")
+                .fetch_optional(&mut *conn)
+                .await?,
+        )
+    }
+
     async fn set_replica_state(conn: &mut Conn, rev: i64, synced_at: DateTime<Utc>) -> Result<()> {
         for (name, value) in [
             ("replica_rev", rev),
@@ -331,10 +333,7 @@ impl Sql {
         synced_at: DateTime<Utc>,
     ) -> Result<()> {
         let mut tx = begin(&self.write).await?;
-        let at: Option<i64> =
-            sqlx::query_scalar("SELECT value FROM counters WHERE name = 'replica_rev'")
-                .fetch_optional(&mut *tx)
-                .await?;
+        let at = Self::replica_rev(&mut tx).await?;
         if at != Some(rev) {
             return Err(Error::Conflict(format!(
                 "replica at revision {} is not at {rev}",

@@ -58,14 +58,7 @@ impl StatusView {
             last: s
                 .last_attempt
                 .as_ref()
-                .map(|a| {
-                    format!(
-                        "{} · {} · {}",
-                        tz.format(a.time, "%H:%M:%S"),
-                        a.person.as_deref().unwrap_or("Unknown"),
-                        crate::views::outcome_label(a.outcome)
-                    )
-                })
+                .map(|a| crate::views::attempt_line(a, tz, "%H:%M:%S"))
                 .unwrap_or_else(|| "none yet".into()),
         }
     }
@@ -201,14 +194,7 @@ pub(crate) async fn home(
         d.last = match newest {
             Ok(a) => a.first().map_or_else(
                 || "none yet".to_string(),
-                |a| {
-                    format!(
-                        "{} · {} · {}",
-                        state.tz.format(a.time, "%Y-%m-%d %H:%M:%S"),
-                        a.person.as_deref().unwrap_or("Unknown"),
-                        crate::views::outcome_label(a.outcome)
-                    )
-                },
+                |a| crate::views::attempt_line(a, &state.tz, "%Y-%m-%d %H:%M:%S"),
             ),
             Err(_) => "–".into(),
         };

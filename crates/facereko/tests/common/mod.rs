@@ -28,9 +28,36 @@ pub fn facereko_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Out
         .expect("run facereko")
 }
 
+/// `facereko accounts add USERNAME --admin`, typing `password` at its prompt; whether it succeeded.
+pub fn add_admin(data_dir: &Path, env: &[(&str, &str)], username: &str, password: &str) -> bool {
+    use std::io::Write;
+    let mut child = Command::new(bin())
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args(["accounts", "add", username, "--admin"])
+        .env_remove("FACEREKO_CONFIG")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("run facereko accounts add");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{password}\n").as_bytes())
+        .unwrap();
+    child.wait().unwrap().success()
+}
+
 /// Runs a command that must succeed and returns its standard output.
 pub fn ok(data_dir: &Path, args: &[&str]) -> String {
-    let out = facereko(data_dir, args);
+    ok_env(data_dir, args, &[])
+}
+
+/// [`ok`] with these environment variables set as well.
+pub fn ok_env(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = facereko_env(data_dir, args, env);
     assert!(
         out.status.success(),
         "facereko {args:?} failed: {}\n{}",
