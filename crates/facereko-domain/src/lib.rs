@@ -581,6 +581,92 @@ pub struct Attempt {
     pub detail: Option<String>,
 }
 
+/// How an administrative change or a remote command reached the door.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditVia {
+    /// A signed-in account in the web app.
+    Web,
+    /// An API bearer token.
+    Api,
+    /// A signed command on the MQTT broker.
+    Mqtt,
+    /// The `facereko` command line on the door.
+    Cli,
+}
+
+impl AuditVia {
+    pub const ALL: [AuditVia; 4] = [AuditVia::Web, AuditVia::Api, AuditVia::Mqtt, AuditVia::Cli];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditVia::Web => "web",
+            AuditVia::Api => "api",
+            AuditVia::Mqtt => "mqtt",
+            AuditVia::Cli => "cli",
+        }
+    }
+}
+
+impl FromStr for AuditVia {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|v| v.as_str() == s)
+            .ok_or_else(|| format!("unknown origin {s:?}"))
+    }
+}
+
+/// One administrative change (people, cards, faces, accounts, tokens, settings, arm/disarm) or remote
+/// unlock, before the store gives it an id: who did it, how and from where, and what changed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NewAudit {
+    pub time: DateTime<Utc>,
+    pub door_id: String,
+    /// The account's user name, or what stands for it (`mqtt`, the system user of the command line).
+    pub actor: String,
+    pub via: AuditVia,
+    /// The client's address, the MQTT topic or the terminal: where the change came from, when known.
+    pub origin: Option<String>,
+    /// What was done, as a dotted name: `person.add`, `card.remove`, `door.unlock`, …
+    pub action: String,
+    /// What it was done to, in words: a person's name, a card UID, an account's user name.
+    pub target: String,
+    /// What changed, in words ("enabled → disabled"); empty when the action says it all.
+    pub detail: String,
+}
+
+impl NewAudit {
+    pub fn stored(&self, id: i64) -> AuditEntry {
+        AuditEntry {
+            id,
+            time: self.time,
+            door_id: self.door_id.clone(),
+            actor: self.actor.clone(),
+            via: self.via,
+            origin: self.origin.clone(),
+            action: self.action.clone(),
+            target: self.target.clone(),
+            detail: self.detail.clone(),
+        }
+    }
+}
+
+/// A stored entry of the audit trail.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub time: DateTime<Utc>,
+    pub door_id: String,
+    pub actor: String,
+    pub via: AuditVia,
+    pub origin: Option<String>,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
 /// Something that happened at a door, for the notifier outbox and live status.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -604,6 +690,11 @@ pub enum Event {
         door_id: String,
         alarm: Alarm,
         time: DateTime<Utc>,
+    },
+    /// An administrative change or a remote command, as the audit trail recorded it.
+    Audit {
+        door_id: String,
+        entry: AuditEntry,
     },
 }
 

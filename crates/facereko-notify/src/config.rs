@@ -376,6 +376,8 @@ pub struct EmailConfig {
     pub on_denied: bool,
     /// Mail on door alarms (forced open, held open, spoof suspected).
     pub on_alarm: bool,
+    /// Mail on every administrative change and remote unlock (the audit trail).
+    pub on_audit: bool,
     /// Attach the attempt's photo when there is one.
     pub attach_photo: bool,
     pub timeout_secs: u64,
@@ -395,6 +397,7 @@ impl Default for EmailConfig {
             on_granted: true,
             on_denied: false,
             on_alarm: true,
+            on_audit: false,
             attach_photo: false,
             timeout_secs: 30,
         }
@@ -457,10 +460,17 @@ pub enum EventKind {
     Alarm,
     /// Armed/disarmed and lock/door changes.
     State,
+    /// Administrative changes and remote commands (the audit trail).
+    Audit,
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 3] = [EventKind::Attempt, EventKind::Alarm, EventKind::State];
+    pub const ALL: [EventKind; 4] = [
+        EventKind::Attempt,
+        EventKind::Alarm,
+        EventKind::State,
+        EventKind::Audit,
+    ];
 
     pub fn of(event: &facereko_domain::Event) -> Self {
         use facereko_domain::Event;
@@ -468,6 +478,7 @@ impl EventKind {
             Event::Attempt { .. } => EventKind::Attempt,
             Event::Alarm { .. } => EventKind::Alarm,
             Event::Armed { .. } | Event::Door { .. } => EventKind::State,
+            Event::Audit { .. } => EventKind::Audit,
         }
     }
 }

@@ -121,6 +121,7 @@ impl EmailNotifier {
                 }
             }
             Event::Alarm { .. } => self.config.on_alarm,
+            Event::Audit { .. } => self.config.on_audit,
             Event::Armed { .. } | Event::Door { .. } => false,
         }
     }
@@ -177,6 +178,24 @@ impl EmailNotifier {
                             }
                         }
                     }
+                }
+            }
+            PayloadBody::Audit {
+                actor,
+                via,
+                origin,
+                action,
+                target,
+                detail,
+                ..
+            } => {
+                body.push_str(&format!("Who:      {actor} ({})\n", via.as_str()));
+                if let Some(o) = origin {
+                    body.push_str(&format!("From:     {o}\n"));
+                }
+                body.push_str(&format!("Change:   {action} {target}\n"));
+                if !detail.is_empty() {
+                    body.push_str(&format!("Detail:   {detail}\n"));
                 }
             }
             PayloadBody::Alarm { .. } | PayloadBody::Armed { .. } | PayloadBody::Door { .. } => {}

@@ -1,7 +1,7 @@
 //! The JSON every sink sends, and the original's legacy texts.
 
 use chrono::{DateTime, Utc};
-use facereko_domain::{Alarm, DoorState, Event, Outcome};
+use facereko_domain::{Alarm, AuditVia, DoorState, Event, Outcome};
 use serde::{Deserialize, Serialize};
 
 use crate::OutboxEntry;
@@ -44,6 +44,16 @@ pub enum PayloadBody {
     Alarm {
         alarm: Alarm,
     },
+    /// An administrative change or a remote command (the audit trail).
+    Audit {
+        audit_id: i64,
+        actor: String,
+        via: AuditVia,
+        origin: Option<String>,
+        action: String,
+        target: String,
+        detail: String,
+    },
 }
 
 impl EventPayload {
@@ -67,6 +77,18 @@ impl EventPayload {
             Event::Armed { armed, time, .. } => (*time, PayloadBody::Armed { armed: *armed }),
             Event::Door { state, time, .. } => (*time, PayloadBody::Door { state: *state }),
             Event::Alarm { alarm, time, .. } => (*time, PayloadBody::Alarm { alarm: *alarm }),
+            Event::Audit { entry: e, .. } => (
+                e.time,
+                PayloadBody::Audit {
+                    audit_id: e.id,
+                    actor: e.actor.clone(),
+                    via: e.via,
+                    origin: e.origin.clone(),
+                    action: e.action.clone(),
+                    target: e.target.clone(),
+                    detail: e.detail.clone(),
+                },
+            ),
         };
         Self {
             event_id: entry.id,
@@ -157,6 +179,17 @@ pub fn summary(p: &EventPayload) -> String {
         PayloadBody::Armed { armed: false } => format!("{} disarmed", p.door_id),
         PayloadBody::Door { state } => format!("{} {}", p.door_id, snake(state)),
         PayloadBody::Alarm { alarm } => format!("ALARM at {}: {}", p.door_id, snake(alarm)),
+        PayloadBody::Audit {
+            actor,
+            via,
+            action,
+            target,
+            ..
+        } => format!(
+            "{actor} ({}) at {}: {action} {target}",
+            via.as_str(),
+            p.door_id
+        ),
     }
 }
 

@@ -113,6 +113,7 @@ impl Notifier for WebhookNotifier {
             PayloadBody::Armed { .. } => "armed",
             PayloadBody::Door { .. } => "door",
             PayloadBody::Alarm { .. } => "alarm",
+            PayloadBody::Audit { .. } => "audit",
         };
         let body = payload.to_json();
         let signature = sign(self.secret.expose().as_bytes(), &body);

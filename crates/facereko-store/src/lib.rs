@@ -33,7 +33,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use facereko_domain::{
-    Attempt, Card, CardUid, Event, NewAttempt, Outcome, Person, PersonId, Photo,
+    Attempt, AuditEntry, Card, CardUid, Event, NewAttempt, NewAudit, Outcome, Person, PersonId,
+    Photo,
 };
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -124,6 +125,39 @@ impl Default for AttemptQuery {
             from: None,
             until: None,
             door_id: None,
+        }
+    }
+}
+
+/// Which audit entries to list, newest first.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct AuditQuery {
+    /// Only entries older than this one (the last id of the previous page).
+    pub before_id: Option<i64>,
+    /// Page size, 1–[`MAX_PAGE`].
+    pub limit: u32,
+    /// Inclusive.
+    pub from: Option<DateTime<Utc>>,
+    /// Exclusive.
+    pub until: Option<DateTime<Utc>>,
+    pub door_id: Option<String>,
+    /// Exactly this actor.
+    pub actor: Option<String>,
+    /// An action (`card.remove`) or a family of them (`card`).
+    pub action: Option<String>,
+}
+
+impl Default for AuditQuery {
+    fn default() -> Self {
+        Self {
+            before_id: None,
+            limit: 50,
+            from: None,
+            until: None,
+            door_id: None,
+            actor: None,
+            action: None,
         }
     }
 }
@@ -418,6 +452,14 @@ fn check_name(name: &str) -> Result<String> {
         ));
     }
     Ok(name.to_string())
+}
+
+/// At most `max` characters of `s`, control characters as spaces.
+fn clean_text(s: &str, max: usize) -> String {
+    s.chars()
+        .take(max)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
 }
 
 fn check_door_id(door_id: &str) -> Result<()> {
@@ -1014,6 +1056,13 @@ impl Store {
         guarded!(self, b => b.attempt(id).await)
     }
 
+    /// How many attempts the query's filters match (its cursor and page size aside). A count walks
+    /// every matching row of an index: History shows it, a busy door's year of attempts takes tens of
+    /// milliseconds on a Pi.
+    pub async fn count_matching_attempts(&self, q: &AttemptQuery) -> Result<i64> {
+        guarded!(self, b => b.count_matching_attempts(q).await)
+    }
+
     /// The number of stored attempts (a full count: for tools and tests, not for page rendering).
     pub async fn count_attempts(&self) -> Result<i64> {
         guarded!(self, b => b.count_attempts().await)
@@ -1068,6 +1117,45 @@ impl Store {
         check_door_id(door_id)?;
         let v = if armed { "true" } else { "false" };
         guarded!(self, b => b.set_setting(door_id, "armed", v).await)
+    }
+
+    // ------------------------------------------------------------------ audit trail
+
+    /// Records an administrative change or a remote command, and queues it as an `audit` event for the
+    /// notification sinks in the same transaction. Over-long texts are cut (a hostile form field cannot
+    /// fill the trail), control characters become spaces.
+    pub async fn record_audit(&self, a: &NewAudit) -> Result<AuditEntry> {
+        check_door_id(&a.door_id)?;
+        let action = a.action.trim();
+        if action.is_empty()
+            || action.len() > 64
+            || !action
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b == b'.' || b == b'-')
+        {
+            return Err(Error::Invalid(format!(
+                "audit action {action:?}: 1-64 lowercase letters, dots and dashes"
+            )));
+        }
+        let a = NewAudit {
+            actor: clean_text(&a.actor, 200),
+            origin: a.origin.as_deref().map(|o| clean_text(o, 300)),
+            action: action.to_string(),
+            target: clean_text(&a.target, 300),
+            detail: clean_text(&a.detail, 2000),
+            ..a.clone()
+        };
+        guarded!(self, b => b.record_audit(&a).await)
+    }
+
+    /// Audit entries, newest first.
+    pub async fn audit_entries(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        guarded!(self, b => b.audit_entries(q).await)
+    }
+
+    /// How many audit entries the query's filters match.
+    pub async fn count_audit(&self, q: &AuditQuery) -> Result<i64> {
+        guarded!(self, b => b.count_audit(q).await)
     }
 
     // ------------------------------------------------------------------ notifier outbox

@@ -10,7 +10,7 @@ use chrono::Duration;
 use common::{attempt, jpeg, now, TestDb};
 use facereko_domain::{CardUid, Event, Outcome, PersonId, WeeklySchedule, Window};
 use facereko_store::{
-    hash_password, verify_password, AccountUpdate, AttemptQuery, Error, NewAccount,
+    hash_password, verify_password, AccountUpdate, AttemptQuery, AuditQuery, Error, NewAccount,
     RetentionPolicy, Role, Store,
 };
 
@@ -23,12 +23,12 @@ mod cases {
 
     pub async fn migrations_apply_from_empty_and_rerun(t: &TestDb) {
         let s = &t.store;
-        assert_eq!(s.schema_version().await.unwrap(), 5);
-        assert_eq!(s.migrate().await.unwrap(), 5, "re-running is a no-op");
+        assert_eq!(s.schema_version().await.unwrap(), 6);
+        assert_eq!(s.migrate().await.unwrap(), 6, "re-running is a no-op");
         // A second process opening the same database sees the schema and keeps the data.
         let id = s.add_person("Ada Lovelace").await.unwrap();
         let again = t.reopen().await;
-        assert_eq!(again.schema_version().await.unwrap(), 5);
+        assert_eq!(again.schema_version().await.unwrap(), 6);
         assert_eq!(
             again.person(id).await.unwrap().unwrap().name,
             "Ada Lovelace"
@@ -46,7 +46,7 @@ mod cases {
                 err,
                 Error::SchemaTooNew {
                     found: 999,
-                    supported: 5
+                    supported: 6
                 }
             ),
             "{err:?}"
@@ -438,6 +438,133 @@ mod cases {
         let again = t.reopen().await;
         assert_eq!(again.armed("front").await.unwrap(), Some(true));
         assert_eq!(again.armed("back").await.unwrap(), Some(false));
+    }
+
+    pub async fn the_audit_trail_keeps_changes_in_order_with_their_events(t: &TestDb) {
+        use facereko_domain::{AuditVia, NewAudit};
+        let s = &t.store;
+        s.outbox_register_sink("front", "audit-test").await.unwrap();
+        let at = |i: i64| now() - Duration::minutes(60 - i);
+        for i in 0..30 {
+            let e = s
+                .record_audit(&NewAudit {
+                    time: at(i),
+                    door_id: if i % 3 == 0 { "back" } else { "front" }.into(),
+                    actor: if i % 2 == 0 { "ada" } else { "grace" }.into(),
+                    via: if i % 5 == 0 {
+                        AuditVia::Api
+                    } else {
+                        AuditVia::Web
+                    },
+                    origin: Some("192.0.2.7".into()),
+                    action: if i % 4 == 0 {
+                        "card.remove"
+                    } else {
+                        "person.update"
+                    }
+                    .into(),
+                    target: format!("person {i}"),
+                    detail: "line one\nline two".into(),
+                })
+                .await
+                .unwrap();
+            assert_eq!(
+                e.detail, "line one line two",
+                "control characters become spaces"
+            );
+        }
+        let all = s
+            .audit_entries(&AuditQuery {
+                limit: 100,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(all.len(), 30);
+        assert!(all.windows(2).all(|w| w[0].id > w[1].id), "newest first");
+        assert_eq!(all[0].target, "person 29");
+        assert_eq!(all[29].via, AuditVia::Api);
+        assert_eq!(all[29].origin.as_deref(), Some("192.0.2.7"));
+        // Filters: a family of actions, an actor, a door, a time window; counts agree.
+        let q = AuditQuery {
+            action: Some("card".into()),
+            ..Default::default()
+        };
+        assert_eq!(s.count_audit(&q).await.unwrap(), 8);
+        assert!(s
+            .audit_entries(&q)
+            .await
+            .unwrap()
+            .iter()
+            .all(|e| e.action == "card.remove"));
+        let q = AuditQuery {
+            action: Some("card.remove".into()),
+            actor: Some("ada".into()),
+            door_id: Some("front".into()),
+            ..Default::default()
+        };
+        // i in 0..30 with i % 4 == 0, i even, i % 3 != 0: 4, 8, 16, 20, 28.
+        assert_eq!(s.count_audit(&q).await.unwrap(), 5);
+        let q = AuditQuery {
+            from: Some(at(10)),
+            until: Some(at(20)),
+            ..Default::default()
+        };
+        assert_eq!(s.count_audit(&q).await.unwrap(), 10);
+        // A LIKE wildcard in a filter is only a character.
+        let q = AuditQuery {
+            action: Some("%".into()),
+            ..Default::default()
+        };
+        assert_eq!(s.count_audit(&q).await.unwrap(), 0);
+        // Keyset pages: 30 entries in pages of 7, none twice, none missing.
+        let mut seen = Vec::new();
+        let mut before = None;
+        loop {
+            let page = s
+                .audit_entries(&AuditQuery {
+                    before_id: before,
+                    limit: 7,
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            if page.is_empty() {
+                break;
+            }
+            before = page.last().map(|e| e.id);
+            seen.extend(page.into_iter().map(|e| e.id));
+        }
+        assert_eq!(seen.len(), 30);
+        assert_eq!(seen.iter().collect::<HashSet<_>>().len(), 30);
+        // Each entry is an event of its door's outbox, written with it.
+        let events = s.outbox_pending("front", "audit-test", 100).await.unwrap();
+        let audited: Vec<_> = events
+            .iter()
+            .filter_map(|e| match &e.event {
+                Event::Audit { entry, .. } => Some(entry.id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(audited.len(), 20, "the front door's 20 entries");
+        // Bad input is refused before it is written.
+        let bad = |action: &str, door: &str| NewAudit {
+            time: now(),
+            door_id: door.into(),
+            actor: "x".into(),
+            via: AuditVia::Cli,
+            origin: None,
+            action: action.into(),
+            target: String::new(),
+            detail: String::new(),
+        };
+        assert!(s.record_audit(&bad("", "front")).await.is_err());
+        assert!(s.record_audit(&bad("Person.Add", "front")).await.is_err());
+        assert!(s
+            .record_audit(&bad("person.add", "no door!"))
+            .await
+            .is_err());
+        assert_eq!(s.count_audit(&AuditQuery::default()).await.unwrap(), 30);
     }
 
     pub async fn directory_changes_follow_revisions_and_tombstones(t: &TestDb) {
@@ -1120,6 +1247,7 @@ macro_rules! case_list {
             armed_state_is_per_door_and_persists,
             faces_round_trip_and_bump_the_version,
             directory_changes_follow_revisions_and_tombstones,
+            the_audit_trail_keeps_changes_in_order_with_their_events,
             a_shared_enrolment_photo_is_readable_from_another_data_directory,
             a_follower_by_revision_misses_no_concurrent_change,
             outbox_cursors_per_sink_and_door,

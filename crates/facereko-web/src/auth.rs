@@ -128,7 +128,20 @@ pub(crate) struct Runtime {
     pub(crate) has_accounts: std::sync::atomic::AtomicBool,
     /// The one-time code `/setup` asks for (see [`new_setup_code`]).
     pub(crate) setup_code: String,
+    /// A secret just created (an API token, an invitation code), waiting for the page the creating
+    /// form redirects to: by session, shown once, then gone.
+    reveal: Mutex<HashMap<String, (Reveal, Instant)>>,
 }
+
+/// A secret shown once after the redirect that follows its creation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Reveal {
+    Token(String),
+    Invitation(String),
+}
+
+/// How long a created secret waits for its page.
+const REVEAL_FOR: Duration = Duration::from_secs(300);
 
 /// A set-up code: 12 characters from an alphabet without look-alikes (no 0/O, 1/I/L), shown `ABCD-EFGH-JKMN`;
 /// 60 bits, and guessing is bounded by the per-address sign-in limit.
@@ -169,6 +182,7 @@ impl Default for Runtime {
             setup: Default::default(),
             has_accounts: Default::default(),
             setup_code: new_setup_code(),
+            reveal: Default::default(),
         }
     }
 }
@@ -261,6 +275,23 @@ impl Runtime {
         map.insert(key, (account, Instant::now()));
     }
 
+    /// Keeps `secret` for the next page of the session with `token` (replacing one not yet shown).
+    pub(crate) fn keep_reveal(&self, token: &str, secret: Reveal) {
+        let key = hex::encode(facereko_store::token_hash(token));
+        let mut map = lock(&self.reveal);
+        map.retain(|_, (_, at)| at.elapsed() < REVEAL_FOR);
+        map.insert(key, (secret, Instant::now()));
+    }
+
+    /// The secret kept for this session, once.
+    pub(crate) fn take_reveal(&self, token: &str) -> Option<Reveal> {
+        let key = hex::encode(facereko_store::token_hash(token));
+        lock(&self.reveal)
+            .remove(&key)
+            .filter(|(_, at)| at.elapsed() < REVEAL_FOR)
+            .map(|(s, _)| s)
+    }
+
     /// Forgets every cached token (after a revocation or an account change).
     pub(crate) fn clear_token_cache(&self) {
         lock(&self.tokens).clear();
@@ -273,6 +304,8 @@ pub struct CurrentUser {
     pub account: Account,
     pub(crate) token: String,
     pub(crate) csrf: String,
+    /// The client's address (for the audit trail), when the server knows it.
+    pub(crate) from: Option<IpAddr>,
 }
 
 impl CurrentUser {
@@ -367,10 +400,16 @@ pub(crate) async fn session_user(
         });
     }
     let csrf = csrf_for_session(&token);
+    let from = client_ip(
+        &parts.headers,
+        parts.extensions.get::<ConnectInfo<SocketAddr>>(),
+        state.config.trust_forwarded_for,
+    );
     Ok(Some(CurrentUser {
         account,
         token,
         csrf,
+        from,
     }))
 }
 

@@ -32,7 +32,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
-use facereko_domain::{PersonId, Photo};
+use facereko_domain::{AuditVia, NewAudit, PersonId, Photo};
 
 pub mod auth;
 pub mod config;
@@ -73,7 +73,20 @@ pub trait FaceEnroller: Send + Sync {
     async fn delete(&self, face_id: i64) -> std::result::Result<(), EnrolError>;
 }
 
-/// Everything a request handler can reach. Cheap to clone.
+/// Who made a change, for the audit trail.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Actor<'a> {
+    /// A signed-in account in the browser.
+    Web(&'a CurrentUser),
+    /// Anyone else: an API token's account, a first administrator at set-up, a person creating their
+    /// account with their card.
+    Other {
+        name: &'a str,
+        via: AuditVia,
+        from: Option<std::net::IpAddr>,
+    },
+}
+
 /// What the web app shows about the site beyond its own door; a door of a site fills it in (its replica
 /// and the doors the MQTT broker knows), a door on its own has none.
 pub trait SiteView: Send + Sync + std::fmt::Debug {
@@ -107,6 +120,7 @@ pub struct SiteDoor {
     pub seen: chrono::DateTime<chrono::Utc>,
 }
 
+/// Everything a request handler can reach. Cheap to clone.
 #[derive(Clone)]
 pub struct AppState {
     pub store: facereko_store::Store,
@@ -119,6 +133,8 @@ pub struct AppState {
     pub(crate) runtime: Arc<auth::Runtime>,
     /// The site around this door, when it is one of many.
     pub site: Option<Arc<dyn SiteView>>,
+    /// The similarity a face needs to match (0–100), shown beside every similarity.
+    pub threshold: Option<f32>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -148,12 +164,55 @@ impl AppState {
             config: Arc::new(config),
             runtime: Arc::new(auth::Runtime::default()),
             site: None,
+            threshold: None,
         })
     }
 
     /// Shows the site around this door (its replica, every door's state) on the home page.
     pub fn with_site(mut self, site: Arc<dyn SiteView>) -> Self {
         self.site = Some(site);
+        self
+    }
+
+    /// Records an administrative change or a remote command in the audit trail (which also sends it as
+    /// an `audit` event). The change itself has already happened: a failure to record it is logged as an
+    /// error, never turned into a failed request that would invite a second, duplicate change.
+    pub(crate) async fn audit(
+        &self,
+        who: Actor<'_>,
+        action: &str,
+        target: impl Into<String>,
+        detail: impl Into<String>,
+    ) {
+        let (actor, via, from) = match who {
+            Actor::Web(u) => (u.account.username.clone(), AuditVia::Web, u.from),
+            Actor::Other { name, via, from } => (name.to_string(), via, from),
+        };
+        let entry = NewAudit {
+            time: chrono::Utc::now(),
+            door_id: self.door.status().door_id,
+            actor,
+            via,
+            origin: from.map(|ip| ip.to_string()),
+            action: action.to_string(),
+            target: target.into(),
+            detail: detail.into(),
+        };
+        match self.store.record_audit(&entry).await {
+            Ok(e) => tracing::info!(
+                actor = %e.actor, via = e.via.as_str(), action = %e.action, target = %e.target,
+                detail = %e.detail, "audit"
+            ),
+            Err(err) => tracing::error!(
+                actor = %entry.actor, action = %entry.action, target = %entry.target,
+                "the audit trail did not record a change: {err}"
+            ),
+        }
+    }
+
+    /// Shows the similarity threshold in force beside every similarity ("86.5 % — needs 92.8 %").
+    pub fn with_threshold(mut self, threshold: f32) -> Self {
+        self.threshold = Some(threshold).filter(|t| t.is_finite());
         self
     }
 

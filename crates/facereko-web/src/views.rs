@@ -152,7 +152,9 @@ pub struct AttemptRow {
     pub outcome: &'static str,
     pub outcome_label: &'static str,
     pub granted: bool,
+    /// "86.5 % — needs 92.8 %", or "–" without a face.
     pub similarity: String,
+    /// The detector's confidence ("face 99 %"), empty when the engine reports none.
     pub confidence: String,
     /// `/photos/...` when the attempt has a photo.
     pub photo_url: Option<String>,
@@ -175,8 +177,9 @@ pub fn percent(v: Option<f32>) -> String {
 }
 
 impl AttemptRow {
-    /// The row as `admin` (full card UID) or a viewer (masked UID) sees it.
-    pub fn new(a: &Attempt, tz: &TimeZone, admin: bool) -> Self {
+    /// The row as `admin` (full card UID) or a viewer (masked UID) sees it; the similarity beside the
+    /// `threshold` in force ("86.5 % — needs 92.8 %").
+    pub fn new(a: &Attempt, tz: &TimeZone, admin: bool, threshold: Option<f32>) -> Self {
         let photo_url = a.photo.as_deref().and_then(photo_url);
         Self {
             id: a.id,
@@ -191,8 +194,15 @@ impl AttemptRow {
             outcome: a.outcome.as_str(),
             outcome_label: outcome_label(a.outcome),
             granted: a.outcome.is_granted(),
-            similarity: percent(a.similarity),
-            confidence: percent(a.confidence),
+            similarity: match (a.similarity.filter(|s| s.is_finite()), threshold) {
+                (Some(s), Some(t)) => format!("{s:.1} % — needs {t:.1} %"),
+                (s, _) => percent(s),
+            },
+            confidence: a
+                .confidence
+                .filter(|c| c.is_finite())
+                .map(|c| format!("face {c:.0} %"))
+                .unwrap_or_default(),
             thumb_url: photo_url.as_ref().map(|u| format!("{u}?thumb=1")),
             photo_url,
         }
@@ -296,6 +306,22 @@ pub fn card_view(c: &facereko_domain::Card, admin: bool) -> CardView {
     }
 }
 
+/// `1234567` as `1 234 567` (a thin space would be lost in some fonts; a plain one reads everywhere).
+pub fn thousands(n: i64) -> String {
+    let digits = n.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(' ');
+        }
+        out.push(c);
+    }
+    if n < 0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,5 +356,14 @@ mod tests {
         );
         assert_eq!(photo_url("etc/passwd"), None);
         assert_eq!(photo_url("photos/../facereko.db"), None);
+    }
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1 000");
+        assert_eq!(thousands(1234567), "1 234 567");
+        assert_eq!(thousands(-12345), "-12 345");
     }
 }

@@ -407,7 +407,11 @@ async fn start(
         door.clone(),
         Arc::new(enroller),
         config.web.clone(),
-    )?;
+    )?
+    .with_threshold(match config.vision.engine {
+        EngineKind::Rekognition => config.aws.face_match_threshold,
+        _ => config.vision.threshold(),
+    });
     if let Some(site) = fleet.as_ref().and_then(crate::fleet::Fleet::site_view) {
         web = web.with_site(site);
     }
@@ -482,6 +486,8 @@ async fn start_notifier(
     .await
     .context("starting notifications")?;
     let d = door.clone();
+    let audit_store = store.clone();
+    let audit_door = config.door_id.to_string();
     tokio::spawn(async move {
         use facereko_notify::DoorCommand;
         while let Some(req) = cmd_rx.recv().await {
@@ -493,6 +499,25 @@ async fn start_notifier(
             };
             if let Err(e) = res {
                 tracing::warn!("command {:?} from {} failed: {e}", req.command, req.origin);
+                continue;
+            }
+            let action = match req.command {
+                DoorCommand::Arm => "system.activate",
+                DoorCommand::Disarm => "system.deactivate",
+                DoorCommand::Unlock => "door.unlock",
+            };
+            let entry = facereko_domain::NewAudit {
+                time: req.received,
+                door_id: audit_door.clone(),
+                actor: "mqtt".into(),
+                via: facereko_domain::AuditVia::Mqtt,
+                origin: Some(req.origin.clone()),
+                action: action.into(),
+                target: audit_door.clone(),
+                detail: "signed command".into(),
+            };
+            if let Err(e) = audit_store.record_audit(&entry).await {
+                tracing::error!("the audit trail did not record command {action}: {e}");
             }
         }
     });

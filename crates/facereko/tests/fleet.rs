@@ -678,6 +678,22 @@ fn site_test(db_var: &str) {
         site.log("b").contains("command Disarm from mqtt"),
         "b logged the command"
     );
+    // Both ends are in the audit trail (one central database): the administrator's command at a, the
+    // signed MQTT command b carried out.
+    let sent = web.request("GET", "/history?what=changes&action=site", None);
+    assert!(
+        sent.body.contains("<code>site.deactivate</code>")
+            && sent.body.contains("<code>site.activate</code>"),
+        "{}",
+        sent.body
+    );
+    let done = web.request("GET", "/history?what=changes&action=system", None);
+    assert!(
+        done.body.contains("<code>system.deactivate</code>")
+            && done.body.contains("mqtt from mqtt:"),
+        "b's command in the trail: {}",
+        done.body
+    );
 
     // Given back in the web app.
     let (rev_a, rev_b) = site.revs();

@@ -321,6 +321,11 @@ impl MqttNotifier {
                 payload: payload.to_json(),
                 retain: false,
             }),
+            Event::Audit { .. } => msgs.push(Msg {
+                topic: t.audit.clone(),
+                payload: payload.to_json(),
+                retain: false,
+            }),
             Event::Armed { armed, time, .. } => {
                 let mut s = self.shared.snapshot().clone();
                 s.armed = Some(*armed);

@@ -5,6 +5,7 @@
 pub struct Topics {
     pub attempt: String,
     pub alarm: String,
+    pub audit: String,
     pub state: String,
     pub command: String,
 }
@@ -15,6 +16,7 @@ impl Topics {
         Self {
             attempt: format!("{base}/attempt"),
             alarm: format!("{base}/alarm"),
+            audit: format!("{base}/audit"),
             state: format!("{base}/state"),
             command: format!("{base}/command"),
         }

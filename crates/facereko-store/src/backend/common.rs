@@ -10,15 +10,15 @@
 use chrono::{DateTime, Utc};
 #[allow(unused_imports)]
 use facereko_domain::{
-    Attempt, Card, CardUid, Event, NewAttempt, Outcome, Person, PersonId, StageTimings,
-    WeeklySchedule,
+    Attempt, AuditEntry, Card, CardUid, Event, NewAttempt, NewAudit, Outcome, Person, PersonId,
+    StageTimings, WeeklySchedule,
 };
 #[allow(unused_imports)]
 use sqlx::{QueryBuilder, Row as _};
 
 #[allow(unused_imports)]
 use crate::{
-    Account, AccountUpdate, ApiToken, AttemptQuery, FaceRecord, Invitation, NewAccount, OutboxEntry, Role,
+    Account, AccountUpdate, ApiToken, AttemptQuery, AuditQuery, FaceRecord, Invitation, NewAccount, OutboxEntry, Role,
     Session, SinkStats,
 };
 
@@ -143,6 +143,62 @@ fn face_from_row(row: &DbRow) -> Result<FaceRecord> {
         photo: row.try_get("photo")?,
         created: row.try_get("created")?,
     })
+}
+
+fn audit_from_row(row: &DbRow) -> Result<AuditEntry> {
+    let via: String = row.try_get("via")?;
+    Ok(AuditEntry {
+        id: row.try_get("id")?,
+        time: row.try_get("time")?,
+        door_id: row.try_get("door_id")?,
+        actor: row.try_get("actor")?,
+        via: via.parse().map_err(Error::Corrupt)?,
+        origin: row.try_get("origin")?,
+        action: row.try_get("action")?,
+        target: row.try_get("target")?,
+        detail: row.try_get("detail")?,
+    })
+}
+
+fn push_attempt_filters(qb: &mut QueryBuilder<'_, Db>, q: &AttemptQuery) {
+    if let Some(p) = q.person {
+        qb.push(" AND person_id = ").push_bind(p.0);
+    }
+    if let Some(o) = q.outcome {
+        qb.push(" AND outcome = ").push_bind(o.as_str());
+    }
+    if let Some(from) = q.from {
+        qb.push(" AND time >= ").push_bind(from);
+    }
+    if let Some(until) = q.until {
+        qb.push(" AND time < ").push_bind(until);
+    }
+    if let Some(door) = &q.door_id {
+        qb.push(" AND door_id = ").push_bind(door.clone());
+    }
+}
+
+fn push_audit_filters(qb: &mut QueryBuilder<'_, Db>, q: &AuditQuery) {
+    if let Some(from) = q.from {
+        qb.push(" AND time >= ").push_bind(from);
+    }
+    if let Some(until) = q.until {
+        qb.push(" AND time < ").push_bind(until);
+    }
+    if let Some(door) = &q.door_id {
+        qb.push(" AND door_id = ").push_bind(door.clone());
+    }
+    if let Some(actor) = &q.actor {
+        qb.push(" AND actor = ").push_bind(actor.clone());
+    }
+    if let Some(action) = &q.action {
+        // `person` matches `person.add`, `person.update`, …; a full name matches only itself.
+        qb.push(" AND (action = ")
+            .push_bind(action.clone())
+            .push(" OR action LIKE ")
+            .push_bind(format!("{}.%", action.replace(['%', '_', '\\'], "")))
+            .push(")");
+    }
 }
 
 fn outbox_from_row(row: &DbRow) -> Result<OutboxEntry> {
@@ -809,21 +865,7 @@ impl Sql {
             }
             (None, _) => {}
         }
-        if let Some(p) = q.person {
-            qb.push(" AND person_id = ").push_bind(p.0);
-        }
-        if let Some(o) = q.outcome {
-            qb.push(" AND outcome = ").push_bind(o.as_str());
-        }
-        if let Some(from) = q.from {
-            qb.push(" AND time >= ").push_bind(from);
-        }
-        if let Some(until) = q.until {
-            qb.push(" AND time < ").push_bind(until);
-        }
-        if let Some(door) = &q.door_id {
-            qb.push(" AND door_id = ").push_bind(door.clone());
-        }
+        push_attempt_filters(&mut qb, q);
         qb.push(if by_time {
             " ORDER BY time DESC, id DESC LIMIT "
         } else {
@@ -840,6 +882,13 @@ impl Sql {
         qb.push(" FROM attempts WHERE id = ").push_bind(id);
         let row = qb.build().fetch_optional(&self.read).await?;
         row.as_ref().map(attempt_from_row).transpose()
+    }
+
+    /// How many attempts the query's filters match (its cursor and page size aside).
+    pub(crate) async fn count_matching_attempts(&self, q: &AttemptQuery) -> Result<i64> {
+        let mut qb = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM attempts WHERE 1 = 1");
+        push_attempt_filters(&mut qb, q);
+        Ok(qb.build_query_scalar().fetch_one(&self.read).await?)
     }
 
     pub(crate) async fn count_attempts(&self) -> Result<i64> {
@@ -1107,6 +1156,60 @@ impl Sql {
             });
         }
         Ok(out)
+    }
+
+    // ------------------------------------------------------------------ audit trail
+
+    /// The entry and its `audit` event in one transaction: a change is in the trail and on its way to
+    /// the sinks, or neither.
+    pub(crate) async fn record_audit(&self, a: &NewAudit) -> Result<AuditEntry> {
+        let mut tx = begin(&self.write).await?;
+        let s = ins(
+            "INSERT INTO audit (time, door_id, actor, via, origin, action, target, detail) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        );
+        let id = insert_id(
+            sqlx::query(&s)
+                .bind(a.time)
+                .bind(&a.door_id)
+                .bind(&a.actor)
+                .bind(a.via.as_str())
+                .bind(&a.origin)
+                .bind(&a.action)
+                .bind(&a.target)
+                .bind(&a.detail),
+            &mut tx,
+        )
+        .await?;
+        let entry = a.stored(id);
+        let event = Event::Audit {
+            door_id: a.door_id.clone(),
+            entry: entry.clone(),
+        };
+        Self::enqueue_in(&mut tx, &a.door_id, a.time, &event).await?;
+        tx.commit().await?;
+        Ok(entry)
+    }
+
+    pub(crate) async fn audit_entries(&self, q: &AuditQuery) -> Result<Vec<AuditEntry>> {
+        let mut qb = QueryBuilder::<Db>::new(
+            "SELECT id, time, door_id, actor, via, origin, action, target, detail FROM audit WHERE 1 = 1",
+        );
+        if let Some(before) = q.before_id {
+            qb.push(" AND id < ").push_bind(before);
+        }
+        push_audit_filters(&mut qb, q);
+        qb.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(q.limit.clamp(1, crate::MAX_PAGE)));
+        let rows = qb.build().fetch_all(&self.read).await?;
+        rows.iter().map(audit_from_row).collect()
+    }
+
+    /// How many entries the query's filters match (its cursor and page size aside).
+    pub(crate) async fn count_audit(&self, q: &AuditQuery) -> Result<i64> {
+        let mut qb = QueryBuilder::<Db>::new("SELECT COUNT(*) FROM audit WHERE 1 = 1");
+        push_audit_filters(&mut qb, q);
+        Ok(qb.build_query_scalar().fetch_one(&self.read).await?)
     }
 
     pub(crate) async fn outbox_prune(&self, older_than: DateTime<Utc>) -> Result<u64> {

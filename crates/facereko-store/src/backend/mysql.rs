@@ -40,6 +40,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "face photos",
         include_str!("../../migrations/mysql/0005_face_photos.sql"),
     ),
+    (
+        6,
+        "audit trail",
+        include_str!("../../migrations/mysql/0006_audit.sql"),
+    ),
 ];
 const TRANSACTIONAL_DDL: bool = false;
 

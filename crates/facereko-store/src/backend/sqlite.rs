@@ -41,6 +41,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "face photos",
         include_str!("../../migrations/sqlite/0005_face_photos.sql"),
     ),
+    (
+        6,
+        "audit trail",
+        include_str!("../../migrations/sqlite/0006_audit.sql"),
+    ),
 ];
 const TRANSACTIONAL_DDL: bool = true;
 

@@ -11,13 +11,13 @@ use chrono::Utc;
 use facereko_store::{validate_username, Account, AccountUpdate, NewAccount, Role};
 use serde::Deserialize;
 
-use crate::auth::{Admin, CurrentUser};
+use crate::auth::{Admin, CurrentUser, Reveal};
 use crate::error::AppError;
 use crate::extract::{CsrfForm, NoFields, Path, Peer, Query};
 use crate::routes::home::Done;
 use crate::routes::session::{check_password, client, hash_blocking};
 use crate::views::{render, render_with_status, Page};
-use crate::AppState;
+use crate::{Actor, AppState};
 
 /// How long "disabled" lasts.
 const DISABLED_FOR: chrono::Duration = chrono::Duration::days(365 * 100);
@@ -195,12 +195,26 @@ pub(crate) async fn list(
                 "disabled" => "Account disabled and signed out everywhere.",
                 "revoked" => "Token revoked.",
                 "invitation_revoked" => "Invitation withdrawn.",
+                "token" => "Token created. Copy it now: it is shown only once.",
+                "invitation" => "Invitation created. Copy the link now: it is shown only once.",
                 _ => return None,
             })
         })
         .map(str::to_string);
+    let (token, invite) = match state.runtime.take_reveal(&user.token) {
+        Some(Reveal::Token(t)) => (Some(t), None),
+        Some(Reveal::Invitation(c)) => (None, Some(c)),
+        None => (None, None),
+    };
+    let notice = match (q.done(), &token, &invite) {
+        // Reloaded, or opened in another tab: the secret was shown once already.
+        (Some("token"), None, _) | (Some("invitation"), _, None) => {
+            Some("It was shown once already; create a new one if it was not copied.".to_string())
+        }
+        _ => notice,
+    };
     Ok(render(
-        &page(&state, &user, notice, None, None, String::new()).await?,
+        &page_with_invite(&state, &user, notice, None, token, String::new(), invite).await?,
     ))
 }
 
@@ -247,7 +261,14 @@ pub(crate) async fn add(
             must_change_password: false,
         })
         .await?;
-    tracing::info!(by = %user.account.username, %username, %role, "account added");
+    state
+        .audit(
+            Actor::Web(&user),
+            "account.add",
+            &username,
+            format!("role {role}"),
+        )
+        .await;
     Ok(Redirect::to("/accounts?done=added").into_response())
 }
 
@@ -307,7 +328,14 @@ pub(crate) async fn reset_password(
         state.store.delete_sessions_of(a.id).await?;
     }
     state.runtime.clear_token_cache();
-    tracing::info!(by = %user.account.username, username = %a.username, "password reset");
+    state
+        .audit(
+            Actor::Web(&user),
+            "account.password",
+            &a.username,
+            "password reset by an administrator (re-enables a disabled account)",
+        )
+        .await;
     Ok(Redirect::to("/accounts?done=password").into_response())
 }
 
@@ -341,7 +369,14 @@ pub(crate) async fn set_role(
         )
         .await?;
     state.runtime.clear_token_cache();
-    tracing::info!(by = %user.account.username, username = %a.username, %role, "role changed");
+    state
+        .audit(
+            Actor::Web(&user),
+            "account.role",
+            &a.username,
+            format!("{} → {role}", a.role),
+        )
+        .await;
     Ok(Redirect::to("/accounts?done=role").into_response())
 }
 
@@ -364,7 +399,9 @@ pub(crate) async fn disable(
         .await?;
     state.store.delete_sessions_of(a.id).await?;
     state.runtime.clear_token_cache();
-    tracing::info!(by = %user.account.username, username = %a.username, "account disabled");
+    state
+        .audit(Actor::Web(&user), "account.disable", &a.username, "")
+        .await;
     Ok(Redirect::to("/accounts?done=disabled").into_response())
 }
 
@@ -404,17 +441,24 @@ pub(crate) async fn create_token(
         .store
         .create_api_token(a.id, f.name.trim(), expires)
         .await?;
-    tracing::info!(by = %user.account.username, account = %a.username, name = %f.name.trim(), "API token created");
-    let t = page(
-        &state,
-        &user,
-        Some("Token created. Copy it now: it is shown only once.".into()),
-        None,
-        Some(token),
-        String::new(),
-    )
-    .await?;
-    Ok(render(&t))
+    state
+        .audit(
+            Actor::Web(&user),
+            "token.create",
+            &a.username,
+            format!(
+                "token {:?}, {}",
+                f.name.trim(),
+                expires.map_or("never expires".to_string(), |t| format!(
+                    "expires {}",
+                    state.tz.format(t, "%Y-%m-%d")
+                ))
+            ),
+        )
+        .await;
+    // Shown by the page this redirects to, so reloading it cannot create a second token.
+    state.runtime.keep_reveal(&user.token, Reveal::Token(token));
+    Ok(Redirect::to("/accounts?done=token").into_response())
 }
 
 pub(crate) async fn revoke_token(
@@ -423,9 +467,24 @@ pub(crate) async fn revoke_token(
     Path(id): Path<i64>,
     _: CsrfForm<NoFields>,
 ) -> Result<Response, AppError> {
+    let token = state
+        .store
+        .api_tokens(None)
+        .await?
+        .into_iter()
+        .find(|t| t.id == id)
+        .ok_or(AppError::NotFound)?;
+    let owner = target(&state, token.account_id).await?;
     state.store.revoke_api_token(id).await?;
     state.runtime.clear_token_cache();
-    tracing::info!(by = %user.account.username, token = id, "API token revoked");
+    state
+        .audit(
+            Actor::Web(&user),
+            "token.revoke",
+            &owner.username,
+            format!("token {:?}", token.name),
+        )
+        .await;
     Ok(Redirect::to("/accounts?done=revoked").into_response())
 }
 
@@ -466,21 +525,18 @@ pub(crate) async fn invite(
             chrono::Duration::hours(crate::routes::session::INVITATION_HOURS),
         )
         .await?;
-    tracing::info!(by = %user.account.username, person = %person.name, invitation = inv.id, "invitation issued");
-    let t = page_with_invite(
-        &state,
-        &user,
-        Some(format!(
-            "Invitation for {} created. Copy the link now: it is shown only once.",
-            person.name
-        )),
-        None,
-        None,
-        String::new(),
-        Some(code),
-    )
-    .await?;
-    Ok(render(&t))
+    state
+        .audit(
+            Actor::Web(&user),
+            "invitation.create",
+            &person.name,
+            format!("invitation #{}", inv.id),
+        )
+        .await;
+    state
+        .runtime
+        .keep_reveal(&user.token, Reveal::Invitation(code));
+    Ok(Redirect::to("/accounts?done=invitation#invitations").into_response())
 }
 
 pub(crate) async fn revoke_invitation(
@@ -490,7 +546,14 @@ pub(crate) async fn revoke_invitation(
     _: CsrfForm<NoFields>,
 ) -> Result<Response, AppError> {
     state.store.revoke_invitation(id).await?;
-    tracing::info!(by = %user.account.username, invitation = id, "invitation withdrawn");
+    state
+        .audit(
+            Actor::Web(&user),
+            "invitation.revoke",
+            format!("invitation #{id}"),
+            "",
+        )
+        .await;
     Ok(Redirect::to("/accounts?done=invitation_revoked").into_response())
 }
 
@@ -575,6 +638,13 @@ pub(crate) async fn change_own_password(
         .store
         .delete_other_sessions_of(user.account.id, &user.token)
         .await?;
-    tracing::info!(username = %user.account.username, "password changed by its owner");
+    state
+        .audit(
+            Actor::Web(&user),
+            "account.password",
+            &user.account.username,
+            "changed by its owner; other sessions signed out",
+        )
+        .await;
     Ok(Redirect::to("/account?done=password").into_response())
 }

@@ -28,6 +28,8 @@ pub(crate) struct ArmBody {
 pub(crate) async fn arm(
     State(state): State<AppState>,
     user: ApiUser,
+    crate::extract::Peer(peer): crate::extract::Peer,
+    headers: axum::http::HeaderMap,
     body: Result<Json<ArmBody>, axum::extract::rejection::JsonRejection>,
 ) -> Result<Json<DoorStatus>, ApiError> {
     user.require_admin()?;
@@ -37,7 +39,27 @@ pub(crate) async fn arm(
         ))
     })?;
     state.door.arm(body.armed).await?;
-    tracing::info!(account = %user.0.username, armed = body.armed, "system state changed through the API");
+    let action = if body.armed {
+        "system.activate"
+    } else {
+        "system.deactivate"
+    };
+    state
+        .audit(
+            crate::Actor::Other {
+                name: &user.0.username,
+                via: facereko_domain::AuditVia::Api,
+                from: crate::auth::client_ip(
+                    &headers,
+                    peer.as_ref(),
+                    state.config.trust_forwarded_for,
+                ),
+            },
+            action,
+            &state.door.status().door_id,
+            "",
+        )
+        .await;
     // The controller updates its status right after persisting; wait briefly for it to show.
     let mut watch = state.door.watch_status();
     let _ = tokio::time::timeout(

@@ -7,8 +7,8 @@ use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{NaiveDate, Utc};
-use facereko_domain::{Attempt, Outcome, PersonId};
-use facereko_store::AttemptQuery;
+use facereko_domain::{Attempt, AuditEntry, Outcome, PersonId};
+use facereko_store::{AttemptQuery, AuditQuery};
 use serde::Deserialize;
 
 use crate::auth::{Admin, CurrentUser};
@@ -31,7 +31,24 @@ pub(crate) struct Filter {
     to: Option<String>,
     before: Option<String>,
     door: Option<String>,
+    /// `attempts` (the default) or `changes` (the audit trail, administrators only).
+    what: Option<String>,
+    /// Changes only: an action family (`card`) or one action (`card.remove`).
+    action: Option<String>,
 }
+
+/// The families of audit actions, as the filter offers them.
+const ACTION_FAMILIES: [(&str, &str); 9] = [
+    ("door", "Door unlocked"),
+    ("system", "Activated / deactivated"),
+    ("site", "Commands to other doors"),
+    ("person", "People"),
+    ("card", "Cards"),
+    ("face", "Faces"),
+    ("account", "Accounts"),
+    ("token", "API tokens"),
+    ("invitation", "Invitations"),
+];
 
 /// The filter, parsed.
 #[derive(Clone, Debug, Default)]
@@ -42,6 +59,8 @@ pub(crate) struct Parsed {
     to: Option<NaiveDate>,
     before: Option<i64>,
     door: Option<String>,
+    changes: bool,
+    action: Option<String>,
 }
 
 fn non_empty(s: &Option<String>) -> Option<&str> {
@@ -76,6 +95,22 @@ impl Filter {
                         .map_err(|_| bad("door"))
                 })
                 .transpose()?,
+            changes: match non_empty(&self.what) {
+                None | Some("attempts") => false,
+                Some("changes") => true,
+                Some(_) => return Err(bad("view")),
+            },
+            action: non_empty(&self.action)
+                .map(|a| {
+                    let family = a.split('.').next().unwrap_or_default();
+                    ACTION_FAMILIES
+                        .iter()
+                        .any(|(f, _)| *f == family)
+                        .then(|| a.to_string())
+                        .filter(|a| a.len() <= 64)
+                        .ok_or_else(|| bad("change"))
+                })
+                .transpose()?,
         })
     }
 }
@@ -96,9 +131,28 @@ impl Parsed {
         }
     }
 
+    fn audit_query(&self, state: &AppState, limit: u32) -> AuditQuery {
+        let q = self.query(state, limit);
+        AuditQuery {
+            before_id: q.before_id,
+            limit,
+            from: q.from,
+            until: q.until,
+            door_id: q.door_id,
+            actor: None,
+            action: self.action.clone(),
+        }
+    }
+
     /// The filter as query parameters (without the page), for links.
     fn params(&self) -> String {
         let mut p = Vec::new();
+        if self.changes {
+            p.push("what=changes".to_string());
+        }
+        if let Some(v) = &self.action {
+            p.push(format!("action={}", crate::views::url_encode(v)));
+        }
         if let Some(v) = self.person {
             p.push(format!("person={v}"));
         }
@@ -124,21 +178,67 @@ pub(crate) struct Choice {
     pub selected: bool,
 }
 
+/// One entry of the audit trail as History shows it.
+pub(crate) struct ChangeRow {
+    pub time: String,
+    pub actor: String,
+    /// `web`, `api`, `mqtt` or `cli`, and the address or topic it came from.
+    pub via: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+    pub door: String,
+}
+
+impl ChangeRow {
+    fn new(e: &AuditEntry, tz: &crate::config::TimeZone) -> Self {
+        Self {
+            time: tz.format(e.time, "%Y-%m-%d %H:%M:%S"),
+            actor: e.actor.clone(),
+            via: match &e.origin {
+                Some(o) => format!("{} from {o}", e.via.as_str()),
+                None => e.via.as_str().to_string(),
+            },
+            action: e.action.clone(),
+            target: e.target.clone(),
+            detail: e.detail.clone(),
+            door: e.door_id.clone(),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "history.html")]
 struct HistoryTpl {
     page: Page,
+    /// Showing the audit trail instead of the attempts.
+    changes: bool,
+    /// The viewer may switch to the audit trail.
+    can_see_changes: bool,
     rows: Vec<AttemptRow>,
+    change_rows: Vec<ChangeRow>,
     people: Vec<Choice>,
     outcomes: Vec<Choice>,
+    actions: Vec<Choice>,
     /// Shown only on a site (more than one door).
     doors: Vec<Choice>,
     from: String,
     to: String,
     next: Option<String>,
     first: Option<String>,
+    /// "1 234 attempts match."
+    count: String,
     csv: String,
     tz: String,
+}
+
+/// "1 234 attempts match the filter" (every page, so a manager knows how far the list goes).
+fn count_line(what: &str, total: i64) -> String {
+    match total {
+        0 => format!("No {what}s match."),
+        1 => format!("1 {what} matches."),
+        n => format!("{} {what}s match.", crate::views::thousands(n)),
+    }
 }
 
 pub(crate) async fn history(
@@ -147,12 +247,11 @@ pub(crate) async fn history(
     Query(f): Query<Filter>,
 ) -> Result<Response, AppError> {
     let p = f.parse()?;
-    let mut attempts = state
-        .store
-        .attempts(&p.query(&state, PAGE_SIZE + 1))
-        .await?;
-    let more = attempts.len() > PAGE_SIZE as usize;
-    attempts.truncate(PAGE_SIZE as usize);
+    if p.changes && !user.is_admin() {
+        return Err(AppError::Forbidden(
+            "Only an administrator can see the changes made to the door.".into(),
+        ));
+    }
     let params = p.params();
     let join = |extra: String| {
         let all: Vec<&str> = [params.as_str(), extra.as_str()]
@@ -165,9 +264,49 @@ pub(crate) async fn history(
             format!("/history?{}", all.join("&"))
         }
     };
-    let next = more
-        .then(|| attempts.last().map(|a| join(format!("before={}", a.id))))
-        .flatten();
+    let mut rows = Vec::new();
+    let mut change_rows = Vec::new();
+    let (next, count) = if p.changes {
+        let mut entries = state
+            .store
+            .audit_entries(&p.audit_query(&state, PAGE_SIZE + 1))
+            .await?;
+        let more = entries.len() > PAGE_SIZE as usize;
+        entries.truncate(PAGE_SIZE as usize);
+        let total = state
+            .store
+            .count_audit(&p.audit_query(&state, PAGE_SIZE))
+            .await?;
+        change_rows = entries
+            .iter()
+            .map(|e| ChangeRow::new(e, &state.tz))
+            .collect();
+        (
+            more.then(|| entries.last().map(|e| join(format!("before={}", e.id))))
+                .flatten(),
+            count_line("change", total),
+        )
+    } else {
+        let mut attempts = state
+            .store
+            .attempts(&p.query(&state, PAGE_SIZE + 1))
+            .await?;
+        let more = attempts.len() > PAGE_SIZE as usize;
+        attempts.truncate(PAGE_SIZE as usize);
+        let total = state
+            .store
+            .count_matching_attempts(&p.query(&state, PAGE_SIZE))
+            .await?;
+        rows = attempts
+            .iter()
+            .map(|a| AttemptRow::new(a, &state.tz, user.is_admin(), state.threshold))
+            .collect();
+        (
+            more.then(|| attempts.last().map(|a| join(format!("before={}", a.id))))
+                .flatten(),
+            count_line("attempt", total),
+        )
+    };
     let first = p.before.is_some().then(|| join(String::new()));
     let people = state
         .store
@@ -187,6 +326,14 @@ pub(crate) async fn history(
             selected: p.outcome == Some(o),
             value: o.as_str().into(),
             label: outcome_label(o).into(),
+        })
+        .collect();
+    let actions = ACTION_FAMILIES
+        .iter()
+        .map(|(value, label)| Choice {
+            selected: p.action.as_deref() == Some(value),
+            value: value.to_string(),
+            label: label.to_string(),
         })
         .collect();
     let known = state.store.door_ids().await?;
@@ -209,17 +356,19 @@ pub(crate) async fn history(
     };
     Ok(render(&HistoryTpl {
         page: Page::new("History", "history", Some(&user)),
-        rows: attempts
-            .iter()
-            .map(|a| AttemptRow::new(a, &state.tz, user.is_admin()))
-            .collect(),
+        changes: p.changes,
+        can_see_changes: user.is_admin(),
+        rows,
+        change_rows,
         people,
         outcomes,
+        actions,
         doors,
         from: p.from.map(|d| d.to_string()).unwrap_or_default(),
         to: p.to.map(|d| d.to_string()).unwrap_or_default(),
         next,
         first,
+        count,
         csv,
         tz: state.tz.name(),
     }))
@@ -278,50 +427,116 @@ fn csv_row(a: &Attempt, tz: &crate::config::TimeZone, admin: bool) -> String {
     line
 }
 
-/// The whole filtered history as CSV, streamed page by page (no size limit, constant memory).
+fn audit_csv_row(e: &AuditEntry, tz: &crate::config::TimeZone) -> String {
+    let fields = [
+        e.id.to_string(),
+        tz.format(e.time, "%Y-%m-%d %H:%M:%S"),
+        e.time.to_rfc3339(),
+        e.door_id.clone(),
+        e.actor.clone(),
+        e.via.as_str().to_string(),
+        e.origin.clone().unwrap_or_default(),
+        e.action.clone(),
+        e.target.clone(),
+        e.detail.clone(),
+    ];
+    let mut line = fields
+        .iter()
+        .map(|f| csv_field(f))
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push_str("\r\n");
+    line
+}
+
+/// The whole filtered history (attempts, or with `what=changes` the audit trail) as CSV, streamed page
+/// by page (no size limit, constant memory).
 pub(crate) async fn csv(
     State(state): State<AppState>,
     user: CurrentUser,
     Query(f): Query<Filter>,
 ) -> Result<Response, AppError> {
     let p = f.parse()?;
+    if p.changes {
+        if !user.is_admin() {
+            return Err(AppError::Forbidden(
+                "Only an administrator can export the changes made to the door.".into(),
+            ));
+        }
+        let header_line =
+            "id,local_time,utc_time,door,actor,via,origin,action,target,detail\r\n".to_string();
+        let first = p.audit_query(&state, facereko_store::MAX_PAGE);
+        let stream = paged_csv(header_line, first, state, |state, q| async move {
+            let rows = state.store.audit_entries(&q).await?;
+            let body: String = rows.iter().map(|e| audit_csv_row(e, &state.tz)).collect();
+            let next = (rows.len() as u32 == q.limit).then(|| AuditQuery {
+                before_id: rows.last().map(|e| e.id),
+                ..q
+            });
+            Ok((body, next))
+        });
+        return Ok(csv_response("facereko-changes", stream));
+    }
     let header_line = "id,local_time,utc_time,door,person,card,outcome,similarity_percent,\
                        detector_confidence_percent,total_ms,photo\r\n"
         .to_string();
-    let first_query = p.query(&state, facereko_store::MAX_PAGE);
+    let first = p.query(&state, facereko_store::MAX_PAGE);
     let admin = user.is_admin();
-    let stream = futures_util::stream::unfold(
-        (Some(first_query), Some(header_line), state),
-        move |(query, header_line, state)| async move {
+    let stream = paged_csv(header_line, first, state, move |state, q| async move {
+        let rows = state.store.attempts(&q).await?;
+        let body: String = rows.iter().map(|a| csv_row(a, &state.tz, admin)).collect();
+        let next = (rows.len() as u32 == q.limit).then(|| AttemptQuery {
+            before_id: rows.last().map(|a| a.id),
+            ..q
+        });
+        Ok((body, next))
+    });
+    Ok(csv_response("facereko-history", stream))
+}
+
+/// The header line, then one chunk per page: `page(state, query)` gives a page's lines and the query of
+/// the next page (`None` after the last). A failure ends the download with an error (logged), so a
+/// half file is never mistaken for a whole one.
+fn paged_csv<Q, F, Fut>(
+    header_line: String,
+    first: Q,
+    state: AppState,
+    page: F,
+) -> impl futures_util::Stream<Item = Result<String, std::io::Error>>
+where
+    Q: Send + 'static,
+    F: Fn(AppState, Q) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(String, Option<Q>), facereko_store::Error>> + Send,
+{
+    let page = std::sync::Arc::new(page);
+    futures_util::stream::unfold(
+        (Some(first), Some(header_line), state, page),
+        move |(query, header_line, state, page)| async move {
             if let Some(h) = header_line {
-                return Some((Ok::<_, std::io::Error>(h), (query, None, state)));
+                return Some((Ok(h), (query, None, state, page)));
             }
             let q = query?;
-            match state.store.attempts(&q).await {
-                Ok(rows) if rows.is_empty() => None,
-                Ok(rows) => {
-                    let body: String = rows.iter().map(|a| csv_row(a, &state.tz, admin)).collect();
-                    let next = (rows.len() as u32 == q.limit).then(|| AttemptQuery {
-                        before_id: rows.last().map(|a| a.id),
-                        ..q
-                    });
-                    Some((Ok(body), (next, None, state)))
-                }
+            match page(state.clone(), q).await {
+                Ok((body, _)) if body.is_empty() => None,
+                Ok((body, next)) => Some((Ok(body), (next, None, state, page))),
                 Err(e) => {
                     tracing::error!("CSV export stopped: {e}");
                     Some((
                         Err(std::io::Error::other("export failed")),
-                        (None, None, state),
+                        (None, None, state, page),
                     ))
                 }
             }
         },
-    );
-    let name = format!(
-        "facereko-history-{}.csv",
-        Utc::now().format("%Y%m%d-%H%M%S")
-    );
-    Ok((
+    )
+}
+
+fn csv_response(
+    stem: &str,
+    stream: impl futures_util::Stream<Item = Result<String, std::io::Error>> + Send + 'static,
+) -> Response {
+    let name = format!("{stem}-{}.csv", Utc::now().format("%Y%m%d-%H%M%S"));
+    (
         [
             (
                 header::CONTENT_TYPE,
@@ -339,7 +554,7 @@ pub(crate) async fn csv(
         ],
         Body::from_stream(stream),
     )
-        .into_response())
+        .into_response()
 }
 
 #[derive(Template)]
@@ -400,7 +615,7 @@ pub(crate) async fn attempt(
     };
     Ok(render(&AttemptTpl {
         page: Page::new(format!("Attempt {id}"), "history", Some(&user)).with_notice(notice),
-        row: AttemptRow::new(&a, &state.tz, user.is_admin()),
+        row: AttemptRow::new(&a, &state.tz, user.is_admin(), state.threshold),
         detail: a.detail.clone().unwrap_or_default(),
         timings,
         distance: a
@@ -441,7 +656,14 @@ pub(crate) async fn enrol_from_attempt(
     })?;
     let photo = crate::routes::people::checked(&state, bytes).await?;
     let face = crate::routes::people::enrol(&state, person.id, photo).await?;
-    tracing::info!(user = %user.account.username, attempt = id, person = %person.name, face, "face added from an attempt");
+    state
+        .audit(
+            crate::Actor::Web(&user),
+            "face.add",
+            &person.name,
+            format!("face #{face} from the photo of attempt #{id}"),
+        )
+        .await;
     Ok(Redirect::to(&format!("/people/{}?done=face_added", person.id)).into_response())
 }
 
@@ -477,7 +699,7 @@ pub(crate) async fn review(
         .collect();
     Ok(render(&ReviewTpl {
         page: Page::new(format!("Review attempt {id}"), "history", Some(&user)),
-        row: AttemptRow::new(&a, &state.tz, true),
+        row: AttemptRow::new(&a, &state.tz, true, state.threshold),
         person_id: pid.0,
         person: person.name.clone(),
         faces,

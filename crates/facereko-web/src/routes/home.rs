@@ -16,7 +16,7 @@ use tokio::sync::broadcast::error::RecvError;
 use crate::auth::{Admin, CurrentUser};
 use crate::config::TimeZone;
 use crate::error::AppError;
-use crate::extract::{CsrfForm, NoFields, Path, Query};
+use crate::extract::{CsrfForm, Path, Query};
 use crate::views::{render, AttemptRow, Page, RowTpl};
 use crate::AppState;
 
@@ -176,7 +176,7 @@ pub(crate) async fn home(
         .await?;
     let rows = attempts
         .iter()
-        .map(|a| AttemptRow::new(a, &state.tz, user.is_admin()))
+        .map(|a| AttemptRow::new(a, &state.tz, user.is_admin(), state.threshold))
         .collect();
     let mut site = state
         .site
@@ -213,7 +213,7 @@ pub(crate) async fn site_command(
     State(state): State<AppState>,
     Admin(user): Admin,
     Path((door, command)): Path<(String, String)>,
-    _: CsrfForm<NoFields>,
+    CsrfForm(c): CsrfForm<crate::routes::Confirm>,
 ) -> Result<Response, AppError> {
     let door: facereko_domain::DoorId = door
         .parse()
@@ -232,10 +232,38 @@ pub(crate) async fn site_command(
             "Use the buttons above for this door.".into(),
         ));
     }
+    if command == crate::SiteCommand::Unlock && !c.confirmed() {
+        let question = format!("Unlock {} now?", door.as_str());
+        return Ok(crate::routes::confirm_page(
+            &user,
+            &format!("/site/{}/unlock", crate::views::url_encode(door.as_str())),
+            crate::routes::Ask {
+                title: "Unlock another door",
+                question: &question,
+                consequence:
+                    "A signed command goes to that door, which opens its lock for whoever \
+                              is there; it is recorded with your name at both doors.",
+                button: "Unlock now",
+                cancel: "/",
+            },
+            Vec::new(),
+        ));
+    }
     site.command(door.as_str(), command)
         .map_err(|e| AppError::BadRequest(format!("The command was not sent: {e}.")))?;
-    tracing::info!(user = %user.account.username, door = %door.as_str(), ?command,
-        "command sent to another door of the site");
+    let action = match command {
+        crate::SiteCommand::Arm => "site.activate",
+        crate::SiteCommand::Disarm => "site.deactivate",
+        crate::SiteCommand::Unlock => "site.unlock",
+    };
+    state
+        .audit(
+            crate::Actor::Web(&user),
+            action,
+            door.as_str(),
+            "signed command sent over MQTT",
+        )
+        .await;
     Ok(Redirect::to("/?done=command_sent").into_response())
 }
 
@@ -260,7 +288,19 @@ pub(crate) async fn arm(
         }
     };
     state.door.arm(armed).await?;
-    tracing::info!(user = %user.account.username, armed, "system state changed from the web app");
+    let action = if armed {
+        "system.activate"
+    } else {
+        "system.deactivate"
+    };
+    state
+        .audit(
+            crate::Actor::Web(&user),
+            action,
+            &state.door.status().door_id,
+            "",
+        )
+        .await;
     Ok(Redirect::to(if armed {
         "/?done=armed"
     } else {
@@ -272,12 +312,38 @@ pub(crate) async fn arm(
 pub(crate) async fn unlock(
     State(state): State<AppState>,
     Admin(user): Admin,
-    _: CsrfForm<NoFields>,
+    CsrfForm(c): CsrfForm<crate::routes::Confirm>,
 ) -> Result<Response, AppError> {
+    if !c.confirmed() {
+        let door = state.door.status().door_id;
+        let question = format!("Unlock {door} now?");
+        let consequence = "The lock opens for its unlock time for whoever is at the door; the \
+                           unlock is recorded with your name.";
+        return Ok(crate::routes::confirm_page(
+            &user,
+            "/unlock",
+            crate::routes::Ask {
+                title: "Unlock door",
+                question: &question,
+                consequence,
+                button: "Unlock now",
+                cancel: "/",
+            },
+            Vec::new(),
+        ));
+    }
     state
         .door
         .unlock(&format!("web: {}", user.account.username))
         .await?;
+    state
+        .audit(
+            crate::Actor::Web(&user),
+            "door.unlock",
+            &state.door.status().door_id,
+            "",
+        )
+        .await;
     Ok(Redirect::to("/?done=unlocked").into_response())
 }
 
@@ -314,8 +380,9 @@ pub(crate) fn attempt_event(
     a: &facereko_domain::Attempt,
     tz: &TimeZone,
     admin: bool,
+    threshold: Option<f32>,
 ) -> Option<SseEvent> {
-    let row = AttemptRow::new(a, tz, admin);
+    let row = AttemptRow::new(a, tz, admin, threshold);
     let html = RowTpl { row: &row }.render().ok()?;
     Some(
         SseEvent::default()
@@ -381,7 +448,7 @@ pub(crate) async fn events(
                 }
                 got = live.events.recv() => match got {
                     Ok(Event::Attempt { attempt, .. }) => {
-                        if let Some(ev) = attempt_event(&attempt, &tz, live.admin) {
+                        if let Some(ev) = attempt_event(&attempt, &tz, live.admin, live.state.threshold) {
                             return Some((Ok(ev), live));
                         }
                     }

@@ -8,6 +8,12 @@ use axum::Router;
 use crate::error::AppError;
 use crate::AppState;
 
+use askama::Template;
+use axum::response::Response;
+use serde::Deserialize;
+
+use crate::views::{render, Page};
+
 pub(crate) mod accounts;
 pub(crate) mod api;
 pub(crate) mod history;
@@ -39,6 +45,7 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/photos/{*path}", get(photos::photo))
         .route("/people", get(people::list).post(people::add))
         .route("/people/{id}", get(people::show).post(people::update))
+        .route("/people/{id}/remove", post(people::remove))
         .route("/people/{id}/cards", post(people::add_card))
         .route("/people/{id}/cards/tap", post(people::tap_card))
         .route("/people/{id}/cards/{uid}/active", post(people::card_active))
@@ -66,12 +73,68 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/accounts/tokens/{id}/revoke", post(accounts::revoke_token))
         .route("/assets/style.css", get(style))
         .route("/assets/live.js", get(script))
+        .route("/assets/page.js", get(page_script))
         .route("/assets/icon.svg", get(icon))
         .route("/api/v1/status", get(api::status))
         .route("/api/v1/arm", post(api::arm))
         .route("/api/v1/attempts", get(api::attempts))
         .route("/api/v1/people", get(api::people))
         .fallback(not_found)
+}
+
+/// A form whose action is only done once confirmed: the first post (from a button) shows
+/// [`confirm_page`], whose own form posts again with `confirm=yes`. No script needed.
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct Confirm {
+    #[serde(default)]
+    confirm: Option<String>,
+}
+
+impl Confirm {
+    pub(crate) fn confirmed(&self) -> bool {
+        self.confirm.as_deref() == Some("yes")
+    }
+}
+
+#[derive(Template)]
+#[template(path = "confirm.html")]
+struct ConfirmTpl<'a> {
+    page: Page,
+    question: &'a str,
+    consequence: &'a str,
+    action: &'a str,
+    button: &'a str,
+    cancel: &'a str,
+    /// Other fields of the original form, posted again with the confirmation.
+    keep: Vec<(&'a str, String)>,
+}
+
+/// What a confirmation asks.
+pub(crate) struct Ask<'a> {
+    pub title: &'a str,
+    pub question: &'a str,
+    /// What cannot be undone, or what happens at the door; may be empty.
+    pub consequence: &'a str,
+    pub button: &'a str,
+    pub cancel: &'a str,
+}
+
+/// "Are you sure?" for an action posted to `action`.
+pub(crate) fn confirm_page(
+    user: &crate::CurrentUser,
+    action: &str,
+    ask: Ask<'_>,
+    keep: Vec<(&str, String)>,
+) -> Response {
+    render(&ConfirmTpl {
+        page: Page::new(ask.title, "", Some(user)),
+        question: ask.question,
+        consequence: ask.consequence,
+        action,
+        button: ask.button,
+        cancel: ask.cancel,
+        keep,
+    })
 }
 
 async fn not_found(uri: axum::http::Uri) -> axum::response::Response {
@@ -106,6 +169,13 @@ async fn script() -> impl IntoResponse {
     asset(
         "text/javascript; charset=utf-8",
         include_bytes!("../../assets/live.js"),
+    )
+}
+
+async fn page_script() -> impl IntoResponse {
+    asset(
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../assets/page.js"),
     )
 }
 

@@ -14,8 +14,9 @@ use crate::auth::{Admin, CurrentUser};
 use crate::error::AppError;
 use crate::extract::{CsrfForm, CsrfMultipart, NoFields, Path, Query};
 use crate::routes::home::Done;
+use crate::routes::{confirm_page, Ask, Confirm};
 use crate::views::{card_view, face_view, render, CardView, FaceView, Page};
-use crate::{AppState, EnrolError};
+use crate::{Actor, AppState, EnrolError};
 
 /// What the door would say to `p` at `now`, the reason first: disabled, then the validity dates, then
 /// the weekly schedule.
@@ -92,7 +93,11 @@ pub(crate) async fn list(
             validity: validity(&state, p),
         })
         .collect();
-    let notice = (q.done() == Some("person_saved")).then(|| "Saved.".to_string());
+    let notice = match q.done() {
+        Some("person_saved") => Some("Saved.".to_string()),
+        Some("person_removed") => Some("Person removed.".to_string()),
+        _ => None,
+    };
     Ok(render(&PeopleTpl {
         page: Page::new("People", "people", Some(&user)).with_notice(notice),
         people: rows,
@@ -110,7 +115,9 @@ pub(crate) async fn add(
     CsrfForm(f): CsrfForm<AddForm>,
 ) -> Result<Response, AppError> {
     let id = state.store.add_person(&f.name).await?;
-    tracing::info!(user = %user.account.username, person = %f.name.trim(), "person added");
+    state
+        .audit(Actor::Web(&user), "person.add", f.name.trim(), "")
+        .await;
     Ok(Redirect::to(&format!("/people/{id}?done=person_added")).into_response())
 }
 
@@ -216,7 +223,8 @@ pub(crate) async fn update(
     Path(id): Path<i64>,
     CsrfForm(f): CsrfForm<UpdateForm>,
 ) -> Result<Response, AppError> {
-    let mut p = person_or_404(&state, id).await?;
+    let before = person_or_404(&state, id).await?;
+    let mut p = before.clone();
     let from = date(f.valid_from.as_deref(), "first day")?;
     let until = date(f.valid_until.as_deref(), "last day")?;
     if let (Some(a), Some(b)) = (from, until) {
@@ -235,8 +243,68 @@ pub(crate) async fn update(
     p.schedule = crate::schedule::parse(f.schedule.as_deref().unwrap_or(""))
         .map_err(AppError::BadRequest)?;
     state.store.update_person(&p).await?;
-    tracing::info!(user = %user.account.username, person = %p.name, "person updated");
+    let changes = person_changes(&state, &before, &p);
+    state
+        .audit(Actor::Web(&user), "person.update", &p.name, changes)
+        .await;
     Ok(Redirect::to(&format!("/people/{id}?done=saved")).into_response())
+}
+
+/// Removes a person with their cards and faces, once confirmed; their attempts stay in History under the
+/// name they had.
+pub(crate) async fn remove(
+    State(state): State<AppState>,
+    Admin(user): Admin,
+    Path(id): Path<i64>,
+    CsrfForm(c): CsrfForm<Confirm>,
+) -> Result<Response, AppError> {
+    let p = person_or_404(&state, id).await?;
+    let faces = state.store.faces(Some(p.id)).await?.len();
+    if !c.confirmed() {
+        let question = format!(
+            "Remove {} with {} and {}?",
+            p.name,
+            plural(p.cards.len(), "card"),
+            plural(faces, "enrolled face")
+        );
+        return Ok(confirm_page(
+            &user,
+            &format!("/people/{id}/remove"),
+            Ask {
+                title: "Remove person",
+                question: &question,
+                consequence: "Their cards stop opening the door at once and their face photos are \
+                              deleted; their past attempts stay in History. To stop them only for a \
+                              while, disable them instead.",
+                button: "Remove person",
+                cancel: &format!("/people/{id}"),
+            },
+            Vec::new(),
+        ));
+    }
+    state.store.delete_person(p.id).await?;
+    state
+        .audit(
+            Actor::Web(&user),
+            "person.remove",
+            &p.name,
+            format!(
+                "with {} and {}",
+                plural(p.cards.len(), "card"),
+                plural(faces, "face")
+            ),
+        )
+        .await;
+    Ok(Redirect::to("/people?done=person_removed").into_response())
+}
+
+/// "1 card", "3 cards".
+fn plural(n: usize, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
 }
 
 #[derive(Deserialize)]
@@ -266,11 +334,16 @@ pub(crate) async fn add_card(
         .uid
         .parse()
         .map_err(|e: facereko_domain::Error| AppError::BadRequest(e.to_string()))?;
+    let label = label_of(f.label.as_deref())?;
+    state.store.add_card(p.id, &uid, label).await?;
     state
-        .store
-        .add_card(p.id, &uid, label_of(f.label.as_deref())?)
-        .await?;
-    tracing::info!(user = %user.account.username, person = %p.name, %uid, "card added");
+        .audit(
+            Actor::Web(&user),
+            "card.add",
+            &p.name,
+            card_words(&uid, label),
+        )
+        .await;
     Ok(Redirect::to(&format!("/people/{id}?done=card_added")).into_response())
 }
 
@@ -296,7 +369,14 @@ pub(crate) async fn tap_card(
     let wait = Duration::from_secs(u64::from(state.config.card_wait_seconds));
     let tap = state.door.next_card(wait).await?;
     state.store.add_card(p.id, &tap.uid, label).await?;
-    tracing::info!(user = %user.account.username, person = %p.name, uid = %tap.uid, "card added by tapping");
+    state
+        .audit(
+            Actor::Web(&user),
+            "card.add",
+            &p.name,
+            format!("{}, tapped on the reader", card_words(&tap.uid, label)),
+        )
+        .await;
     Ok(Redirect::to(&format!("/people/{id}?done=card_added")).into_response())
 }
 
@@ -305,12 +385,64 @@ fn uid_of(key: &str) -> Result<CardUid, AppError> {
         .map_err(|_| AppError::BadRequest("That is not a card UID.".into()))
 }
 
-/// The card must belong to this person (so a form for one person cannot change another's card).
-async fn own_card(state: &AppState, id: i64, key: &str) -> Result<CardUid, AppError> {
+/// The card must belong to this person (so a form for one person cannot change another's card); the
+/// card and its owner's name.
+async fn own_card(
+    state: &AppState,
+    id: i64,
+    key: &str,
+) -> Result<(facereko_domain::Card, String), AppError> {
     let uid = uid_of(key)?;
     match state.store.lookup_card(&uid).await? {
-        Some((card, _)) if card.person_id == PersonId(id) => Ok(uid),
+        Some((card, owner)) if card.person_id == PersonId(id) => Ok((card, owner.name)),
         _ => Err(AppError::NotFound),
+    }
+}
+
+/// A card in the audit trail's words: `card 04:A2:••:•• ("blue fob")`. Masked like a viewer sees it:
+/// the trail also goes out as events, and in `card` mode a whole UID is a credential.
+fn card_words(uid: &CardUid, label: Option<&str>) -> String {
+    match label {
+        Some(l) => format!("card {} ({l:?})", uid.masked()),
+        None => format!("card {}", uid.masked()),
+    }
+}
+
+/// What an edit of a person changed, in words, for the audit trail.
+fn person_changes(
+    state: &AppState,
+    a: &facereko_domain::Person,
+    b: &facereko_domain::Person,
+) -> String {
+    let mut out = Vec::new();
+    if a.name != b.name {
+        out.push(format!("name {:?} → {:?}", a.name, b.name));
+    }
+    if a.active != b.active {
+        out.push(if b.active { "enabled" } else { "disabled" }.to_string());
+    }
+    let (va, vb) = (validity(state, a), validity(state, b));
+    if va != vb {
+        out.push(format!("valid {va} → {vb}"));
+    }
+    let (sa, sb) = (
+        crate::schedule::format(a.schedule.as_ref()),
+        crate::schedule::format(b.schedule.as_ref()),
+    );
+    if sa != sb {
+        let words = |s: &str| {
+            if s.is_empty() {
+                "any time".to_string()
+            } else {
+                s.replace('\n', "; ")
+            }
+        };
+        out.push(format!("schedule {} → {}", words(&sa), words(&sb)));
+    }
+    if out.is_empty() {
+        "nothing changed".into()
+    } else {
+        out.join("; ")
     }
 }
 
@@ -326,10 +458,22 @@ pub(crate) async fn card_active(
     Path((id, key)): Path<(i64, String)>,
     CsrfForm(f): CsrfForm<ActiveForm>,
 ) -> Result<Response, AppError> {
-    let uid = own_card(&state, id, &key).await?;
+    let (card, owner) = own_card(&state, id, &key).await?;
     let active = f.active == "on";
-    state.store.set_card_active(&uid, active).await?;
-    tracing::info!(user = %user.account.username, %uid, active, "card changed");
+    state.store.set_card_active(&card.uid, active).await?;
+    let action = if active {
+        "card.enable"
+    } else {
+        "card.disable"
+    };
+    state
+        .audit(
+            Actor::Web(&user),
+            action,
+            owner,
+            card_words(&card.uid, card.label.as_deref()),
+        )
+        .await;
     Ok(Redirect::to(&format!("/people/{id}?done=card_changed")).into_response())
 }
 
@@ -337,11 +481,42 @@ pub(crate) async fn remove_card(
     State(state): State<AppState>,
     Admin(user): Admin,
     Path((id, key)): Path<(i64, String)>,
-    _: CsrfForm<NoFields>,
+    CsrfForm(c): CsrfForm<Confirm>,
 ) -> Result<Response, AppError> {
-    let uid = own_card(&state, id, &key).await?;
-    state.store.remove_card(&uid).await?;
-    tracing::info!(user = %user.account.username, %uid, "card removed");
+    let (card, owner) = own_card(&state, id, &key).await?;
+    if !c.confirmed() {
+        let question = format!(
+            "Remove card {} {}of {owner}?",
+            card.uid,
+            card.label
+                .as_deref()
+                .map(|l| format!("({l}) "))
+                .unwrap_or_default()
+        );
+        return Ok(confirm_page(
+            &user,
+            &format!("/people/{id}/cards/{key}/remove"),
+            Ask {
+                title: "Remove card",
+                question: &question,
+                consequence:
+                    "The card stops opening the door at once. To stop it only for a while, \
+                              disable it instead.",
+                button: "Remove card",
+                cancel: &format!("/people/{id}"),
+            },
+            Vec::new(),
+        ));
+    }
+    state.store.remove_card(&card.uid).await?;
+    state
+        .audit(
+            Actor::Web(&user),
+            "card.remove",
+            owner,
+            card_words(&card.uid, card.label.as_deref()),
+        )
+        .await;
     Ok(Redirect::to(&format!("/people/{id}?done=card_removed")).into_response())
 }
 
@@ -383,7 +558,14 @@ pub(crate) async fn upload_face(
         .ok_or_else(|| AppError::BadRequest("Choose a photo to upload.".into()))?;
     let photo = checked(&state, bytes).await?;
     let face = enrol(&state, p.id, photo).await?;
-    tracing::info!(user = %user.account.username, person = %p.name, face, "face enrolled from an upload");
+    state
+        .audit(
+            Actor::Web(&user),
+            "face.add",
+            &p.name,
+            format!("face #{face} from an uploaded photo"),
+        )
+        .await;
     Ok(Redirect::to(&format!("/people/{id}?done=face_added")).into_response())
 }
 
@@ -400,7 +582,14 @@ pub(crate) async fn capture_face(
     })?;
     let photo = checked(&state, photo.bytes).await?;
     let face = enrol(&state, p.id, photo).await?;
-    tracing::info!(user = %user.account.username, person = %p.name, face, "face enrolled with the door camera");
+    state
+        .audit(
+            Actor::Web(&user),
+            "face.add",
+            &p.name,
+            format!("face #{face} taken with the door camera"),
+        )
+        .await;
     Ok(Redirect::to(&format!("/people/{id}?done=face_added")).into_response())
 }
 
@@ -408,16 +597,44 @@ pub(crate) async fn delete_face(
     State(state): State<AppState>,
     Admin(user): Admin,
     Path((id, face)): Path<(i64, i64)>,
-    _: CsrfForm<NoFields>,
+    CsrfForm(c): CsrfForm<Confirm>,
 ) -> Result<Response, AppError> {
-    let faces = state.store.faces(Some(PersonId(id))).await?;
+    let p = person_or_404(&state, id).await?;
+    let faces = state.store.faces(Some(p.id)).await?;
     if !faces.iter().any(|x| x.id == face) {
         return Err(AppError::NotFound);
+    }
+    if !c.confirmed() {
+        let question = format!("Delete this enrolled face (#{face}) of {}?", p.name);
+        let consequence = if faces.len() == 1 {
+            "It is their only face: until another is enrolled, the door cannot recognise them."
+        } else {
+            "The photo and its face data are deleted; this cannot be undone."
+        };
+        return Ok(confirm_page(
+            &user,
+            &format!("/people/{id}/faces/{face}/delete"),
+            Ask {
+                title: "Delete face",
+                question: &question,
+                consequence,
+                button: "Delete face",
+                cancel: &format!("/people/{id}"),
+            },
+            Vec::new(),
+        ));
     }
     state.faces.delete(face).await.map_err(|e| match e {
         EnrolError::Other(m) => AppError::Internal(format!("face delete: {m}")),
         other => AppError::BadRequest(other.to_string()),
     })?;
-    tracing::info!(user = %user.account.username, person = id, face, "face deleted");
+    state
+        .audit(
+            Actor::Web(&user),
+            "face.delete",
+            &p.name,
+            format!("face #{face}"),
+        )
+        .await;
     Ok(Redirect::to(&format!("/people/{id}?done=face_deleted")).into_response())
 }

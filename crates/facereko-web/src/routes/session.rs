@@ -182,7 +182,18 @@ pub(crate) async fn setup(
             must_change_password: false,
         })
         .await?;
-    tracing::info!(%username, "first administrator created");
+    state
+        .audit(
+            crate::Actor::Other {
+                name: &username,
+                via: facereko_domain::AuditVia::Web,
+                from: Some(ip),
+            },
+            "account.add",
+            &username,
+            "the first administrator, at set-up",
+        )
+        .await;
     sign_in(&state, id, "/").await
 }
 
@@ -634,6 +645,26 @@ pub(crate) async fn create_account(
             must_change_password: false,
         })
         .await?;
-    tracing::info!(%username, person = %person.name, uid = %card.uid, invited = invitation.is_some(), "viewer account created with a card");
+    state
+        .audit(
+            crate::Actor::Other {
+                name: &username,
+                via: facereko_domain::AuditVia::Web,
+                from: Some(ip),
+            },
+            "account.add",
+            &username,
+            format!(
+                "viewer account of {} with card {}{}",
+                person.name,
+                card.uid.masked(),
+                if invitation.is_some() {
+                    ", invited"
+                } else {
+                    ""
+                }
+            ),
+        )
+        .await;
     sign_in(&state, id, "/").await
 }

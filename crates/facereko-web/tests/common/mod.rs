@@ -58,6 +58,8 @@ pub fn jpeg(w: u32, h: u32) -> Vec<u8> {
 }
 
 pub const DOOR: &str = "front";
+/// The similarity threshold the fixture's web app shows.
+pub const THRESHOLD: f32 = 92.8;
 
 pub struct Fixture {
     pub dir: tempfile::TempDir,
@@ -190,7 +192,8 @@ impl Fixture {
             Arc::new(TestEnroller(store.clone())),
             config,
         )
-        .unwrap();
+        .unwrap()
+        .with_threshold(THRESHOLD);
         let app = facereko_web::router(state.clone());
         Self {
             dir,
@@ -331,4 +334,36 @@ impl Fixture {
     pub fn tap(&self, uid: &str) {
         self.tapper.tap(CardTap::new(uid.parse().unwrap())).unwrap();
     }
+}
+
+/// A photo upload form (`csrf`, `photo`) as a browser sends it.
+pub fn multipart(csrf: &str, file: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "----facerekoBoundary7MA4YWxk";
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n")
+            .as_bytes(),
+    );
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"photo\"; filename=\"me.jpg\"\r\nContent-Type: image/jpeg\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(file);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+/// Uploads a face photo for `person` as the person page does.
+pub async fn upload(f: &Fixture, b: &Browser, person: PersonId, file: &[u8]) -> Resp {
+    let (ct, body) = multipart(&b.csrf, file);
+    f.send(
+        Request::post(format!("/people/{}/faces", person.0))
+            .header(header::COOKIE, b.cookie_header())
+            .header(header::CONTENT_TYPE, ct)
+            .body(Body::from(body))
+            .unwrap(),
+    )
+    .await
 }
