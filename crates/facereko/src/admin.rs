@@ -77,6 +77,10 @@ pub async fn accounts(
                     must_change_password: false,
                 })
                 .await?;
+            if let Ok((config, _)) = Config::load(config_file, data_dir) {
+                let role = format!("role {role}");
+                crate::cli::audit(&store, &config, "account.add", &username, role).await;
+            }
             println!(
                 "account {username} added ({})",
                 if admin { "admin" } else { "viewer" }

@@ -101,6 +101,43 @@ pub async fn open_store(data_dir: &Path, config_file: Option<&Path>) -> Result<S
 
 pub use facereko_store::redact_url;
 
+/// Records a change made from the command line in the audit trail: the system user who ran it (through
+/// `sudo`, the one who called `sudo`), `cli`, and the SSH client's address when run over SSH. A failure
+/// to record is reported on stderr; the change itself stands.
+pub async fn audit(
+    store: &Store,
+    config: &Config,
+    action: &str,
+    target: &str,
+    detail: impl Into<String>,
+) {
+    let actor = ["SUDO_USER", "USER", "LOGNAME"]
+        .iter()
+        .find_map(|v| std::env::var(v).ok().filter(|s| !s.is_empty()))
+        .unwrap_or_else(|| "unknown user".into());
+    let origin = std::env::var("SSH_CONNECTION")
+        .ok()
+        .and_then(|c| {
+            c.split_whitespace()
+                .next()
+                .map(|ip| format!("ssh from {ip}"))
+        })
+        .unwrap_or_else(|| "local terminal".into());
+    let entry = facereko_domain::NewAudit {
+        time: chrono::Utc::now(),
+        door_id: config.door_id.to_string(),
+        actor,
+        via: facereko_domain::AuditVia::Cli,
+        origin: Some(origin),
+        action: action.into(),
+        target: target.into(),
+        detail: detail.into(),
+    };
+    if let Err(e) = store.record_audit(&entry).await {
+        eprintln!("warning: the audit trail did not record this change ({action} {target}): {e}");
+    }
+}
+
 pub fn config(data_dir: &Path, config_file: Option<&Path>, cmd: ConfigCommand) -> Result<()> {
     let ConfigCommand::Show = cmd;
     let loaded = Config::load_from(config_file, data_dir, std::env::vars_os())?;
@@ -162,13 +199,13 @@ async fn person_named(store: &Store, name: &str) -> Result<Person> {
 
 pub async fn people(data_dir: &Path, config_file: Option<&Path>, cmd: PeopleCommand) -> Result<()> {
     let store = open_store(data_dir, config_file).await?;
-    let result = people_on(&store, cmd).await;
     let (config, _) = Config::load(config_file, data_dir)?;
+    let result = people_on(&store, &config, cmd).await;
     crate::fleet::announce_changes(&config, &store).await;
     result
 }
 
-async fn people_on(store: &Store, cmd: PeopleCommand) -> Result<()> {
+async fn people_on(store: &Store, config: &Config, cmd: PeopleCommand) -> Result<()> {
     let store = store.clone();
     match cmd {
         PeopleCommand::Add { name, card } => {
@@ -187,6 +224,17 @@ async fn people_on(store: &Store, cmd: PeopleCommand) -> Result<()> {
                 store.add_card(id, uid, None).await?;
             }
             let cards: Vec<String> = card.iter().map(|c| c.to_string()).collect();
+            audit(&store, config, "person.add", &name, "").await;
+            for uid in &card {
+                audit(
+                    &store,
+                    config,
+                    "card.add",
+                    &name,
+                    format!("card {}", uid.masked()),
+                )
+                .await;
+            }
             println!(
                 "added {name} (id {id}){}",
                 if cards.is_empty() {
@@ -199,10 +247,18 @@ async fn people_on(store: &Store, cmd: PeopleCommand) -> Result<()> {
         PeopleCommand::AddCard { name, uid } => {
             let p = person_named(&store, &name).await?;
             store.add_card(p.id, &uid, None).await?;
+            audit(
+                &store,
+                config,
+                "card.add",
+                &p.name,
+                format!("card {}", uid.masked()),
+            )
+            .await;
             println!("card {uid} now belongs to {}", p.name);
         }
-        PeopleCommand::Disable { name } => set_active(&store, &name, false).await?,
-        PeopleCommand::Enable { name } => set_active(&store, &name, true).await?,
+        PeopleCommand::Disable { name } => set_active(&store, config, &name, false).await?,
+        PeopleCommand::Enable { name } => set_active(&store, config, &name, true).await?,
         PeopleCommand::List { json } => {
             let people = store.list_people().await?;
             if json {
@@ -237,10 +293,15 @@ async fn people_on(store: &Store, cmd: PeopleCommand) -> Result<()> {
     Ok(())
 }
 
-async fn set_active(store: &Store, name: &str, active: bool) -> Result<()> {
+async fn set_active(store: &Store, config: &Config, name: &str, active: bool) -> Result<()> {
     let mut p = person_named(store, name).await?;
+    let before = p.active;
     p.active = active;
     store.update_person(&p).await?;
+    if before != active {
+        let what = if active { "enabled" } else { "disabled" };
+        audit(store, config, "person.update", &p.name, what).await;
+    }
     println!(
         "{} is {}",
         p.name,
@@ -379,8 +440,26 @@ pub async fn status(data_dir: &Path, json: bool) -> Result<()> {
     Ok(())
 }
 
-pub async fn arm(data_dir: &Path, armed: bool) -> Result<()> {
+pub async fn arm(data_dir: &Path, config_file: Option<&Path>, armed: bool) -> Result<()> {
     let reply = control::request(data_dir, &Request::Arm { armed }).await?;
     println!("{}", reply.message);
+    let action = if armed {
+        "system.activate"
+    } else {
+        "system.deactivate"
+    };
+    match (
+        Config::load(config_file, data_dir),
+        open_store(data_dir, config_file).await,
+    ) {
+        (Ok((config, _)), Ok(store)) => {
+            let door = config.door_id.to_string();
+            audit(&store, &config, action, &door, "").await;
+            store.close().await;
+        }
+        (Err(e), _) | (_, Err(e)) => {
+            eprintln!("warning: the audit trail did not record this change ({action}): {e:#}")
+        }
+    }
     Ok(())
 }

@@ -153,7 +153,7 @@ async fn enrol_into(
         return crate::models::reembed(&svc).await;
     }
     if let Some(dir) = a.dir {
-        return enrol_dir(&svc, &dir).await;
+        return enrol_dir(&svc, config, &dir).await;
     }
     let (Some(name), Some(image), Some(photo)) = (a.name, a.image, photo) else {
         bail!("--name and --image are needed (or --dir)");
@@ -177,9 +177,22 @@ async fn enrol_into(
     if let Some(uid) = &a.card {
         if !person.cards.iter().any(|c| &c.uid == uid) {
             store.add_card(person.id, uid, None).await?;
+            let card = format!("card {}", uid.masked());
+            crate::cli::audit(&store, config, "card.add", &person.name, card).await;
         }
     }
     let done = kept.with_context(|| format!("enrolling {}", person.name))?;
+    if created {
+        crate::cli::audit(&store, config, "person.add", &person.name, "").await;
+    }
+    crate::cli::audit(
+        &store,
+        config,
+        "face.add",
+        &person.name,
+        format!("face #{} from {}", done.face_id, image.display()),
+    )
+    .await;
     if let Some(ix) = svc.indexer() {
         println!("indexed into Rekognition collection {}", ix.collection());
     }
@@ -194,7 +207,7 @@ async fn enrol_into(
     Ok(())
 }
 
-async fn enrol_dir(svc: &FaceEnrolment, dir: &Path) -> Result<()> {
+async fn enrol_dir(svc: &FaceEnrolment, config: &Config, dir: &Path) -> Result<()> {
     let mut jobs = Vec::new();
     let mut people: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("{} cannot be read", dir.display()))?
@@ -245,6 +258,13 @@ async fn enrol_dir(svc: &FaceEnrolment, dir: &Path) -> Result<()> {
         }
     }
     println!("\renrolled {ok} of {total} photos{:<60}", "");
+    if ok > 0 {
+        let detail = format!(
+            "{ok} of {total} photos from the folder {} (one person per sub-folder)",
+            dir.display()
+        );
+        crate::cli::audit(svc.store(), config, "face.add", "several people", detail).await;
+    }
     for r in &refused {
         println!("  refused {r}");
     }

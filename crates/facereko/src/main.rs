@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use facereko_domain::Mode;
 
 mod admin;
+mod archive;
 mod backup;
 mod cli;
 mod commission;
@@ -71,6 +72,10 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Restore an archive written by `backup` into the data directory (the daemon must be stopped).
     Restore(backup::RestoreArgs),
+    /// Write the people directory (people, cards, faces with their photos) to one archive for another door.
+    Export(archive::ExportArgs),
+    /// Add the people, cards and faces of an `export` archive (`--dry-run` only reports what it would do).
+    Import(archive::ImportArgs),
     /// The configuration in effect (defaults, file and FACEREKO_* environment), secrets hidden.
     #[command(subcommand)]
     Config(cli::ConfigCommand),
@@ -171,8 +176,8 @@ async fn run(args: Args) -> Result<()> {
         Command::People(c) => cli::people(&data_dir, config_file, c).await,
         Command::Attempts(c) => cli::attempts(&data_dir, config_file, c).await,
         Command::Status { json } => cli::status(&data_dir, json).await,
-        Command::Arm => cli::arm(&data_dir, true).await,
-        Command::Disarm => cli::arm(&data_dir, false).await,
+        Command::Arm => cli::arm(&data_dir, config_file, true).await,
+        Command::Disarm => cli::arm(&data_dir, config_file, false).await,
         Command::Models(ModelsCommand::Install(a)) => {
             models::install(&data_dir, config_file, a).await
         }
@@ -192,6 +197,8 @@ async fn run(args: Args) -> Result<()> {
         Command::Config(c) => cli::config(&data_dir, config_file, c),
         Command::Backup(a) => backup::backup(&data_dir, config_file, a).await,
         Command::Restore(a) => backup::restore(&data_dir, config_file, a).await,
+        Command::Export(a) => archive::export(&data_dir, config_file, a).await,
+        Command::Import(a) => archive::import(&data_dir, config_file, a).await,
         Command::Migrate => {
             let store = cli::open_store(&data_dir, config_file).await?;
             println!("database {} is migrated", store.backend());

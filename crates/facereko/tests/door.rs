@@ -178,6 +178,53 @@ fn the_web_app_is_served_next_to_the_door() {
     daemon.stop();
 }
 
+/// Changes made with the command line are in the audit trail, with the system user and `cli`.
+#[tokio::test]
+async fn command_line_changes_are_in_the_audit_trail() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("USER", "maria"),
+        ("SUDO_USER", ""),
+        ("SSH_CONNECTION", "192.0.2.4 50022 192.0.2.1 22"),
+    ];
+    common::ok_env(
+        dir.path(),
+        &["people", "add", "Ada", "--card", "04:A2:2B:19"],
+        &env,
+    );
+    common::ok_env(dir.path(), &["people", "disable", "Ada"], &env);
+    common::ok_env(
+        dir.path(),
+        &["people", "add-card", "Ada", "04:00:00:01"],
+        &env,
+    );
+    let url = format!("sqlite://{}", dir.path().join("facereko.db").display());
+    let store = facereko_store::Store::open(&url, dir.path()).await.unwrap();
+    let mut trail = store
+        .audit_entries(&facereko_store::AuditQuery::default())
+        .await
+        .unwrap();
+    trail.reverse();
+    let seen: Vec<(&str, &str, &str)> = trail
+        .iter()
+        .map(|e| (e.action.as_str(), e.target.as_str(), e.detail.as_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("person.add", "Ada", ""),
+            ("card.add", "Ada", "card 04:A2:••:••"),
+            ("person.update", "Ada", "disabled"),
+            ("card.add", "Ada", "card 04:00:••:••"),
+        ]
+    );
+    for e in &trail {
+        assert_eq!(e.actor, "maria");
+        assert_eq!(e.via, facereko_domain::AuditVia::Cli);
+        assert_eq!(e.origin.as_deref(), Some("ssh from 192.0.2.4"));
+    }
+}
+
 #[test]
 fn an_admin_account_can_be_added_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
