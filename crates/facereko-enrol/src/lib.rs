@@ -18,7 +18,7 @@ use std::sync::Arc;
 
 use facereko_domain::{PersonId, Photo};
 use facereko_store::Store;
-use facereko_vision::{models, Enrolment, LocalEngine};
+use facereko_vision::{models, similarity_percent, Embedding, Enrolment, LocalEngine};
 
 pub mod gallery;
 
@@ -126,6 +126,16 @@ pub struct ReembedReport {
     pub done: usize,
 }
 
+/// Another enrolled person a new face resembles (see [`FaceEnrolment::resembles_other`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct LooksLike {
+    pub person: PersonId,
+    pub name: String,
+    /// 0–100 %, against the threshold in force.
+    pub similarity: f32,
+    pub threshold: f32,
+}
+
 /// The one enrolment pipeline. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct FaceEnrolment {
@@ -195,6 +205,45 @@ impl FaceEnrolment {
                 })?;
         }
         Ok(Enrolled { face_id, ms: e.ms })
+    }
+
+    /// The enrolled person other than `person` whose faces are most like `e`, when at or above the
+    /// engine's threshold: a face that would open the door for someone else's card. Faces of other models
+    /// are not comparable and are skipped.
+    pub async fn resembles_other(
+        &self,
+        person: PersonId,
+        e: &Enrolment,
+    ) -> Result<Option<LooksLike>> {
+        let engine = self.engine()?;
+        let mut best: Option<(PersonId, f32)> = None;
+        for f in self.store.faces(None).await? {
+            if f.person_id == person || f.model_id != engine.model_id() {
+                continue;
+            }
+            let Ok(other) = Embedding::new(f.embedding) else {
+                continue;
+            };
+            let s = similarity_percent(e.embedding.cosine(&other));
+            if best.is_none_or(|(_, b)| s > b) {
+                best = Some((f.person_id, s));
+            }
+        }
+        let threshold = engine.threshold();
+        let Some((other, similarity)) = best.filter(|(_, s)| *s >= threshold) else {
+            return Ok(None);
+        };
+        let name = self
+            .store
+            .person(other)
+            .await?
+            .map_or_else(|| format!("person #{other}"), |p| p.name);
+        Ok(Some(LooksLike {
+            person: other,
+            name,
+            similarity,
+            threshold,
+        }))
     }
 
     /// Enrols the one face in `photo` for `person`: embed, store, index.

@@ -195,3 +195,29 @@ async fn a_face_enrolled_after_start_is_in_the_very_next_decision() {
     let after = door.verify(&probe, aaron).await.unwrap();
     assert_eq!(after.matched, Some(aaron), "{after:?}");
 }
+
+#[tokio::test]
+#[ignore = "needs FACEREKO_MODELS_DIR and FACEREKO_FACES_DIR (set by scripts/test.sh)"]
+async fn a_new_face_is_compared_with_everyone_elses_but_not_its_owners() {
+    let (store, _dir) = store().await;
+    let aaron = store.add_person("Aaron").await.unwrap();
+    let sorkin = store.add_person("Sorkin").await.unwrap();
+    let svc = FaceEnrolment::new(store.clone(), Some(engine()), None);
+    svc.enrol(aaron, &lfw("Aaron_Peirsol/01.jpg"))
+        .await
+        .unwrap();
+    // Another photo of Aaron, enrolled for someone else, looks like Aaron.
+    let again = svc.embed(&lfw("Aaron_Peirsol/02.jpg")).await.unwrap();
+    let like = svc
+        .resembles_other(sorkin, &again)
+        .await
+        .unwrap()
+        .expect("Aaron's second photo is Aaron");
+    assert_eq!(like.person, aaron);
+    assert_eq!(like.name, "Aaron");
+    assert!(like.similarity >= like.threshold, "{like:?}");
+    // For Aaron himself it is no one else's face; nor is a stranger's face anyone's.
+    assert_eq!(svc.resembles_other(aaron, &again).await.unwrap(), None);
+    let stranger = svc.embed(&lfw("Aaron_Sorkin/01.jpg")).await.unwrap();
+    assert_eq!(svc.resembles_other(sorkin, &stranger).await.unwrap(), None);
+}

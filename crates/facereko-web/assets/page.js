@@ -18,3 +18,25 @@
     });
   });
 })();
+
+// "Tap now": while the server waits for a card, say so, count down and offer Cancel (its own form,
+// which ends the wait on the server). Without the script the page simply waits for the answer.
+(function () {
+  "use strict";
+  var form = document.getElementById("tap-form");
+  var cancel = document.getElementById("tap-cancel");
+  var left = document.getElementById("tap-left");
+  if (!form || !cancel || !left) { return; }
+  form.addEventListener("submit", function () {
+    var seconds = parseInt(form.getAttribute("data-wait"), 10) || 0;
+    var button = document.getElementById("tap-now");
+    if (button) { button.disabled = true; button.textContent = "Waiting for a card…"; }
+    cancel.hidden = false;
+    left.textContent = String(seconds);
+    var timer = window.setInterval(function () {
+      seconds = Math.max(0, seconds - 1);
+      left.textContent = String(seconds);
+      if (seconds === 0) { window.clearInterval(timer); }
+    }, 1000);
+  });
+})();

@@ -118,6 +118,8 @@ pub(crate) struct Runtime {
     tokens: Mutex<HashMap<String, (Account, Instant)>>,
     /// Held while a request waits for a card on the reader: one waiter at a time.
     pub(crate) card_wait: tokio::sync::Mutex<()>,
+    /// Ends the wait of a "Tap now" (its Cancel button).
+    pub(crate) card_cancel: tokio::sync::Notify,
     /// Thumbnails made so far, by photo path (bounded; dropped wholesale when full).
     pub(crate) thumbs: Mutex<HashMap<String, std::sync::Arc<Vec<u8>>>>,
     /// One thumbnail decode at a time: a Pi has few cores and the door comes first.
@@ -131,7 +133,27 @@ pub(crate) struct Runtime {
     /// A secret just created (an API token, an invitation code), waiting for the page the creating
     /// form redirects to: by session, shown once, then gone.
     reveal: Mutex<HashMap<String, (Reveal, Instant)>>,
+    /// Photos whose face looks like another person's, waiting for an administrator's confirmation.
+    pending_faces: Mutex<HashMap<String, PendingFace>>,
 }
+
+/// A photo held back from enrolment until confirmed (see [`Runtime::hold_face`]).
+#[derive(Clone, Debug)]
+pub(crate) struct PendingFace {
+    /// The session that uploaded it: no other may confirm it.
+    session: String,
+    pub(crate) person: facereko_domain::PersonId,
+    pub(crate) photo: facereko_domain::Photo,
+    /// Where the photo came from, for the audit trail ("from an uploaded photo").
+    pub(crate) source: String,
+    /// Whom it looks like, for the audit trail.
+    pub(crate) looks_like: String,
+    at: Instant,
+}
+
+/// How long a held photo waits, and how many are held at most (each may be a few MiB).
+const PENDING_FOR: Duration = Duration::from_secs(600);
+const PENDING_MAX: usize = 16;
 
 /// A secret shown once after the redirect that follows its creation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -177,12 +199,14 @@ impl Default for Runtime {
             failures: Default::default(),
             tokens: Default::default(),
             card_wait: Default::default(),
+            card_cancel: Default::default(),
             thumbs: Default::default(),
             thumb_decode: Default::default(),
             setup: Default::default(),
             has_accounts: Default::default(),
             setup_code: new_setup_code(),
             reveal: Default::default(),
+            pending_faces: Default::default(),
         }
     }
 }
@@ -290,6 +314,52 @@ impl Runtime {
             .remove(&key)
             .filter(|(_, at)| at.elapsed() < REVEAL_FOR)
             .map(|(s, _)| s)
+    }
+
+    /// Holds a photo for the session of `token` until confirmed; the key its confirmation form carries.
+    pub(crate) fn hold_face(
+        &self,
+        token: &str,
+        person: facereko_domain::PersonId,
+        photo: facereko_domain::Photo,
+        source: String,
+        looks_like: String,
+    ) -> String {
+        let mut key = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::thread_rng(), &mut key);
+        let key = hex::encode(key);
+        let mut map = lock(&self.pending_faces);
+        map.retain(|_, p| p.at.elapsed() < PENDING_FOR);
+        while map.len() >= PENDING_MAX {
+            let oldest = map.iter().min_by_key(|(_, p)| p.at).map(|(k, _)| k.clone());
+            match oldest {
+                Some(k) => map.remove(&k),
+                None => break,
+            };
+        }
+        let session = hex::encode(facereko_store::token_hash(token));
+        map.insert(
+            key.clone(),
+            PendingFace {
+                session,
+                person,
+                photo,
+                source,
+                looks_like,
+                at: Instant::now(),
+            },
+        );
+        key
+    }
+
+    /// The photo held under `key` for this session, once.
+    pub(crate) fn take_face(&self, token: &str, key: &str) -> Option<PendingFace> {
+        let session = hex::encode(facereko_store::token_hash(token));
+        let mut map = lock(&self.pending_faces);
+        let fits = map
+            .get(key)
+            .is_some_and(|p| p.session == session && p.at.elapsed() < PENDING_FOR);
+        fits.then(|| map.remove(key)).flatten()
     }
 
     /// Forgets every cached token (after a revocation or an account change).

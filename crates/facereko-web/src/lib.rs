@@ -58,6 +58,13 @@ pub enum EnrolError {
     ManyFaces(usize),
     #[error("the image could not be used: {0}")]
     BadImage(String),
+    /// The face matches another enrolled person at or above the threshold (only when asked to check).
+    #[error("the face looks like {name} ({similarity:.1} % — the door needs {threshold:.1} %)")]
+    LooksLike {
+        name: String,
+        similarity: f32,
+        threshold: f32,
+    },
     #[error("{0}")]
     Other(String),
 }
@@ -67,8 +74,14 @@ pub enum EnrolError {
 #[async_trait]
 pub trait FaceEnroller: Send + Sync {
     /// Finds exactly one face in `photo`, stores its embedding (and the photo) for `person`, and returns
-    /// the new face id.
-    async fn enrol(&self, person: PersonId, photo: Photo) -> std::result::Result<i64, EnrolError>;
+    /// the new face id. With `check_others`, a face that matches another enrolled person at or above the
+    /// threshold is not stored: [`EnrolError::LooksLike`] (an administrator then confirms or not).
+    async fn enrol(
+        &self,
+        person: PersonId,
+        photo: Photo,
+        check_others: bool,
+    ) -> std::result::Result<i64, EnrolError>;
     /// Deletes an enrolled face.
     async fn delete(&self, face_id: i64) -> std::result::Result<(), EnrolError>;
 }

@@ -23,7 +23,37 @@ pub async fn headers(State(state): State<AppState>, req: Request, next: Next) ->
         return AppError::Forbidden("This request came from another site and was refused.".into())
             .into_response();
     }
+    let session = crate::auth::read_cookie(
+        req.headers(),
+        crate::auth::session_cookie_name(state.config.secure_cookies),
+    );
+    // Where a failed form came from (this site only), for the error page's way back.
+    let back = (!matches!(*req.method(), Method::GET | Method::HEAD))
+        .then(|| local_referer(&req))
+        .flatten();
     let mut resp = next.run(req).await;
+    if let (Some(page), Some(token)) = (
+        resp.extensions().get::<crate::views::ErrorPage>().cloned(),
+        session.filter(|_| !is_api),
+    ) {
+        // The friendly page again, now with the menu of whoever is signed in.
+        let live = state
+            .store
+            .session(&token)
+            .await
+            .ok()
+            .flatten()
+            .filter(|(_, a)| !a.is_locked(chrono::Utc::now()));
+        if let Some((_, account)) = live {
+            let user = crate::auth::CurrentUser {
+                csrf: crate::auth::csrf_for_session(&token),
+                account,
+                token,
+                from: None,
+            };
+            resp = page.render(Some(&user), back.as_deref());
+        }
+    }
     let status = resp.status();
     let is_html = resp
         .headers()
@@ -80,6 +110,21 @@ pub async fn headers(State(state): State<AppState>, req: Request, next: Next) ->
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     resp
+}
+
+/// The path of a same-site `Referer` (`/people/3`), for a link back to the page a form was on.
+fn local_referer(req: &Request<Body>) -> Option<String> {
+    let referer = req.headers().get(header::REFERER)?.to_str().ok()?;
+    let host = req.headers().get(header::HOST)?.to_str().ok()?;
+    let rest = referer
+        .strip_prefix("https://")
+        .or_else(|| referer.strip_prefix("http://"))?;
+    let (src_host, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    if !src_host.eq_ignore_ascii_case(host) {
+        return None;
+    }
+    let path = crate::views::safe_next(Some(path));
+    (path != "/").then_some(path)
 }
 
 /// A browser's state-changing request must come from this site: `Origin` (or, without it, `Referer`)

@@ -85,21 +85,48 @@ struct ErrorTpl<'a> {
     reason: &'a str,
     message: &'a str,
     reference: Option<&'a str>,
+    /// The page the failed form was on: the browser's Back keeps what was typed there.
+    back: Option<&'a str>,
 }
 
-/// A friendly error page.
+/// A friendly error page. Rendered without knowing who asked; the response carries an [`ErrorPage`] so
+/// that the app's middleware can render it again with the navigation of a signed-in user and a way
+/// back to the page the request came from.
 pub fn error_page(status: StatusCode, message: &str, reference: Option<&str>) -> Response {
-    let reason = status.canonical_reason().unwrap_or("Error");
-    render_with_status(
+    let e = ErrorPage {
         status,
-        &ErrorTpl {
-            page: Page::new(reason, "", None),
-            status: status.as_u16(),
-            reason,
-            message,
-            reference,
-        },
-    )
+        message: message.to_string(),
+        reference: reference.map(str::to_string),
+    };
+    let mut resp = e.render(None, None);
+    resp.extensions_mut().insert(e);
+    resp
+}
+
+/// What an error page says, kept on its response.
+#[derive(Clone, Debug)]
+pub struct ErrorPage {
+    pub status: StatusCode,
+    pub message: String,
+    pub reference: Option<String>,
+}
+
+impl ErrorPage {
+    /// The page for `user` (the menu) with a link `back` to the form it came from (a local path).
+    pub fn render(&self, user: Option<&dyn SignedIn>, back: Option<&str>) -> Response {
+        let reason = self.status.canonical_reason().unwrap_or("Error");
+        render_with_status(
+            self.status,
+            &ErrorTpl {
+                page: Page::new(reason, "", user),
+                status: self.status.as_u16(),
+                reason,
+                message: &self.message,
+                reference: self.reference.as_deref(),
+                back,
+            },
+        )
+    }
 }
 
 /// Human words for an outcome.

@@ -936,15 +936,189 @@ async fn tap_now_explains_when_no_card_comes() {
     .await;
     let admin = f.admin().await;
     let p = f.store.add_person("Ada").await.unwrap();
+    let page = f.get(&format!("/people/{}", p.0), &admin).await.text();
+    assert!(page.contains("data-wait=\"1\"") && page.contains("id=\"tap-cancel\""));
+    // No card: back to the person page, saying so, with the label as typed.
     let r = f
+        .post(
+            &format!("/people/{}/cards/tap", p.0),
+            &admin,
+            &[("csrf", &admin.csrf), ("label", "blue fob & co")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        r.location(),
+        format!(
+            "/people/{}?tap=timeout&label=blue%20fob%20%26%20co#tap-now",
+            p.0
+        )
+    );
+    let page = f.get(&r.location(), &admin).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let t = page.text();
+    assert!(
+        t.contains("No card was presented on the reader within 1 s"),
+        "{t}"
+    );
+    assert!(
+        t.contains("value=\"blue fob &#38; co\""),
+        "the label is kept: {t}"
+    );
+    assert!(t.contains("<nav aria-label=\"Main\">"));
+}
+
+#[tokio::test]
+async fn tap_now_can_be_cancelled_and_a_later_card_is_not_taken() {
+    let f = Fixture::with(
+        WebConfig {
+            card_wait_seconds: 30,
+            ..WebConfig::default()
+        },
+        Mode::CardFace,
+    )
+    .await;
+    let admin = f.admin().await;
+    let p = f.store.add_person("Ada").await.unwrap();
+    let waiting = {
+        let app = f.app.clone();
+        let req = Request::post(format!("/people/{}/cards/tap", p.0))
+            .header(header::COOKIE, admin.cookie_header())
+            .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(common::form(&[("csrf", &admin.csrf)])))
+            .unwrap();
+        tokio::spawn(async move {
+            use tower::ServiceExt;
+            app.oneshot(req).await.unwrap()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // While one waits, a second "Tap now" is told the reader is busy, not kept waiting.
+    let busy = f
         .post(
             &format!("/people/{}/cards/tap", p.0),
             &admin,
             &[("csrf", &admin.csrf)],
         )
         .await;
+    assert_eq!(busy.status, StatusCode::SEE_OTHER);
+    assert!(busy.location().contains("tap=busy"));
+    let started = std::time::Instant::now();
+    let r = f
+        .post(
+            &format!("/people/{}/cards/tap/cancel", p.0),
+            &admin,
+            &[("csrf", &admin.csrf)],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let done = tokio::time::timeout(Duration::from_secs(5), waiting)
+        .await
+        .expect("the wait ends at once")
+        .unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(done.status(), StatusCode::SEE_OTHER);
+    assert_eq!(
+        done.headers()[header::LOCATION],
+        format!("/people/{}?done=tap_cancelled", p.0)
+    );
+    // A card tapped after the cancel is an ordinary tap, not this person's new card.
+    f.tap("04:A2:2B:19");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(f.store.person(p).await.unwrap().unwrap().cards.is_empty());
+    let page = f
+        .get(&format!("/people/{}?done=tap_cancelled", p.0), &admin)
+        .await;
+    assert!(page.text().contains("Stopped waiting for a card."));
+}
+
+#[tokio::test]
+async fn a_refused_form_comes_back_with_what_was_typed_and_error_pages_keep_the_menu() {
+    let f = Fixture::new().await;
+    let admin = f.admin().await;
+    let p = f.person_with_card("Ada", "04:A2:2B:19").await;
+    let base = format!("/people/{}", p.0);
+    // A malformed UID: the person page again, 400, the error above and the typed text in the form.
+    let r = f
+        .post(
+            &format!("{base}/cards"),
+            &admin,
+            &[
+                ("csrf", &admin.csrf),
+                ("uid", "04:ZZ<b>"),
+                ("label", "spare"),
+            ],
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.text().contains("No card was presented"));
+    let t = r.text();
+    assert!(t.contains("role=\"alert\""), "{t}");
+    assert!(
+        t.contains("value=\"04:ZZ&#60;b&#62;\"") && t.contains("value=\"spare\""),
+        "{t}"
+    );
+    assert!(t.contains("<nav aria-label=\"Main\">"));
+    // A card someone else holds: the same, as a conflict.
+    f.person_with_card("Bob", "04:00:00:01").await;
+    let r = f
+        .post(
+            &format!("{base}/cards"),
+            &admin,
+            &[("csrf", &admin.csrf), ("uid", "04:00:00:01")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT);
+    assert!(r.text().contains("Bob") && r.text().contains("value=\"04:00:00:01\""));
+    // The person form with a bad date keeps every field as typed, and nothing is saved.
+    let r = f
+        .post(
+            &base,
+            &admin,
+            &[
+                ("csrf", &admin.csrf),
+                ("name", "Ada King"),
+                ("valid_from", "2026-12-31"),
+                ("valid_until", "2026-01-01"),
+                ("schedule", "Mon-Fri 08:00-18:00"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let t = r.text();
+    assert!(t.contains("The last day is before the first day."));
+    assert!(t.contains("value=\"Ada King\"") && t.contains("value=\"2026-12-31\""));
+    assert!(t.contains("Mon-Fri 08:00-18:00"));
+    assert!(
+        !t.contains("name=\"active\" checked"),
+        "unticked stays unticked"
+    );
+    assert_eq!(f.store.person(p).await.unwrap().unwrap().name, "Ada");
+    // Any other error page keeps the menu of who is signed in, and links back to the form's page.
+    let (ct, body) = common::multipart(&admin.csrf, b"not an image at all");
+    let r = f
+        .send(
+            Request::post(format!("{base}/faces"))
+                .header(header::COOKIE, admin.cookie_header())
+                .header(header::CONTENT_TYPE, ct)
+                .header(header::HOST, "door.local")
+                .header(header::REFERER, format!("http://door.local{base}"))
+                .body(Body::from(body))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    let t = r.text();
+    assert!(
+        t.contains("<nav aria-label=\"Main\">") && t.contains("Sign out admin"),
+        "{t}"
+    );
+    assert!(t.contains(&format!("href=\"{base}\" id=\"back\"")), "{t}");
+    // Signed out, the same page has no menu.
+    let r = f.get("/no/such/page", &common::Browser::default()).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+    assert!(!r.text().contains("<nav aria-label=\"Main\">"));
+    let r = f.get("/no/such/page", &admin).await;
+    assert!(r.text().contains("<nav aria-label=\"Main\">"));
 }
 
 #[tokio::test]
@@ -1913,6 +2087,8 @@ const EVERY_FIELD: &[(&str, &str)] = &[
     ("setup_code", "AAAA-BBBB-CCCC"),
     ("invite", ""),
     ("next", "/"),
+    ("pending", "00"),
+    ("confirm", "yes"),
 ];
 
 /// A `multipart/form-data` body of `(name, file name, contents)` parts.
@@ -2238,7 +2414,7 @@ async fn the_people_list_says_who_the_door_would_let_in_now() {
             .split("<tr>")
             .find(|r| r.contains(&format!(">{name}</a>")))
             .unwrap_or_else(|| panic!("{name} is listed: {page}"));
-        assert!(row.contains(&format!("<td>{state}</td>")), "{name}: {row}");
+        assert!(row.contains(&format!(">{state}</td>")), "{name}: {row}");
     }
 }
 
@@ -2315,4 +2491,93 @@ async fn a_person_is_removed_only_once_confirmed_and_their_attempts_stay() {
         1
     );
     assert_eq!(trail[0].detail, "with 1 card and 1 face");
+}
+
+#[tokio::test]
+async fn a_face_like_another_persons_is_enrolled_only_when_an_admin_confirms() {
+    let f = Fixture::new().await;
+    let admin = f.admin().await;
+    let bob = f.person_with_card("Bob", "04:B0:B0:B0").await;
+    let ada = f.person_with_card("Ada", "04:A2:2B:19").await;
+    assert_eq!(
+        upload(&f, &admin, bob, &jpeg(64, 64)).await.status,
+        StatusCode::SEE_OTHER,
+        "the first face is like nobody's"
+    );
+    // The test enroller finds every face alike: Ada's photo "looks like Bob".
+    let r = upload(&f, &admin, ada, &jpeg(64, 64)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let t = r.text();
+    assert!(
+        t.contains("This face looks like Bob: 100.0 % alike, and the door opens from 92.8 %."),
+        "{t}"
+    );
+    assert!(t.contains("Enrol it for Ada anyway?"));
+    assert!(
+        f.store.faces(Some(ada)).await.unwrap().is_empty(),
+        "held, not enrolled"
+    );
+    let key = {
+        let i = t.find("name=\"pending\" value=\"").unwrap() + 22;
+        t[i..i + 32].to_string()
+    };
+    let action = format!("/people/{}/faces/confirm", ada.0);
+    // Another administrator's session cannot confirm what this one was shown.
+    let other = f.account("second", facereko_store::Role::Admin).await;
+    let r = f
+        .post(
+            &action,
+            &other,
+            &[("csrf", &other.csrf), ("pending", &key), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // Nor can it be confirmed for someone else.
+    let r = f
+        .post(
+            &format!("/people/{}/faces/confirm", bob.0),
+            &admin,
+            &[("csrf", &admin.csrf), ("pending", &key), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    // The wrong person's attempt used the key up: a held photo is confirmed once, by its uploader,
+    // for its person. Upload again and confirm properly.
+    let r = upload(&f, &admin, ada, &jpeg(64, 64)).await;
+    let t = r.text();
+    let key = {
+        let i = t.find("name=\"pending\" value=\"").unwrap() + 22;
+        t[i..i + 32].to_string()
+    };
+    let r = f
+        .post(
+            &action,
+            &admin,
+            &[("csrf", &admin.csrf), ("pending", &key), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text());
+    assert_eq!(f.store.faces(Some(ada)).await.unwrap().len(), 1);
+    let trail = f
+        .store
+        .audit_entries(&facereko_store::AuditQuery::default())
+        .await
+        .unwrap();
+    assert!(
+        trail[0].detail.ends_with(
+            "from an uploaded photo, confirmed although it looks like Bob (100.0 %, needs 92.8 %)"
+        ),
+        "{}",
+        trail[0].detail
+    );
+    // Used once: the same key again is refused.
+    let r = f
+        .post(
+            &action,
+            &admin,
+            &[("csrf", &admin.csrf), ("pending", &key), ("confirm", "yes")],
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert_eq!(f.store.faces(Some(ada)).await.unwrap().len(), 1);
 }

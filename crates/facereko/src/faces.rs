@@ -36,8 +36,24 @@ impl facereko_web::FaceEnroller for WebEnrolment {
         &self,
         person: facereko_domain::PersonId,
         photo: Photo,
+        check_others: bool,
     ) -> Result<i64, facereko_web::EnrolError> {
-        let done = self.0.enrol(person, &photo).await.map_err(page_error)?;
+        let e = self.0.embed(&photo).await.map_err(page_error)?;
+        if check_others {
+            if let Some(other) = self
+                .0
+                .resembles_other(person, &e)
+                .await
+                .map_err(page_error)?
+            {
+                return Err(facereko_web::EnrolError::LooksLike {
+                    name: other.name,
+                    similarity: other.similarity,
+                    threshold: other.threshold,
+                });
+            }
+        }
+        let done = self.0.keep(person, &e, &photo).await.map_err(page_error)?;
         Ok(done.face_id)
     }
 

@@ -20,7 +20,7 @@ pub struct NoEnroller;
 
 #[async_trait]
 impl FaceEnroller for NoEnroller {
-    async fn enrol(&self, _: PersonId, _: Photo) -> Result<i64, EnrolError> {
+    async fn enrol(&self, _: PersonId, _: Photo, _: bool) -> Result<i64, EnrolError> {
         Err(EnrolError::Other("no face engine in the bench".into()))
     }
     async fn delete(&self, _: i64) -> Result<(), EnrolError> {

@@ -5,7 +5,7 @@ use askama::Template;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use chrono::{NaiveDate, Utc};
 use facereko_domain::{Attempt, AuditEntry, Outcome, PersonId};
 use facereko_store::{AttemptQuery, AuditQuery};
@@ -655,16 +655,8 @@ pub(crate) async fn enrol_from_attempt(
         AppError::BadRequest("The photo file is gone (purged by retention?).".into())
     })?;
     let photo = crate::routes::people::checked(&state, bytes).await?;
-    let face = crate::routes::people::enrol(&state, person.id, photo).await?;
-    state
-        .audit(
-            crate::Actor::Web(&user),
-            "face.add",
-            &person.name,
-            format!("face #{face} from the photo of attempt #{id}"),
-        )
-        .await;
-    Ok(Redirect::to(&format!("/people/{}?done=face_added", person.id)).into_response())
+    let source = format!("from the photo of attempt #{id}");
+    crate::routes::people::enrol_or_ask(&state, &user, &person, photo, source).await
 }
 
 #[derive(Template)]

@@ -48,10 +48,12 @@ pub(crate) fn routes() -> Router<AppState> {
         .route("/people/{id}/remove", post(people::remove))
         .route("/people/{id}/cards", post(people::add_card))
         .route("/people/{id}/cards/tap", post(people::tap_card))
+        .route("/people/{id}/cards/tap/cancel", post(people::cancel_tap))
         .route("/people/{id}/cards/{uid}/active", post(people::card_active))
         .route("/people/{id}/cards/{uid}/remove", post(people::remove_card))
         .route("/people/{id}/faces", post(people::upload_face))
         .route("/people/{id}/faces/capture", post(people::capture_face))
+        .route("/people/{id}/faces/confirm", post(people::confirm_face))
         .route(
             "/people/{id}/faces/{face}/delete",
             post(people::delete_face),

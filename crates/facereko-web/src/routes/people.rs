@@ -135,6 +135,21 @@ struct PersonTpl {
     cards: Vec<CardView>,
     faces: Vec<FaceView>,
     wait_seconds: u32,
+    /// What was typed into the card forms, kept when they come back with an error.
+    card_uid: String,
+    card_label: String,
+    tap_label: String,
+}
+
+/// What a form sent, shown again with its error instead of a bare error page.
+#[derive(Default)]
+struct Kept {
+    error: Option<String>,
+    /// The person form as typed (name, first day, last day, schedule, enabled).
+    person: Option<UpdateForm>,
+    card_uid: String,
+    card_label: String,
+    tap_label: String,
 }
 
 async fn person_or_404(state: &AppState, id: i64) -> Result<facereko_domain::Person, AppError> {
@@ -145,16 +160,58 @@ async fn person_or_404(state: &AppState, id: i64) -> Result<facereko_domain::Per
         .ok_or(AppError::NotFound)
 }
 
+/// The person page's address: `done` names what just succeeded; after "Tap now" came back without a
+/// card, `tap` says why (`timeout`, `cancelled`, `busy`) and `label` keeps what was typed.
+#[derive(Default, Deserialize)]
+pub(crate) struct ShowQuery {
+    done: Option<String>,
+    tap: Option<String>,
+    label: Option<String>,
+}
+
 pub(crate) async fn show(
     State(state): State<AppState>,
     user: CurrentUser,
     Path(id): Path<i64>,
-    Query(q): Query<Done>,
+    Query(q): Query<ShowQuery>,
 ) -> Result<Response, AppError> {
     let p = person_or_404(&state, id).await?;
+    let wait = state.config.card_wait_seconds;
+    let error = match q.tap.as_deref() {
+        Some("timeout") => Some(format!(
+            "No card was presented on the reader within {wait} s. Press \"Tap now\" again and hold \
+             the card on the reader."
+        )),
+        Some("busy") => Some(
+            "The card reader is already waiting for a card for someone else; try again in a moment."
+                .to_string(),
+        ),
+        _ => None,
+    };
+    let tap_label = q
+        .label
+        .as_deref()
+        .filter(|l| l.chars().count() <= 100)
+        .unwrap_or_default()
+        .to_string();
+    let kept = Kept {
+        error,
+        tap_label,
+        ..Kept::default()
+    };
+    let page = person_page(&state, &user, &p, q.done.as_deref(), kept).await?;
+    Ok(render(&page))
+}
+
+async fn person_page(
+    state: &AppState,
+    user: &CurrentUser,
+    p: &facereko_domain::Person,
+    done: Option<&str>,
+    kept: Kept,
+) -> Result<PersonTpl, AppError> {
     let faces = state.store.faces(Some(p.id)).await?;
-    let notice = q
-        .done()
+    let notice = done
         .and_then(|d| {
             Some(match d {
                 "person_added" => "Person added. Now add a card and a face.",
@@ -164,29 +221,42 @@ pub(crate) async fn show(
                 "card_removed" => "Card removed.",
                 "face_added" => "Face enrolled.",
                 "face_deleted" => "Face deleted.",
+                "tap_cancelled" => "Stopped waiting for a card.",
                 _ => return None,
             })
         })
         .map(str::to_string);
-    Ok(render(&PersonTpl {
-        page: Page::new(p.name.clone(), "people", Some(&user)).with_notice(notice),
+    let typed = kept.person.as_ref();
+    Ok(PersonTpl {
+        page: Page::new(p.name.clone(), "people", Some(user))
+            .with_notice(notice)
+            .with_error(kept.error),
         id: p.id.0,
-        name: p.name.clone(),
-        active: p.active,
-        valid_from: p
-            .valid_from
-            .map(|t| state.tz.format(t, "%Y-%m-%d"))
-            .unwrap_or_default(),
-        valid_until: p
-            .valid_until
-            .map(|t| {
-                state
-                    .tz
-                    .format(t - chrono::Duration::seconds(1), "%Y-%m-%d")
-            })
-            .unwrap_or_default(),
-        validity: validity(&state, &p),
-        schedule: crate::schedule::format(p.schedule.as_ref()),
+        name: typed.map_or_else(|| p.name.clone(), |f| f.name.clone()),
+        active: typed.map_or(p.active, |f| f.active.is_some()),
+        valid_from: match typed {
+            Some(f) => f.valid_from.clone().unwrap_or_default(),
+            None => p
+                .valid_from
+                .map(|t| state.tz.format(t, "%Y-%m-%d"))
+                .unwrap_or_default(),
+        },
+        valid_until: match typed {
+            Some(f) => f.valid_until.clone().unwrap_or_default(),
+            None => p
+                .valid_until
+                .map(|t| {
+                    state
+                        .tz
+                        .format(t - chrono::Duration::seconds(1), "%Y-%m-%d")
+                })
+                .unwrap_or_default(),
+        },
+        validity: validity(state, p),
+        schedule: match typed {
+            Some(f) => f.schedule.clone().unwrap_or_default(),
+            None => crate::schedule::format(p.schedule.as_ref()),
+        },
         cards: p
             .cards
             .iter()
@@ -194,7 +264,33 @@ pub(crate) async fn show(
             .collect(),
         faces: faces.iter().map(|f| face_view(f, &state.tz)).collect(),
         wait_seconds: state.config.card_wait_seconds,
-    }))
+        card_uid: kept.card_uid,
+        card_label: kept.card_label,
+        tap_label: kept.tap_label,
+    })
+}
+
+/// The person page again with the form's error and what was typed (400), instead of an error page.
+async fn form_error(
+    state: &AppState,
+    user: &CurrentUser,
+    p: &facereko_domain::Person,
+    error: AppError,
+    kept: Kept,
+) -> Result<Response, AppError> {
+    let status = error.status();
+    if !matches!(
+        error,
+        AppError::BadRequest(_) | AppError::Conflict(_) | AppError::Unavailable(_)
+    ) {
+        return Err(error);
+    }
+    let kept = Kept {
+        error: Some(error.public_message().0),
+        ..kept
+    };
+    let page = person_page(state, user, p, None, kept).await?;
+    Ok(crate::views::render_with_status(status, &page))
 }
 
 #[derive(Deserialize)]
@@ -224,6 +320,29 @@ pub(crate) async fn update(
     CsrfForm(f): CsrfForm<UpdateForm>,
 ) -> Result<Response, AppError> {
     let before = person_or_404(&state, id).await?;
+    let p = match save_person(&state, &before, &f).await {
+        Ok(p) => p,
+        Err(e) => {
+            let kept = Kept {
+                person: Some(f),
+                ..Kept::default()
+            };
+            return form_error(&state, &user, &before, e, kept).await;
+        }
+    };
+    let changes = person_changes(&state, &before, &p);
+    state
+        .audit(Actor::Web(&user), "person.update", &p.name, changes)
+        .await;
+    Ok(Redirect::to(&format!("/people/{id}?done=saved")).into_response())
+}
+
+/// Checks the person form and saves it; the person as saved.
+async fn save_person(
+    state: &AppState,
+    before: &facereko_domain::Person,
+    f: &UpdateForm,
+) -> Result<facereko_domain::Person, AppError> {
     let mut p = before.clone();
     let from = date(f.valid_from.as_deref(), "first day")?;
     let until = date(f.valid_until.as_deref(), "last day")?;
@@ -243,11 +362,7 @@ pub(crate) async fn update(
     p.schedule = crate::schedule::parse(f.schedule.as_deref().unwrap_or(""))
         .map_err(AppError::BadRequest)?;
     state.store.update_person(&p).await?;
-    let changes = person_changes(&state, &before, &p);
-    state
-        .audit(Actor::Web(&user), "person.update", &p.name, changes)
-        .await;
-    Ok(Redirect::to(&format!("/people/{id}?done=saved")).into_response())
+    Ok(p)
 }
 
 /// Removes a person with their cards and faces, once confirmed; their attempts stay in History under the
@@ -330,21 +445,32 @@ pub(crate) async fn add_card(
     CsrfForm(f): CsrfForm<CardForm>,
 ) -> Result<Response, AppError> {
     let p = person_or_404(&state, id).await?;
-    let uid: CardUid = f
-        .uid
-        .parse()
-        .map_err(|e: facereko_domain::Error| AppError::BadRequest(e.to_string()))?;
-    let label = label_of(f.label.as_deref())?;
-    state.store.add_card(p.id, &uid, label).await?;
-    state
-        .audit(
-            Actor::Web(&user),
-            "card.add",
-            &p.name,
-            card_words(&uid, label),
-        )
-        .await;
-    Ok(Redirect::to(&format!("/people/{id}?done=card_added")).into_response())
+    let added = async {
+        let uid: CardUid = f
+            .uid
+            .parse()
+            .map_err(|e: facereko_domain::Error| AppError::BadRequest(e.to_string()))?;
+        let label = label_of(f.label.as_deref())?;
+        state.store.add_card(p.id, &uid, label).await?;
+        Ok::<_, AppError>(card_words(&uid, label))
+    }
+    .await;
+    match added {
+        Ok(words) => {
+            state
+                .audit(Actor::Web(&user), "card.add", &p.name, words)
+                .await;
+            Ok(Redirect::to(&format!("/people/{id}?done=card_added")).into_response())
+        }
+        Err(e) => {
+            let kept = Kept {
+                card_uid: f.uid.chars().take(64).collect(),
+                card_label: f.label.unwrap_or_default().chars().take(100).collect(),
+                ..Kept::default()
+            };
+            form_error(&state, &user, &p, e, kept).await
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -352,7 +478,9 @@ pub(crate) struct TapForm {
     label: Option<String>,
 }
 
-/// "Tap now": the next card presented on the door's reader becomes this person's card.
+/// "Tap now": the next card presented on the door's reader becomes this person's card. Waits up to
+/// `card_wait_seconds`; "Cancel" (`tap/cancel`) ends the wait. Without a card it goes back to the person
+/// page saying why, with the label kept.
 pub(crate) async fn tap_card(
     State(state): State<AppState>,
     Admin(user): Admin,
@@ -360,14 +488,43 @@ pub(crate) async fn tap_card(
     CsrfForm(f): CsrfForm<TapForm>,
 ) -> Result<Response, AppError> {
     let p = person_or_404(&state, id).await?;
-    let label = label_of(f.label.as_deref())?;
+    let label = match label_of(f.label.as_deref()) {
+        Ok(l) => l,
+        Err(e) => {
+            let kept = Kept {
+                tap_label: f
+                    .label
+                    .clone()
+                    .unwrap_or_default()
+                    .chars()
+                    .take(100)
+                    .collect(),
+                ..Kept::default()
+            };
+            return form_error(&state, &user, &p, e, kept).await;
+        }
+    };
+    let back = |why: &str| {
+        let mut to = format!("/people/{id}?tap={why}");
+        if let Some(l) = label {
+            to.push_str(&format!("&label={}", crate::views::url_encode(l)));
+        }
+        Redirect::to(&format!("{to}#tap-now")).into_response()
+    };
     let Ok(_reader) = state.runtime.card_wait.try_lock() else {
-        return Err(AppError::Unavailable(
-            "The card reader is already waiting for a card for someone else; try again in a moment.".into(),
-        ));
+        return Ok(back("busy"));
     };
     let wait = Duration::from_secs(u64::from(state.config.card_wait_seconds));
-    let tap = state.door.next_card(wait).await?;
+    let cancelled = state.runtime.card_cancel.notified();
+    let tap = tokio::select! {
+        tap = state.door.next_card(wait) => tap,
+        () = cancelled => return Ok(Redirect::to(&format!("/people/{id}?done=tap_cancelled")).into_response()),
+    };
+    let tap = match tap {
+        Ok(tap) => tap,
+        Err(facereko_door::Error::NoCard(_)) => return Ok(back("timeout")),
+        Err(e) => return Err(e.into()),
+    };
     state.store.add_card(p.id, &tap.uid, label).await?;
     state
         .audit(
@@ -378,6 +535,17 @@ pub(crate) async fn tap_card(
         )
         .await;
     Ok(Redirect::to(&format!("/people/{id}?done=card_added")).into_response())
+}
+
+/// Stops a "Tap now" that is waiting for a card (anyone's: one wait at a time).
+pub(crate) async fn cancel_tap(
+    State(state): State<AppState>,
+    Admin(_): Admin,
+    Path(id): Path<i64>,
+    _: CsrfForm<NoFields>,
+) -> Result<Response, AppError> {
+    state.runtime.card_cancel.notify_waiters();
+    Ok(Redirect::to(&format!("/people/{id}?done=tap_cancelled")).into_response())
 }
 
 fn uid_of(key: &str) -> Result<CardUid, AppError> {
@@ -529,15 +697,112 @@ pub(crate) async fn checked(state: &AppState, bytes: Vec<u8>) -> Result<Photo, A
         .map_err(|e| AppError::BadRequest(format!("The photo was refused: {e}.")))
 }
 
-pub(crate) async fn enrol(
-    state: &AppState,
-    person: PersonId,
-    photo: Photo,
-) -> Result<i64, AppError> {
-    state.faces.enrol(person, photo).await.map_err(|e| match e {
+fn enrol_error(e: EnrolError) -> AppError {
+    match e {
         EnrolError::Other(m) => AppError::Internal(format!("enrolment: {m}")),
         other => AppError::BadRequest(format!("The face was not enrolled: {other}.")),
-    })
+    }
+}
+
+/// Enrols `photo` for `person`, unless its face looks like another enrolled person: then the photo is
+/// held and the administrator asked to confirm (`/people/{id}/faces/confirm`). `source` says where the
+/// photo came from, for the audit trail.
+pub(crate) async fn enrol_or_ask(
+    state: &AppState,
+    user: &CurrentUser,
+    person: &facereko_domain::Person,
+    photo: Photo,
+    source: String,
+) -> Result<Response, AppError> {
+    match state.faces.enrol(person.id, photo.clone(), true).await {
+        Ok(face) => {
+            state
+                .audit(
+                    Actor::Web(user),
+                    "face.add",
+                    &person.name,
+                    format!("face #{face} {source}"),
+                )
+                .await;
+            Ok(Redirect::to(&format!("/people/{}?done=face_added", person.id)).into_response())
+        }
+        Err(EnrolError::LooksLike {
+            name,
+            similarity,
+            threshold,
+        }) => {
+            let looks_like = format!("{name} ({similarity:.1} %, needs {threshold:.1} %)");
+            let key = state
+                .runtime
+                .hold_face(&user.token, person.id, photo, source, looks_like);
+            let question = format!(
+                "This face looks like {name}: {similarity:.1} % alike, and the door opens from \
+                 {threshold:.1} %. Enrol it for {} anyway?",
+                person.name
+            );
+            Ok(confirm_page(
+                user,
+                &format!("/people/{}/faces/confirm", person.id),
+                Ask {
+                    title: "Check the photo",
+                    question: &question,
+                    consequence: "If this is really someone else, they could open the door with \
+                                  this person's card. Enrol it only if you are sure who it is (twins \
+                                  and close relatives can look this alike).",
+                    button: "Enrol anyway",
+                    cancel: &format!("/people/{}", person.id),
+                },
+                vec![("pending", key)],
+            ))
+        }
+        Err(e) => Err(enrol_error(e)),
+    }
+}
+
+#[derive(Deserialize)]
+pub(crate) struct PendingForm {
+    pending: String,
+    #[serde(default)]
+    confirm: Option<String>,
+}
+
+/// "Enrol anyway": the photo held by [`enrol_or_ask`] is enrolled without the check.
+pub(crate) async fn confirm_face(
+    State(state): State<AppState>,
+    Admin(user): Admin,
+    Path(id): Path<i64>,
+    CsrfForm(f): CsrfForm<PendingForm>,
+) -> Result<Response, AppError> {
+    let p = person_or_404(&state, id).await?;
+    let held = state
+        .runtime
+        .take_face(&user.token, &f.pending)
+        .filter(|h| h.person == p.id)
+        .ok_or_else(|| {
+            AppError::BadRequest(
+                "That photo is no longer waiting (it waits 10 minutes); add it again.".into(),
+            )
+        })?;
+    if f.confirm.as_deref() != Some("yes") {
+        return Ok(Redirect::to(&format!("/people/{id}")).into_response());
+    }
+    let face = state
+        .faces
+        .enrol(p.id, held.photo, false)
+        .await
+        .map_err(enrol_error)?;
+    state
+        .audit(
+            Actor::Web(&user),
+            "face.add",
+            &p.name,
+            format!(
+                "face #{face} {}, confirmed although it looks like {}",
+                held.source, held.looks_like
+            ),
+        )
+        .await;
+    Ok(Redirect::to(&format!("/people/{id}?done=face_added")).into_response())
 }
 
 pub(crate) async fn upload_face(
@@ -557,16 +822,7 @@ pub(crate) async fn upload_face(
         .filter(|b| !b.is_empty())
         .ok_or_else(|| AppError::BadRequest("Choose a photo to upload.".into()))?;
     let photo = checked(&state, bytes).await?;
-    let face = enrol(&state, p.id, photo).await?;
-    state
-        .audit(
-            Actor::Web(&user),
-            "face.add",
-            &p.name,
-            format!("face #{face} from an uploaded photo"),
-        )
-        .await;
-    Ok(Redirect::to(&format!("/people/{id}?done=face_added")).into_response())
+    enrol_or_ask(&state, &user, &p, photo, "from an uploaded photo".into()).await
 }
 
 pub(crate) async fn capture_face(
@@ -581,16 +837,14 @@ pub(crate) async fn capture_face(
         AppError::Unavailable("The door camera could not take a photo right now.".into())
     })?;
     let photo = checked(&state, photo.bytes).await?;
-    let face = enrol(&state, p.id, photo).await?;
-    state
-        .audit(
-            Actor::Web(&user),
-            "face.add",
-            &p.name,
-            format!("face #{face} taken with the door camera"),
-        )
-        .await;
-    Ok(Redirect::to(&format!("/people/{id}?done=face_added")).into_response())
+    enrol_or_ask(
+        &state,
+        &user,
+        &p,
+        photo,
+        "taken with the door camera".into(),
+    )
+    .await
 }
 
 pub(crate) async fn delete_face(
