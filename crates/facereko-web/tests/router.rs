@@ -2581,3 +2581,138 @@ async fn a_face_like_another_persons_is_enrolled_only_when_an_admin_confirms() {
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     assert_eq!(f.store.faces(Some(ada)).await.unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn the_people_list_is_searched_by_name_or_card_and_paged_with_counts() {
+    let f = Fixture::new().await;
+    let admin = f.admin().await;
+    for i in 0..120 {
+        f.person_with_card(
+            &format!("Person {i:03}"),
+            &format!("04:00:{:02X}:{:02X}", i / 256, i % 256),
+        )
+        .await;
+    }
+    let ada = f.person_with_card("Ada Lovelace", "04:A2:2B:19").await;
+    upload(&f, &admin, ada, &jpeg(64, 64)).await;
+    let rows = |t: &str| t.matches("<td class=\"name\">").count();
+    // Page 1 of 3, with a count and page links.
+    let t = f.get("/people", &admin).await.text();
+    assert_eq!(rows(&t), 50);
+    assert!(t.contains("1–50 of 121 people."), "{t}");
+    assert!(t.contains("href=\"/people?page=3\"") && t.contains("rel=\"next\""));
+    let t = f.get("/people?page=3", &admin).await.text();
+    assert_eq!(rows(&t), 21);
+    assert!(t.contains("101–121 of 121 people.") && t.contains("rel=\"prev\""));
+    assert!(!t.contains("rel=\"next\""));
+    // A page past the end shows the last one; a page that is not a number is refused.
+    assert_eq!(rows(&f.get("/people?page=99", &admin).await.text()), 21);
+    assert_eq!(
+        f.get("/people?page=-1", &admin).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    // By name, any case; by a card UID with or without colons, or part of one.
+    let t = f.get("/people?q=lovelace", &admin).await.text();
+    assert_eq!(rows(&t), 1);
+    assert!(
+        t.contains("Ada Lovelace") && t.contains("1–1 of 1 matching “lovelace” (of 121 people)."),
+        "{t}"
+    );
+    assert!(t.contains("?thumb=1"), "an administrator sees a thumbnail");
+    for q in ["04A22B19", "04:a2:2b:19", "2B:19"] {
+        let t = f
+            .get(&format!("/people?q={}", common::enc(q)), &admin)
+            .await
+            .text();
+        assert_eq!(rows(&t), 1, "{q}");
+        assert!(t.contains("Ada Lovelace"));
+    }
+    let t = f.get("/people?q=person%2001", &admin).await.text();
+    assert_eq!(rows(&t), 10, "Person 010–019");
+    let t = f.get("/people?q=nobody-here", &admin).await.text();
+    assert_eq!(rows(&t), 0);
+    assert!(t.contains("Nobody matches “nobody-here”."));
+    // A viewer searches names only and sees no enrolment photos.
+    let viewer = f.account("watcher", Role::Viewer).await;
+    let t = f.get("/people?q=2B:19", &viewer).await.text();
+    assert_eq!(rows(&t), 0, "card UIDs are not searchable by a viewer");
+    let t = f.get("/people?q=ada", &viewer).await.text();
+    assert_eq!(rows(&t), 1);
+    assert!(!t.contains("?thumb=1"));
+    // Hostile input: too long is refused, markup is only text.
+    let long = "x".repeat(101);
+    assert_eq!(
+        f.get(&format!("/people?q={long}"), &admin).await.status,
+        StatusCode::BAD_REQUEST
+    );
+    let t = f.get("/people?q=%3Cscript%3E", &admin).await.text();
+    assert!(!t.contains("<script>x") && !t.contains("value=\"<script>"));
+}
+
+#[tokio::test]
+async fn history_filters_by_time_of_day_even_across_midnight() {
+    let f = Fixture::with(
+        WebConfig {
+            time_zone: facereko_web::TimeZone::parse("Europe/Paris").unwrap(),
+            ..WebConfig::default()
+        },
+        Mode::CardFace,
+    )
+    .await;
+    let admin = f.admin().await;
+    // One attempt at each whole hour (Paris time) of 2026-11-02, 24 hours; Paris is UTC+1 then.
+    for h in 0..24u32 {
+        let time = chrono::NaiveDate::from_ymd_opt(2026, 11, 2)
+            .unwrap()
+            .and_hms_opt(h, 30, 0)
+            .unwrap()
+            .and_utc()
+            - chrono::Duration::hours(1);
+        f.store
+            .record_attempt(
+                &facereko_domain::NewAttempt {
+                    time,
+                    door_id: DOOR.into(),
+                    card_uid: None,
+                    person_id: None,
+                    person_name: Some(format!("At {h:02}:30")),
+                    outcome: Outcome::UnknownCard,
+                    similarity: None,
+                    distance: None,
+                    confidence: None,
+                    timings: facereko_domain::StageTimings::default(),
+                    detail: None,
+                },
+                None,
+            )
+            .await
+            .unwrap();
+    }
+    let names = |t: &str| -> Vec<String> {
+        t.split(">At ")
+            .skip(1)
+            .map(|s| s[..5].to_string())
+            .collect()
+    };
+    let t = f
+        .get("/history?after=09:00&until=11:59", &admin)
+        .await
+        .text();
+    assert_eq!(names(&t), ["11:30", "10:30", "09:30"], "{t}");
+    assert!(t.contains("3 attempts match.") && t.contains("value=\"09:00\""));
+    // Across midnight: 22:00 to 01:00.
+    let t = f.get("/history?after=22:00&until=01:00", &admin).await.text();
+    assert_eq!(names(&t), ["23:30", "22:30", "00:30"]);
+    // The CSV follows the same window.
+    let csv = f
+        .get("/history.csv?after=22:00&until=01:00", &admin)
+        .await
+        .text();
+    assert_eq!(csv.lines().count(), 1 + 3, "{csv}");
+    assert!(csv.contains("2026-11-02 23:30:00"));
+    // A time that is not one is refused.
+    assert_eq!(
+        f.get("/history?after=25:00", &admin).await.status,
+        StatusCode::BAD_REQUEST
+    );
+}

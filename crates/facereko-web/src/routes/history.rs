@@ -6,7 +6,7 @@ use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use chrono::{NaiveDate, Utc};
+use chrono::{NaiveDate, NaiveTime, Utc};
 use facereko_domain::{Attempt, AuditEntry, Outcome, PersonId};
 use facereko_store::{AttemptQuery, AuditQuery};
 use serde::Deserialize;
@@ -35,6 +35,10 @@ pub(crate) struct Filter {
     what: Option<String>,
     /// Changes only: an action family (`card`) or one action (`card.remove`).
     action: Option<String>,
+    /// Attempts only: a time of day window in the site's time zone, `HH:MM`; `after` later than
+    /// `until` spans midnight (22:00–06:00).
+    after: Option<String>,
+    until: Option<String>,
 }
 
 /// The families of audit actions, as the filter offers them.
@@ -61,7 +65,12 @@ pub(crate) struct Parsed {
     door: Option<String>,
     changes: bool,
     action: Option<String>,
+    hours: Option<(NaiveTime, NaiveTime)>,
 }
+
+/// Most attempts one History page looks through for a time-of-day window (the window is applied to
+/// each attempt's local time, not in the database): 20 000, a few hundred milliseconds on a Pi.
+pub const HOURS_SCAN_LIMIT: usize = 20_000;
 
 fn non_empty(s: &Option<String>) -> Option<&str> {
     s.as_deref().map(str::trim).filter(|s| !s.is_empty())
@@ -95,6 +104,23 @@ impl Filter {
                         .map_err(|_| bad("door"))
                 })
                 .transpose()?,
+            hours: match (non_empty(&self.after), non_empty(&self.until)) {
+                (None, None) => None,
+                (a, u) => {
+                    let t = |s: Option<&str>, default: NaiveTime| {
+                        s.map_or(Ok(default), |s| {
+                            NaiveTime::parse_from_str(s, "%H:%M").map_err(|_| bad("time of day"))
+                        })
+                    };
+                    Some((
+                        t(a, NaiveTime::MIN)?,
+                        t(
+                            u,
+                            NaiveTime::from_hms_opt(23, 59, 59).unwrap_or(NaiveTime::MIN),
+                        )?,
+                    ))
+                }
+            },
             changes: match non_empty(&self.what) {
                 None | Some("attempts") => false,
                 Some("changes") => true,
@@ -128,6 +154,19 @@ impl Parsed {
                 .and_then(|d| d.succ_opt())
                 .and_then(|d| state.tz.start_of_day(d)),
             door_id: self.door.clone(),
+        }
+    }
+
+    /// Whether the attempt's local time is in the time-of-day window (always, without one).
+    fn fits(&self, a: &Attempt, tz: &crate::config::TimeZone) -> bool {
+        let Some((after, until)) = self.hours else {
+            return true;
+        };
+        let t = tz.local(a.time).time();
+        if after <= until {
+            after <= t && t <= until
+        } else {
+            t >= after || t <= until
         }
     }
 
@@ -167,6 +206,13 @@ impl Parsed {
         }
         if let Some(v) = &self.door {
             p.push(format!("door={}", crate::views::url_encode(v)));
+        }
+        if let Some((a, u)) = self.hours {
+            p.push(format!(
+                "after={}&until={}",
+                a.format("%H:%M"),
+                u.format("%H:%M")
+            ));
         }
         p.join("&")
     }
@@ -224,6 +270,9 @@ struct HistoryTpl {
     doors: Vec<Choice>,
     from: String,
     to: String,
+    /// The time-of-day window, `HH:MM`, empty when not set.
+    after: String,
+    until: String,
     next: Option<String>,
     first: Option<String>,
     /// "1 234 attempts match."
@@ -286,6 +335,28 @@ pub(crate) async fn history(
                 .flatten(),
             count_line("change", total),
         )
+    } else if p.hours.is_some() {
+        // A time-of-day window: look through the attempts page by page, keeping those in the window.
+        let (attempts, resume) = scan_hours(&state, &p).await?;
+        rows = attempts
+            .iter()
+            .map(|a| AttemptRow::new(a, &state.tz, user.is_admin(), state.threshold))
+            .collect();
+        let count = match (&resume, attempts.len()) {
+            (Resume::End, 0) => "No attempts match.".to_string(),
+            (Resume::End, n) if p.before.is_none() => count_line("attempt", n as i64),
+            (Resume::End, n) => format!("{n} more attempts in these hours: the oldest."),
+            (Resume::Full(_), n) => format!("{n} attempts in these hours; older ones follow."),
+            (Resume::Scanned(_), n) => format!(
+                "{n} attempts in these hours among the {} looked through; older ones follow.",
+                crate::views::thousands(HOURS_SCAN_LIMIT as i64)
+            ),
+        };
+        let next = match resume {
+            Resume::End => None,
+            Resume::Full(id) | Resume::Scanned(id) => Some(join(format!("before={id}"))),
+        };
+        (next, count)
     } else {
         let mut attempts = state
             .store
@@ -366,12 +437,59 @@ pub(crate) async fn history(
         doors,
         from: p.from.map(|d| d.to_string()).unwrap_or_default(),
         to: p.to.map(|d| d.to_string()).unwrap_or_default(),
+        after: p
+            .hours
+            .map(|(a, _)| a.format("%H:%M").to_string())
+            .unwrap_or_default(),
+        until: p
+            .hours
+            .map(|(_, u)| u.format("%H:%M").to_string())
+            .unwrap_or_default(),
         next,
         first,
         count,
         csv,
         tz: state.tz.name(),
     }))
+}
+
+/// Where a time-of-day page stopped.
+enum Resume {
+    /// No older attempt.
+    End,
+    /// The page is full; older ones start before this id.
+    Full(i64),
+    /// [`HOURS_SCAN_LIMIT`] attempts were looked through; go on before this id.
+    Scanned(i64),
+}
+
+/// Up to [`PAGE_SIZE`] attempts of the filter whose local time is in its time-of-day window.
+async fn scan_hours(state: &AppState, p: &Parsed) -> Result<(Vec<Attempt>, Resume), AppError> {
+    let mut found = Vec::new();
+    let mut q = p.query(state, 500);
+    let mut scanned = 0;
+    loop {
+        let page = state.store.attempts(&q).await?;
+        let Some(last) = page.last().map(|a| a.id) else {
+            return Ok((found, Resume::End));
+        };
+        for a in &page {
+            scanned += 1;
+            if p.fits(a, &state.tz) {
+                found.push(a.clone());
+                if found.len() == PAGE_SIZE as usize {
+                    return Ok((found, Resume::Full(a.id)));
+                }
+            }
+        }
+        if page.len() < q.limit as usize {
+            return Ok((found, Resume::End));
+        }
+        if scanned >= HOURS_SCAN_LIMIT {
+            return Ok((found, Resume::Scanned(last)));
+        }
+        q.before_id = Some(last);
+    }
 }
 
 /// One CSV field: quoted when needed; a leading `= + - @` is defused so spreadsheets show text, not a
@@ -482,14 +600,22 @@ pub(crate) async fn csv(
         .to_string();
     let first = p.query(&state, facereko_store::MAX_PAGE);
     let admin = user.is_admin();
-    let stream = paged_csv(header_line, first, state, move |state, q| async move {
-        let rows = state.store.attempts(&q).await?;
-        let body: String = rows.iter().map(|a| csv_row(a, &state.tz, admin)).collect();
-        let next = (rows.len() as u32 == q.limit).then(|| AttemptQuery {
-            before_id: rows.last().map(|a| a.id),
-            ..q
-        });
-        Ok((body, next))
+    let p = std::sync::Arc::new(p);
+    let stream = paged_csv(header_line, first, state, move |state, q| {
+        let p = p.clone();
+        async move {
+            let rows = state.store.attempts(&q).await?;
+            let body: String = rows
+                .iter()
+                .filter(|a| p.fits(a, &state.tz))
+                .map(|a| csv_row(a, &state.tz, admin))
+                .collect();
+            let next = (rows.len() as u32 == q.limit).then(|| AttemptQuery {
+                before_id: rows.last().map(|a| a.id),
+                ..q
+            });
+            Ok((body, next))
+        }
     });
     Ok(csv_response("facereko-history", stream))
 }
@@ -517,7 +643,8 @@ where
             }
             let q = query?;
             match page(state.clone(), q).await {
-                Ok((body, _)) if body.is_empty() => None,
+                // A page may have no line to give (a time-of-day window) and still be followed.
+                Ok((body, None)) if body.is_empty() => None,
                 Ok((body, next)) => Some((Ok(body), (next, None, state, page))),
                 Err(e) => {
                     tracing::error!("CSV export stopped: {e}");

@@ -13,7 +13,6 @@ use serde::Deserialize;
 use crate::auth::{Admin, CurrentUser};
 use crate::error::AppError;
 use crate::extract::{CsrfForm, CsrfMultipart, NoFields, Path, Query};
-use crate::routes::home::Done;
 use crate::routes::{confirm_page, Ask, Confirm};
 use crate::views::{card_view, face_view, render, CardView, FaceView, Page};
 use crate::{Actor, AppState, EnrolError};
@@ -49,13 +48,27 @@ pub(crate) struct PersonRow {
     pub cards: usize,
     pub faces: usize,
     pub validity: String,
+    /// A small picture of their first enrolled face (administrators only: viewers see no enrolment
+    /// photos).
+    pub thumb: Option<String>,
 }
+
+/// People per page of the list.
+pub const PEOPLE_PAGE: usize = 50;
 
 #[derive(Template)]
 #[template(path = "people.html")]
 struct PeopleTpl {
     page: Page,
     people: Vec<PersonRow>,
+    /// The search as typed.
+    q: String,
+    /// "People 51–100 of 240" / "3 of 240 people match".
+    count: String,
+    prev: Option<String>,
+    next: Option<String>,
+    /// Page links when there is more than one page: (number, address, current).
+    pages: Vec<(usize, String, bool)>,
 }
 
 fn validity(state: &AppState, p: &facereko_domain::Person) -> String {
@@ -73,27 +86,112 @@ fn validity(state: &AppState, p: &facereko_domain::Person) -> String {
     }
 }
 
+/// The people list's address: a search (a name, or for administrators a card UID or part of one) and a
+/// page number.
+#[derive(Default, Deserialize)]
+pub(crate) struct ListQuery {
+    done: Option<String>,
+    q: Option<String>,
+    page: Option<String>,
+}
+
+/// Whether `p` is what `q` looks for: a part of the name (any case), or — when cards may be searched —
+/// a part of a card UID written with or without colons.
+fn matches(p: &facereko_domain::Person, q: &str, cards: bool) -> bool {
+    let q = q.trim().to_lowercase();
+    if q.is_empty() || p.name.to_lowercase().contains(&q) {
+        return true;
+    }
+    let hex: String = q
+        .chars()
+        .filter(|c| !matches!(c, ':' | ' ' | '-'))
+        .collect();
+    cards
+        && hex.len() >= 2
+        && hex.chars().all(|c| c.is_ascii_hexdigit())
+        && p.cards
+            .iter()
+            .any(|c| hex::encode(c.uid.as_bytes()).contains(&hex))
+}
+
 pub(crate) async fn list(
     State(state): State<AppState>,
     user: CurrentUser,
-    Query(q): Query<Done>,
+    Query(q): Query<ListQuery>,
 ) -> Result<Response, AppError> {
+    let search = q.q.as_deref().unwrap_or_default().trim();
+    if search.chars().count() > 100 {
+        return Err(AppError::BadRequest(
+            "Search for at most 100 characters.".into(),
+        ));
+    }
+    let page: usize = match q.page.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+        None => 1,
+        Some(n) => n
+            .parse()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| AppError::BadRequest("That is not a page number.".into()))?,
+    };
+    let admin = user.is_admin();
     let people = state.store.list_people().await?;
+    let total = people.len();
+    let found: Vec<_> = people
+        .iter()
+        .filter(|p| matches(p, search, admin))
+        .collect();
+    let pages = found.len().div_ceil(PEOPLE_PAGE).max(1);
+    let page = page.min(pages);
+    let shown =
+        &found[((page - 1) * PEOPLE_PAGE).min(found.len())..(page * PEOPLE_PAGE).min(found.len())];
     let faces = state.store.faces(None).await?;
     let now = chrono::Utc::now();
-    let rows = people
+    let rows = shown
         .iter()
-        .map(|p| PersonRow {
-            id: p.id.0,
-            name: p.name.clone(),
-            state: person_state(p, now, &state.tz),
-            admitted: p.active && p.admits(now, &state.tz),
-            cards: p.cards.len(),
-            faces: faces.iter().filter(|f| f.person_id == p.id).count(),
-            validity: validity(&state, p),
+        .map(|p| {
+            let mine: Vec<_> = faces.iter().filter(|f| f.person_id == p.id).collect();
+            PersonRow {
+                id: p.id.0,
+                name: p.name.clone(),
+                state: person_state(p, now, &state.tz),
+                admitted: p.active && p.admits(now, &state.tz),
+                cards: p.cards.len(),
+                faces: mine.len(),
+                validity: validity(&state, p),
+                thumb: admin
+                    .then(|| mine.iter().find_map(|f| face_view(f, &state.tz).thumb))
+                    .flatten(),
+            }
         })
         .collect();
-    let notice = match q.done() {
+    let link = |n: usize| {
+        let mut to = String::from("/people?");
+        if !search.is_empty() {
+            to.push_str(&format!("q={}&", crate::views::url_encode(search)));
+        }
+        to.push_str(&format!("page={n}"));
+        to
+    };
+    let count = match (search.is_empty(), found.len()) {
+        (true, 0) => "Nobody is enrolled yet.".to_string(),
+        (false, 0) => format!("Nobody matches “{search}”."),
+        (true, n) if pages == 1 => format!("{} people.", crate::views::thousands(n as i64)),
+        (s, n) => format!(
+            "{}–{} of {}{}.",
+            (page - 1) * PEOPLE_PAGE + 1,
+            (page - 1) * PEOPLE_PAGE + shown.len(),
+            crate::views::thousands(n as i64),
+            if s {
+                " people".to_string()
+            } else {
+                format!(
+                    " matching “{search}” (of {} people)",
+                    crate::views::thousands(total as i64)
+                )
+            }
+        ),
+    };
+    let notice = match q.done.as_deref() {
         Some("person_saved") => Some("Saved.".to_string()),
         Some("person_removed") => Some("Person removed.".to_string()),
         _ => None,
@@ -101,6 +199,15 @@ pub(crate) async fn list(
     Ok(render(&PeopleTpl {
         page: Page::new("People", "people", Some(&user)).with_notice(notice),
         people: rows,
+        q: search.to_string(),
+        count,
+        prev: (page > 1).then(|| link(page - 1)),
+        next: (page < pages).then(|| link(page + 1)),
+        pages: if pages > 1 {
+            (1..=pages).map(|n| (n, link(n), n == page)).collect()
+        } else {
+            Vec::new()
+        },
     }))
 }
 
