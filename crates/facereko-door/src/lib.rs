@@ -212,6 +212,12 @@ impl DoorHandle {
         self.status.borrow().clone()
     }
 
+    /// Whether the controller still runs (after it stopped, [`DoorHandle::status`] is its last word,
+    /// not the door's state now).
+    pub fn is_running(&self) -> bool {
+        !self.commands.is_closed()
+    }
+
     pub fn watch_status(&self) -> watch::Receiver<DoorStatus> {
         self.status.clone()
     }

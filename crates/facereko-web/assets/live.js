@@ -17,11 +17,28 @@
     var el = document.getElementById(id);
     if (el && el.textContent !== text) { el.textContent = text; }
   }
+  // When the door stops answering for a few seconds, the state shown is no longer the door's state:
+  // say so plainly instead of leaving "Active / Locked" on the screen.
+  var lost = null;
+  function unreachable() {
+    set("st-system", "Unknown");
+    var pill = document.getElementById("st-system");
+    if (pill) { pill.className = "pill unknown"; }
+    set("st-lock", "Unknown");
+    set("st-door", "Unknown");
+    set("st-reader", "Unknown");
+    if (state) {
+      state.textContent = "The door is not answering: its state is unknown until it does. Retrying…";
+      state.className = "warning";
+    }
+  }
   source.addEventListener("open", function () {
-    if (state) { state.textContent = "Live"; }
+    if (lost) { window.clearTimeout(lost); lost = null; }
+    if (state) { state.textContent = "Live"; state.className = "muted small"; }
   });
   source.addEventListener("error", function () {
     if (state) { state.textContent = "Reconnecting…"; }
+    if (!lost) { lost = window.setTimeout(unreachable, 5000); }
   });
   source.addEventListener("status", function (e) {
     var s;

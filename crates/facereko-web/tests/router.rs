@@ -2701,7 +2701,10 @@ async fn history_filters_by_time_of_day_even_across_midnight() {
     assert_eq!(names(&t), ["11:30", "10:30", "09:30"], "{t}");
     assert!(t.contains("3 attempts match.") && t.contains("value=\"09:00\""));
     // Across midnight: 22:00 to 01:00.
-    let t = f.get("/history?after=22:00&until=01:00", &admin).await.text();
+    let t = f
+        .get("/history?after=22:00&until=01:00", &admin)
+        .await
+        .text();
     assert_eq!(names(&t), ["23:30", "22:30", "00:30"]);
     // The CSV follows the same window.
     let csv = f
@@ -2715,4 +2718,21 @@ async fn history_filters_by_time_of_day_even_across_midnight() {
         f.get("/history?after=25:00", &admin).await.status,
         StatusCode::BAD_REQUEST
     );
+}
+
+#[tokio::test]
+async fn a_stopped_controller_is_said_plainly_instead_of_a_stale_state() {
+    let f = Fixture::new().await;
+    let admin = f.admin().await;
+    let t = f.get("/", &admin).await.text();
+    assert!(!t.contains("id=\"stopped\""));
+    assert!(t.contains(">Active<") && t.contains(">Locked<"));
+    f.door.shutdown().await;
+    let t = f.get("/", &admin).await.text();
+    assert!(
+        t.contains("id=\"stopped\"") && t.contains("door controller is not running"),
+        "{t}"
+    );
+    assert!(!t.contains(">Active<") && !t.contains(">Locked<"), "{t}");
+    assert!(t.contains("id=\"st-lock\">Unknown<"));
 }

@@ -33,6 +33,8 @@ pub(crate) struct StatusView {
     pub reader: String,
     pub reader_ok: bool,
     pub last: String,
+    /// The controller still runs: otherwise the rest is its last word, not the door now.
+    pub running: bool,
 }
 
 impl StatusView {
@@ -60,7 +62,19 @@ impl StatusView {
                 .as_ref()
                 .map(|a| crate::views::attempt_line(a, tz, "%H:%M:%S"))
                 .unwrap_or_else(|| "none yet".into()),
+            running: true,
         }
+    }
+
+    /// What the page shows when the controller has stopped: nothing it last said passes for now.
+    fn stopped(mut self) -> Self {
+        self.running = false;
+        self.system = "Unknown";
+        self.lock = "Unknown";
+        self.door = "Unknown";
+        self.reader = "Unknown".into();
+        self.reader_ok = false;
+        self
     }
 }
 
@@ -166,7 +180,10 @@ pub(crate) async fn home(
     user: CurrentUser,
     Query(q): Query<Done>,
 ) -> Result<Response, AppError> {
-    let status = StatusView::new(&state.door.status(), &state.tz);
+    let mut status = StatusView::new(&state.door.status(), &state.tz);
+    if !state.door.is_running() {
+        status = status.stopped();
+    }
     let attempts = state
         .store
         .attempts(&facereko_store::AttemptQuery {
