@@ -82,7 +82,7 @@ async fn the_home_page_shows_the_replica_and_every_door_of_the_site() {
         "garage is offline"
     );
     assert!(
-        page.contains("<td>none yet</td>"),
+        page.contains("<td data-label=\"Last attempt\">none yet</td>"),
         "no attempt at back-yard yet"
     );
     // Remote buttons for the other doors that are online only.
@@ -123,8 +123,19 @@ async fn an_admin_sends_a_signed_command_to_another_door_and_nobody_else_can() {
     let admin = f.admin().await;
     let home = f.get("/", &admin).await;
     let csrf = home.csrf();
+    // Unlocking another door asks first; only the confirmation sends the command.
     let r = f
         .post("/site/back-yard/unlock", &admin, &[("csrf", &csrf)])
+        .await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("Unlock back-yard now?"));
+    assert!(site.sent.lock().unwrap().is_empty());
+    let r = f
+        .post(
+            "/site/back-yard/unlock",
+            &admin,
+            &[("csrf", &csrf), ("confirm", "yes")],
+        )
         .await;
     assert_eq!(r.status, 303);
     assert_eq!(r.location(), "/?done=command_sent");
