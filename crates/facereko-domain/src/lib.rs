@@ -696,6 +696,14 @@ pub enum Event {
         door_id: String,
         entry: AuditEntry,
     },
+    /// "Send a test event" from the settings page: every sink delivers it, whatever it is set to
+    /// receive, so an administrator sees that the sink works end to end.
+    Test {
+        door_id: String,
+        /// Who asked for it.
+        by: String,
+        time: DateTime<Utc>,
+    },
 }
 
 /// The lock and the door leaf as the controller sees them.

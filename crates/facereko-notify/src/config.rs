@@ -472,14 +472,16 @@ impl EventKind {
         EventKind::Audit,
     ];
 
-    pub fn of(event: &facereko_domain::Event) -> Self {
+    /// The kind of `event`; `None` for a test event, which every webhook receives.
+    pub fn of(event: &facereko_domain::Event) -> Option<Self> {
         use facereko_domain::Event;
-        match event {
+        Some(match event {
             Event::Attempt { .. } => EventKind::Attempt,
             Event::Alarm { .. } => EventKind::Alarm,
             Event::Armed { .. } | Event::Door { .. } => EventKind::State,
             Event::Audit { .. } => EventKind::Audit,
-        }
+            Event::Test { .. } => return None,
+        })
     }
 }
 

@@ -122,6 +122,7 @@ impl EmailNotifier {
             }
             Event::Alarm { .. } => self.config.on_alarm,
             Event::Audit { .. } => self.config.on_audit,
+            Event::Test { .. } => true,
             Event::Armed { .. } | Event::Door { .. } => false,
         }
     }
@@ -197,6 +198,11 @@ impl EmailNotifier {
                 if !detail.is_empty() {
                     body.push_str(&format!("Detail:   {detail}\n"));
                 }
+            }
+            PayloadBody::Test { by } => {
+                body.push_str(&format!(
+                    "A test event, sent by {by} from the settings page: this sink works.\n"
+                ));
             }
             PayloadBody::Alarm { .. } | PayloadBody::Armed { .. } | PayloadBody::Door { .. } => {}
         }

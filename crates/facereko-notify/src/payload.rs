@@ -44,6 +44,10 @@ pub enum PayloadBody {
     Alarm {
         alarm: Alarm,
     },
+    /// A test event asked for on the settings page.
+    Test {
+        by: String,
+    },
     /// An administrative change or a remote command (the audit trail).
     Audit {
         audit_id: i64,
@@ -77,6 +81,7 @@ impl EventPayload {
             Event::Armed { armed, time, .. } => (*time, PayloadBody::Armed { armed: *armed }),
             Event::Door { state, time, .. } => (*time, PayloadBody::Door { state: *state }),
             Event::Alarm { alarm, time, .. } => (*time, PayloadBody::Alarm { alarm: *alarm }),
+            Event::Test { by, time, .. } => (*time, PayloadBody::Test { by: by.clone() }),
             Event::Audit { entry: e, .. } => (
                 e.time,
                 PayloadBody::Audit {
@@ -179,6 +184,7 @@ pub fn summary(p: &EventPayload) -> String {
         PayloadBody::Armed { armed: false } => format!("{} disarmed", p.door_id),
         PayloadBody::Door { state } => format!("{} {}", p.door_id, snake(state)),
         PayloadBody::Alarm { alarm } => format!("ALARM at {}: {}", p.door_id, snake(alarm)),
+        PayloadBody::Test { by } => format!("Test event from {} (sent by {by})", p.door_id),
         PayloadBody::Audit {
             actor,
             via,
@@ -313,5 +319,29 @@ pub(crate) mod tests {
             },
         ));
         assert_eq!(summary(&p), "ALARM at front: held open");
+        let p = EventPayload::from_entry(&entry(
+            5,
+            Event::Test {
+                door_id: "front".into(),
+                by: "boss".into(),
+                time: Utc::now(),
+            },
+        ));
+        assert_eq!(summary(&p), "Test event from front (sent by boss)");
+        assert_eq!(
+            crate::config::EventKind::of(
+                &entry(
+                    5,
+                    Event::Test {
+                        door_id: "front".into(),
+                        by: "boss".into(),
+                        time: Utc::now(),
+                    }
+                )
+                .event
+            ),
+            None,
+            "a test event is of no kind: every webhook takes it"
+        );
     }
 }

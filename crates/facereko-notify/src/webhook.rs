@@ -104,7 +104,7 @@ impl Notifier for WebhookNotifier {
     }
 
     async fn deliver(&self, entry: &OutboxEntry) -> std::result::Result<(), DeliveryError> {
-        if !self.events.contains(&EventKind::of(&entry.event)) {
+        if EventKind::of(&entry.event).is_some_and(|k| !self.events.contains(&k)) {
             return Ok(());
         }
         let payload = EventPayload::from_entry(entry);
@@ -114,6 +114,7 @@ impl Notifier for WebhookNotifier {
             PayloadBody::Door { .. } => "door",
             PayloadBody::Alarm { .. } => "alarm",
             PayloadBody::Audit { .. } => "audit",
+            PayloadBody::Test { .. } => "test",
         };
         let body = payload.to_json();
         let signature = sign(self.secret.expose().as_bytes(), &body);

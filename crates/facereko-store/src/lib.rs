@@ -454,6 +454,9 @@ fn check_name(name: &str) -> Result<String> {
     Ok(name.to_string())
 }
 
+/// Settings rows that hold configuration set in the web app: `config:<dotted key>`.
+const CONFIG_PREFIX: &str = "config:";
+
 /// At most `max` characters of `s`, control characters as spaces.
 fn clean_text(s: &str, max: usize) -> String {
     s.chars()
@@ -1156,6 +1159,49 @@ impl Store {
     /// How many audit entries the query's filters match.
     pub async fn count_audit(&self, q: &AuditQuery) -> Result<i64> {
         guarded!(self, b => b.count_audit(q).await)
+    }
+
+    // ------------------------------------------------------------------ configuration set in the web app
+
+    /// The configuration values set in the web app for `door_id`, by dotted key (`door.unlock_seconds`),
+    /// as text. They sit below the file and the environment: a key either sets wins over them.
+    pub async fn config_overrides(&self, door_id: &str) -> Result<Vec<(String, String)>> {
+        check_door_id(door_id)?;
+        let rows = guarded!(self, b => b.settings_with_prefix(door_id, CONFIG_PREFIX).await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(k, v)| (k[CONFIG_PREFIX.len()..].to_string(), v))
+            .collect())
+    }
+
+    /// Sets (or with `None` removes) one configuration value of `door_id` set in the web app. The caller
+    /// validates it as the configuration would; the store only keeps it.
+    pub async fn set_config_override(
+        &self,
+        door_id: &str,
+        key: &str,
+        value: Option<&str>,
+    ) -> Result<()> {
+        check_door_id(door_id)?;
+        // The settings table holds names of 64 and values of 255 characters (MariaDB's columns).
+        if key.is_empty()
+            || key.len() + CONFIG_PREFIX.len() > 64
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'_')
+        {
+            return Err(Error::Invalid(format!("configuration key {key:?}")));
+        }
+        if value.is_some_and(|v| v.chars().count() > 255) {
+            return Err(Error::Invalid(
+                "a configuration value has at most 255 characters".into(),
+            ));
+        }
+        let name = format!("{CONFIG_PREFIX}{key}");
+        match value {
+            Some(v) => guarded!(self, b => b.set_setting(door_id, &name, v).await),
+            None => guarded!(self, b => b.delete_setting(door_id, &name).await),
+        }
     }
 
     // ------------------------------------------------------------------ notifier outbox

@@ -440,6 +440,54 @@ mod cases {
         assert_eq!(again.armed("back").await.unwrap(), Some(false));
     }
 
+    pub async fn configuration_set_in_the_web_app_is_kept_per_door(t: &TestDb) {
+        let s = &t.store;
+        assert!(s.config_overrides("front").await.unwrap().is_empty());
+        s.set_config_override("front", "door.unlock_seconds", Some("7.5"))
+            .await
+            .unwrap();
+        s.set_config_override("front", "time_zone", Some("Europe/Paris"))
+            .await
+            .unwrap();
+        s.set_config_override("back", "door.unlock_seconds", Some("3"))
+            .await
+            .unwrap();
+        // The armed flag shares the table and is not configuration.
+        s.set_armed("front", true).await.unwrap();
+        assert_eq!(
+            s.config_overrides("front").await.unwrap(),
+            [
+                ("door.unlock_seconds".to_string(), "7.5".to_string()),
+                ("time_zone".to_string(), "Europe/Paris".to_string())
+            ]
+        );
+        s.set_config_override("front", "door.unlock_seconds", Some("8"))
+            .await
+            .unwrap();
+        s.set_config_override("front", "time_zone", None)
+            .await
+            .unwrap();
+        assert_eq!(
+            s.config_overrides("front").await.unwrap(),
+            [("door.unlock_seconds".to_string(), "8".to_string())]
+        );
+        assert_eq!(s.config_overrides("back").await.unwrap().len(), 1);
+        assert_eq!(s.armed("front").await.unwrap(), Some(true));
+        // Keys and values that the table cannot hold, or that are not keys, are refused.
+        for key in ["", "Door.Mode", "a%b", &"k".repeat(60)] {
+            assert!(
+                s.set_config_override("front", key, Some("1"))
+                    .await
+                    .is_err(),
+                "{key}"
+            );
+        }
+        assert!(s
+            .set_config_override("front", "door.mode", Some(&"x".repeat(256)))
+            .await
+            .is_err());
+    }
+
     pub async fn the_audit_trail_keeps_changes_in_order_with_their_events(t: &TestDb) {
         use facereko_domain::{AuditVia, NewAudit};
         let s = &t.store;
@@ -1248,6 +1296,7 @@ macro_rules! case_list {
             faces_round_trip_and_bump_the_version,
             directory_changes_follow_revisions_and_tombstones,
             the_audit_trail_keeps_changes_in_order_with_their_events,
+            configuration_set_in_the_web_app_is_kept_per_door,
             a_shared_enrolment_photo_is_readable_from_another_data_directory,
             a_follower_by_revision_misses_no_concurrent_change,
             outbox_cursors_per_sink_and_door,

@@ -114,6 +114,58 @@ pub trait SiteView: Send + Sync + std::fmt::Debug {
     fn command(&self, door_id: &str, command: SiteCommand) -> std::result::Result<(), String>;
 }
 
+/// The door's settings as the settings page shows and changes them. The binary implements it with its
+/// configuration (defaults, file, `FACEREKO_*` environment, and the values set here, kept in the store);
+/// a door without it has no settings page.
+#[async_trait]
+pub trait Settings: Send + Sync {
+    /// The settings offered, each with the value in force and where it comes from.
+    async fn list(&self) -> Vec<SettingView>;
+    /// Checks `value` for `key` (`None`: back to the default) as the configuration file would be
+    /// checked, with every other value as it stands; the text to keep, or why not.
+    async fn check(
+        &self,
+        key: &str,
+        value: Option<&str>,
+    ) -> std::result::Result<Option<String>, String>;
+    /// The notification sinks in a line each ("MQTT mqtts://broker:8883, connected").
+    async fn sinks(&self) -> Vec<String>;
+    /// Queues a test event (`Event::Test`) for every sink and wakes them.
+    async fn send_test(&self, by: &str) -> std::result::Result<(), String>;
+}
+
+/// Where a setting's value in force comes from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SettingSource {
+    Default,
+    /// The configuration file (path).
+    File(String),
+    /// A `FACEREKO_*` variable (its name).
+    Environment(String),
+    /// Set on the settings page.
+    Web,
+}
+
+/// One setting on the settings page.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SettingView {
+    /// Dotted configuration key, `door.unlock_seconds`.
+    pub key: String,
+    pub label: String,
+    /// What it does, and its figures (the threshold's error rates).
+    pub help: String,
+    /// The value in force now.
+    pub value: String,
+    pub source: SettingSource,
+    /// The value set on this page, when there is one: it takes effect at the next start, and when the
+    /// file or the environment also sets the key, theirs wins.
+    pub stored: Option<String>,
+    /// The values to choose from; empty for free input.
+    pub choices: Vec<String>,
+    /// `text` or `number`, for the input.
+    pub input: &'static str,
+}
+
 /// What the web app can ask another door of the site to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SiteCommand {
@@ -148,6 +200,8 @@ pub struct AppState {
     pub site: Option<Arc<dyn SiteView>>,
     /// The similarity a face needs to match (0–100), shown beside every similarity.
     pub threshold: Option<f32>,
+    /// The settings page, when the binary offers one.
+    pub settings: Option<Arc<dyn Settings>>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -178,6 +232,7 @@ impl AppState {
             runtime: Arc::new(auth::Runtime::default()),
             site: None,
             threshold: None,
+            settings: None,
         })
     }
 
@@ -221,6 +276,12 @@ impl AppState {
                 "the audit trail did not record a change: {err}"
             ),
         }
+    }
+
+    /// Offers the settings page (administrators only).
+    pub fn with_settings(mut self, settings: Arc<dyn Settings>) -> Self {
+        self.settings = Some(settings);
+        self
     }
 
     /// Shows the similarity threshold in force beside every similarity ("86.5 % — needs 92.8 %").

@@ -2088,6 +2088,8 @@ const EVERY_FIELD: &[(&str, &str)] = &[
     ("invite", ""),
     ("next", "/"),
     ("pending", "00"),
+    ("value", "1"),
+    ("action", "save"),
     ("confirm", "yes"),
 ];
 
@@ -2163,7 +2165,8 @@ async fn every_post_route_refuses_a_forged_or_missing_csrf_token() {
             .replace("{uid}", "04A22B19")
             .replace("{face}", "1")
             .replace("{door}", "back-yard")
-            .replace("{command}", "unlock");
+            .replace("{command}", "unlock")
+            .replace("{key}", "door.unlock_seconds");
         assert!(!path.contains('{'), "a parameter to fill in: {route}");
         if route.starts_with("/api/") {
             // The API takes bearer tokens only, which a browser never sends by itself: a session cookie

@@ -294,6 +294,8 @@ pub struct Loaded {
     pub file: Option<PathBuf>,
     /// The `FACEREKO_…` variables that set keys, by name.
     pub env_vars: Vec<String>,
+    /// The keys those variables set, dotted (`door.unlock_seconds`), with the variable that set each.
+    pub env_keys: Vec<(String, String)>,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -370,6 +372,17 @@ impl Config {
         data_dir: &Path,
         vars: impl IntoIterator<Item = (OsString, OsString)>,
     ) -> Result<Loaded> {
+        Self::load_layers(file, data_dir, vars, &[])
+    }
+
+    /// [`Config::load_from`] with the values set in the web app (`overrides`: dotted key, text) as a
+    /// layer above the defaults and below the file and the environment.
+    pub fn load_layers(
+        file: Option<&Path>,
+        data_dir: &Path,
+        vars: impl IntoIterator<Item = (OsString, OsString)>,
+        overrides: &[(String, String)],
+    ) -> Result<Loaded> {
         let path = match file {
             Some(f) => {
                 if !f.is_file() {
@@ -381,6 +394,9 @@ impl Config {
         };
         let env = env_settings(vars)?;
         let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        for (key, value) in overrides {
+            fig = fig.merge(Serialized::default(key, Value::from(value.clone())));
+        }
         if let Some(p) = &path {
             fig = fig.merge(Toml::file_exact(p));
         }
@@ -426,6 +442,7 @@ impl Config {
         Ok(Loaded {
             config,
             file: path,
+            env_keys: env.iter().map(|s| (s.key.clone(), s.var.clone())).collect(),
             env_vars: env.into_iter().map(|s| s.var).collect(),
         })
     }

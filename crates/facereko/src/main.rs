@@ -24,6 +24,7 @@ mod liveness;
 mod models;
 mod rekognition;
 mod serve;
+mod settings;
 
 /// FaceReko: a door access controller with RFID cards and local face recognition.
 #[derive(Debug, Parser)]

@@ -198,7 +198,14 @@ pub async fn run(data_dir: &Path, config_file: Option<&Path>, args: ServeArgs) -
     facereko_hardware::safety::install_panic_lock_down(devices.outputs.clone());
     let mut signals = Signals::install(devices.outputs.clone())?;
 
-    let starting = start(data_dir, &config, config_path.as_deref(), listener, devices);
+    let starting = start(
+        data_dir,
+        &config,
+        config_path.as_deref(),
+        args.mode,
+        listener,
+        devices,
+    );
     let running = tokio::select! {
         r = starting => r?,
         name = signals.requested() => {
@@ -254,6 +261,7 @@ async fn start(
     data_dir: &Path,
     config: &Config,
     config_path: Option<&Path>,
+    cli_mode: Option<facereko_domain::Mode>,
     listener: tokio::net::UnixListener,
     devices: Devices,
 ) -> Result<Running> {
@@ -265,6 +273,16 @@ async fn start(
     let store = Store::open_with(&url, data_dir, &options)
         .await
         .with_context(|| format!("opening the database {}", crate::cli::redact_url(&url)))?;
+    // The values set on the settings page, between the defaults and the file; the command line's
+    // `--mode` and `--bind` still win.
+    let bind = config.web.bind;
+    let mut config =
+        crate::settings::with_web_values(config.clone(), config_path, data_dir, &store).await;
+    config.web.bind = bind;
+    if let Some(mode) = cli_mode {
+        config.door.mode = mode;
+    }
+    let config = &config;
     let fleet = crate::fleet::start(data_dir, config, &store).await?;
     // Where the door reads cards, people and faces: its replica on a site, else the store itself.
     let directory = fleet
@@ -414,6 +432,16 @@ async fn start(
     });
     if let Some(site) = fleet.as_ref().and_then(crate::fleet::Fleet::site_view) {
         web = web.with_site(site);
+    }
+    match crate::settings::DoorSettings::new(
+        data_dir,
+        config_path,
+        config.clone(),
+        store.clone(),
+        notifier.clone(),
+    ) {
+        Ok(s) => web = web.with_settings(Arc::new(s)),
+        Err(e) => tracing::warn!("the settings page is off: {e:#}"),
     }
     // First run: the set-up code `/setup` asks for goes to the console and the journal only.
     if let Err(e) = web.announce_setup(&format!("http://{web_addr}")).await {

@@ -321,6 +321,11 @@ impl MqttNotifier {
                 payload: payload.to_json(),
                 retain: false,
             }),
+            Event::Test { .. } => msgs.push(Msg {
+                topic: t.test.clone(),
+                payload: payload.to_json(),
+                retain: false,
+            }),
             Event::Audit { .. } => msgs.push(Msg {
                 topic: t.audit.clone(),
                 payload: payload.to_json(),

@@ -6,6 +6,7 @@ pub struct Topics {
     pub attempt: String,
     pub alarm: String,
     pub audit: String,
+    pub test: String,
     pub state: String,
     pub command: String,
 }
@@ -17,6 +18,7 @@ impl Topics {
             attempt: format!("{base}/attempt"),
             alarm: format!("{base}/alarm"),
             audit: format!("{base}/audit"),
+            test: format!("{base}/test"),
             state: format!("{base}/state"),
             command: format!("{base}/command"),
         }

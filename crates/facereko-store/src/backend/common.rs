@@ -962,6 +962,32 @@ impl Sql {
         .await?)
     }
 
+    /// Every setting of `door_id` whose name starts with `prefix`, by name.
+    pub(crate) async fn settings_with_prefix(
+        &self,
+        door_id: &str,
+        prefix: &str,
+    ) -> Result<Vec<(String, String)>> {
+        let rows: Vec<(String, String)> = sqlx::query_as(&sql(
+            "SELECT name, value FROM settings WHERE door_id = ? AND name LIKE ? ORDER BY name",
+        ))
+        .bind(door_id)
+        .bind(format!("{}%", prefix.replace(['%', '_', '\\'], "")))
+        .fetch_all(&self.read)
+        .await?;
+        // LIKE ignores case in MySQL's collation: keep the exact prefix only.
+        Ok(rows.into_iter().filter(|(n, _)| n.starts_with(prefix)).collect())
+    }
+
+    pub(crate) async fn delete_setting(&self, door_id: &str, name: &str) -> Result<()> {
+        sqlx::query(&sql("DELETE FROM settings WHERE door_id = ? AND name = ?"))
+            .bind(door_id)
+            .bind(name)
+            .execute(&self.write)
+            .await?;
+        Ok(())
+    }
+
     pub(crate) async fn set_setting(&self, door_id: &str, name: &str, value: &str) -> Result<()> {
         sqlx::query(&sql(UPSERT_SETTING))
             .bind(door_id)

@@ -42,7 +42,7 @@ pub(crate) struct Filter {
 }
 
 /// The families of audit actions, as the filter offers them.
-const ACTION_FAMILIES: [(&str, &str); 9] = [
+const ACTION_FAMILIES: &[(&str, &str)] = &[
     ("door", "Door unlocked"),
     ("system", "Activated / deactivated"),
     ("site", "Commands to other doors"),
@@ -52,6 +52,7 @@ const ACTION_FAMILIES: [(&str, &str); 9] = [
     ("account", "Accounts"),
     ("token", "API tokens"),
     ("invitation", "Invitations"),
+    ("setting", "Settings"),
 ];
 
 /// The filter, parsed.

@@ -21,6 +21,7 @@ pub(crate) mod home;
 pub(crate) mod people;
 pub(crate) mod photos;
 pub(crate) mod session;
+pub(crate) mod settings;
 
 pub(crate) fn routes() -> Router<AppState> {
     Router::new()
@@ -73,6 +74,9 @@ pub(crate) fn routes() -> Router<AppState> {
         )
         .route("/accounts/tokens", post(accounts::create_token))
         .route("/accounts/tokens/{id}/revoke", post(accounts::revoke_token))
+        .route("/settings", get(settings::page))
+        .route("/settings/test", post(settings::test_event))
+        .route("/settings/{key}", post(settings::set))
         .route("/assets/style.css", get(style))
         .route("/assets/live.js", get(script))
         .route("/assets/page.js", get(page_script))
