@@ -2,13 +2,6 @@
 // The page works without this script; it only saves reloading.
 (function () {
   "use strict";
-  // The camera picture (admins only) is fetched again every few seconds while the page is visible.
-  var camera = document.getElementById("camera");
-  if (camera) {
-    window.setInterval(function () {
-      if (!document.hidden) { camera.src = "/camera.jpg?t=" + Date.now(); }
-    }, 3000);
-  }
   var root = document.getElementById("status");
   if (!root || !window.EventSource) { return; }
   var state = document.getElementById("live-state");

@@ -1,4 +1,19 @@
 // Small helpers for every page; each page works without them.
+
+// Live camera pictures (<img class="camera-live">) are fetched again every few seconds while the page is
+// visible; without the script they show the picture of when the page was opened.
+(function () {
+  "use strict";
+  var cameras = document.querySelectorAll("img.camera-live");
+  if (!cameras.length) { return; }
+  window.setInterval(function () {
+    if (document.hidden) { return; }
+    Array.prototype.forEach.call(cameras, function (img) {
+      img.src = "/camera.jpg?t=" + Date.now();
+    });
+  }, 3000);
+})();
+
 (function () {
   "use strict";
   // Copy buttons: <button class="copy" data-copy="ID" hidden> copies the element ID's text (a link's

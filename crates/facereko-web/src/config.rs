@@ -33,6 +33,9 @@ pub struct WebConfig {
     pub max_image_side: u32,
     /// How long "tap now" and card-based account creation wait for a card on the reader.
     pub card_wait_seconds: u32,
+    /// Viewers may see the door camera's live picture too (administrators always do). Off by default:
+    /// a camera at a door films whoever passes.
+    pub viewers_see_camera: bool,
     /// How long `/create-account` waits for the new user's card after the form is sent.
     pub signup_tap_seconds: u32,
     /// Open self-service sign-up: anyone at the reader may create a viewer account with a card of an
@@ -62,6 +65,7 @@ impl Default for WebConfig {
             upload_limit_bytes: 10 * 1024 * 1024,
             max_image_side: 6000,
             card_wait_seconds: 15,
+            viewers_see_camera: false,
             signup_tap_seconds: 60,
             self_signup: false,
             time_zone: TimeZone::Local,

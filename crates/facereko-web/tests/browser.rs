@@ -435,7 +435,12 @@ async fn every_page_fits_a_desktop_and_a_390_px_phone_without_sideways_scrolling
     let f = Fixture::with(WebConfig::default(), Mode::CardFace).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let app = f.app.clone();
+    // With a settings page, as a real door has.
+    let app = facereko_web::router(
+        f.state
+            .clone()
+            .with_settings(std::sync::Arc::new(common::FakeSettings::default())),
+    );
     tokio::spawn(async move {
         axum::serve(
             listener,
@@ -669,6 +674,20 @@ async fn every_page_fits_a_desktop_and_a_390_px_phone_without_sideways_scrolling
         "",
     )
     .await;
+
+    open(&c, &format!("{base}/settings"), "#send-test").await;
+    check_page(
+        &c,
+        "settings",
+        &[
+            "form[action='/settings/door.unlock_seconds'] button",
+            "#send-test",
+        ],
+        &WIDTHS,
+        "",
+    )
+    .await;
+    assert!(text(&c).await.contains("set by FACEREKO_DOOR__MODE"));
 
     open(&c, &format!("{base}/history?what=changes"), "table.changes").await;
     check_page(

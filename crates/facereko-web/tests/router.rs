@@ -2353,7 +2353,7 @@ async fn form_refusals_come_in_the_same_order_as_before_the_token_check() {
 }
 
 #[tokio::test]
-async fn admins_see_what_the_door_camera_sees_now_and_nobody_else_does() {
+async fn admins_see_what_the_door_camera_sees_now_and_viewers_only_when_allowed() {
     let f = Fixture::new().await;
     let admin = f.admin().await;
     let r = f.get("/camera.jpg", &admin).await;
@@ -2362,7 +2362,17 @@ async fn admins_see_what_the_door_camera_sees_now_and_nobody_else_does() {
     assert!(r.header("cache-control").contains("no-store"));
     assert_eq!(r.bytes, std::fs::read(&f.camera_jpeg).unwrap());
     let home = f.get("/", &admin).await.text();
-    assert!(home.contains(r#"id="camera" src="/camera.jpg""#), "{home}");
+    assert!(
+        home.contains(r#"id="camera" class="camera-live" src="/camera.jpg""#),
+        "{home}"
+    );
+    // A preview beside "Take a photo with the door camera" on a person's page.
+    let ada = f.store.add_person("Ada").await.unwrap();
+    let page = f.get(&format!("/people/{}", ada.0), &admin).await.text();
+    assert!(
+        page.contains(r#"class="camera-live" src="/camera.jpg""#),
+        "{page}"
+    );
 
     let viewer = f.account("watcher", Role::Viewer).await;
     let r = f.get("/camera.jpg", &viewer).await;
@@ -2370,6 +2380,23 @@ async fn admins_see_what_the_door_camera_sees_now_and_nobody_else_does() {
     assert!(!f.get("/", &viewer).await.text().contains("/camera.jpg"));
     let r = f.get("/camera.jpg", &Browser::default()).await;
     assert_eq!(r.status, StatusCode::SEE_OTHER);
+
+    // Unless a setting lets viewers see it.
+    let open = Fixture::with(
+        WebConfig {
+            viewers_see_camera: true,
+            ..WebConfig::default()
+        },
+        Mode::CardFace,
+    )
+    .await;
+    open.admin().await;
+    let viewer = open.account("watcher", Role::Viewer).await;
+    assert_eq!(
+        open.get("/camera.jpg", &viewer).await.status,
+        StatusCode::OK
+    );
+    assert!(open.get("/", &viewer).await.text().contains("/camera.jpg"));
 
     // A camera that gives nothing is a friendly 503, not a broken picture.
     std::fs::remove_file(&f.camera_jpeg).unwrap();

@@ -3,55 +3,11 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use axum::http::StatusCode;
-use common::{Fixture, DOOR};
+use common::{FakeSettings, Fixture, DOOR};
 use facereko_store::Role;
-use facereko_web::{SettingSource, SettingView, Settings};
-
-#[derive(Default)]
-struct FakeSettings {
-    tests: Mutex<Vec<String>>,
-}
-
-#[async_trait]
-impl Settings for FakeSettings {
-    async fn list(&self) -> Vec<SettingView> {
-        let view = |key: &str, source: SettingSource| SettingView {
-            key: key.into(),
-            label: key.into(),
-            help: String::new(),
-            value: "10".into(),
-            source,
-            stored: None,
-            choices: Vec::new(),
-            input: "number",
-        };
-        vec![
-            view("door.unlock_seconds", SettingSource::Default),
-            view(
-                "door.mode",
-                SettingSource::Environment("FACEREKO_DOOR__MODE".into()),
-            ),
-        ]
-    }
-    async fn check(&self, _: &str, value: Option<&str>) -> Result<Option<String>, String> {
-        match value {
-            Some(v) if v.parse::<f64>().is_ok_and(|n| n > 0.0) => Ok(Some(v.to_string())),
-            Some(_) => Err("door.unlock_seconds must be more than 0".into()),
-            None => Ok(None),
-        }
-    }
-    async fn sinks(&self) -> Vec<String> {
-        vec!["mqtt: connected".into()]
-    }
-    async fn send_test(&self, by: &str) -> Result<(), String> {
-        self.tests.lock().unwrap().push(by.to_string());
-        Ok(())
-    }
-}
 
 #[tokio::test]
 async fn settings_are_checked_kept_and_recorded_and_only_for_administrators() {

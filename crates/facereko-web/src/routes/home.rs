@@ -85,6 +85,8 @@ struct HomeTpl {
     status: StatusView,
     rows: Vec<AttemptRow>,
     site: Option<SiteCard>,
+    /// The camera's live picture is shown (administrators, and viewers where allowed).
+    camera: bool,
 }
 
 /// The site around this door: its replica's age and every door the broker knows.
@@ -221,6 +223,7 @@ pub(crate) async fn home(
         status,
         rows,
         site,
+        camera: user.is_admin() || state.config.viewers_see_camera,
     }))
 }
 
@@ -368,8 +371,14 @@ pub(crate) async fn unlock(
 /// never stored and never cached.
 pub(crate) async fn camera(
     State(state): State<AppState>,
-    Admin(_): Admin,
+    user: CurrentUser,
 ) -> Result<Response, AppError> {
+    if !user.is_admin() && !state.config.viewers_see_camera {
+        return Err(AppError::Forbidden(
+            "Only an administrator sees the door camera (web.viewers_see_camera allows viewers)."
+                .into(),
+        ));
+    }
     let photo = state.door.snapshot().await.map_err(|e| {
         tracing::warn!("camera snapshot failed: {e}");
         AppError::Unavailable("The door camera gives no picture right now.".into())

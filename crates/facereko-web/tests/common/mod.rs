@@ -384,3 +384,47 @@ pub async fn upload(f: &Fixture, b: &Browser, person: PersonId, file: &[u8]) -> 
     )
     .await
 }
+
+/// A door's settings for the page: two keys (one set by the environment), a check that wants a
+/// positive number, one sink; test events are counted.
+#[derive(Default)]
+pub struct FakeSettings {
+    pub tests: std::sync::Mutex<Vec<String>>,
+}
+
+#[async_trait]
+impl facereko_web::Settings for FakeSettings {
+    async fn list(&self) -> Vec<facereko_web::SettingView> {
+        let view = |key: &str, source: facereko_web::SettingSource| facereko_web::SettingView {
+            key: key.into(),
+            label: key.into(),
+            help: String::new(),
+            value: "10".into(),
+            source,
+            stored: None,
+            choices: Vec::new(),
+            input: "number",
+        };
+        vec![
+            view("door.unlock_seconds", facereko_web::SettingSource::Default),
+            view(
+                "door.mode",
+                facereko_web::SettingSource::Environment("FACEREKO_DOOR__MODE".into()),
+            ),
+        ]
+    }
+    async fn check(&self, _: &str, value: Option<&str>) -> Result<Option<String>, String> {
+        match value {
+            Some(v) if v.parse::<f64>().is_ok_and(|n| n > 0.0) => Ok(Some(v.to_string())),
+            Some(_) => Err("door.unlock_seconds must be more than 0".into()),
+            None => Ok(None),
+        }
+    }
+    async fn sinks(&self) -> Vec<String> {
+        vec!["mqtt: connected".into()]
+    }
+    async fn send_test(&self, by: &str) -> Result<(), String> {
+        self.tests.lock().unwrap().push(by.to_string());
+        Ok(())
+    }
+}
