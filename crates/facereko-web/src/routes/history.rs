@@ -282,6 +282,13 @@ struct HistoryTpl {
     tz: String,
 }
 
+/// A page from the `PAGE_SIZE + 1` rows asked for, and whether there are more.
+fn one_page<T>(mut rows: Vec<T>) -> (Vec<T>, bool) {
+    let more = rows.len() > PAGE_SIZE as usize;
+    rows.truncate(PAGE_SIZE as usize);
+    (rows, more)
+}
+
 /// "1 234 attempts match the filter" (every page, so a manager knows how far the list goes).
 fn count_line(what: &str, total: i64) -> String {
     match total {
@@ -317,12 +324,12 @@ pub(crate) async fn history(
     let mut rows = Vec::new();
     let mut change_rows = Vec::new();
     let (next, count) = if p.changes {
-        let mut entries = state
-            .store
-            .audit_entries(&p.audit_query(&state, PAGE_SIZE + 1))
-            .await?;
-        let more = entries.len() > PAGE_SIZE as usize;
-        entries.truncate(PAGE_SIZE as usize);
+        let (entries, more) = one_page(
+            state
+                .store
+                .audit_entries(&p.audit_query(&state, PAGE_SIZE + 1))
+                .await?,
+        );
         let total = state
             .store
             .count_audit(&p.audit_query(&state, PAGE_SIZE))
@@ -359,12 +366,12 @@ pub(crate) async fn history(
         };
         (next, count)
     } else {
-        let mut attempts = state
-            .store
-            .attempts(&p.query(&state, PAGE_SIZE + 1))
-            .await?;
-        let more = attempts.len() > PAGE_SIZE as usize;
-        attempts.truncate(PAGE_SIZE as usize);
+        let (attempts, more) = one_page(
+            state
+                .store
+                .attempts(&p.query(&state, PAGE_SIZE + 1))
+                .await?,
+        );
         let total = state
             .store
             .count_matching_attempts(&p.query(&state, PAGE_SIZE))
