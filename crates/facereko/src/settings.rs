@@ -99,15 +99,12 @@ impl DoorSettings {
         match key {
             "door.mode" => c.door.mode.as_str().to_string(),
             "door.unlock_seconds" => format!("{}", c.door.unlock_seconds),
-            "vision.threshold" => match c.vision.threshold {
-                Some(t) => format!("{t}"),
-                None => format!(
-                    "{} (the {} engine's default)",
-                    c.vision.threshold(),
-                    c.vision.local_engine
-                ),
+            // As the file would write them, so that the value shown can be saved as it is.
+            "vision.threshold" => format!("{}", c.vision.threshold()),
+            "time_zone" => match c.time_zone {
+                facereko_domain::SiteTimeZone::Local => "local".into(),
+                zone => zone.name(),
             },
-            "time_zone" => c.time_zone.name(),
             "store.retention.photo_days" => c.store.retention.photo_days.to_string(),
             _ => String::new(),
         }

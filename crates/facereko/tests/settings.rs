@@ -41,6 +41,12 @@ fn a_value_set_in_the_browser_is_checked_kept_and_in_force_after_a_restart() {
         .body
         .contains("action=\"/settings/door.unlock_seconds\""));
     assert!(page.body.contains("In force: <strong>10</strong>"));
+    // Each input holds the value as the file would write it, so it can be saved as it is.
+    assert!(
+        page.body.contains("In force: <strong>local</strong>"),
+        "{}",
+        page.body
+    );
 
     // The page refuses what the configuration file would, with the file's reason.
     let csrf = settings_form(&mut web);
