@@ -5,12 +5,19 @@
 //! (its real bytes, shown as upper-case hex `04:A2:2B:19`) and never handled as a string again. The original
 //! joined the UID bytes as decimal digits, so `[1, 23]` and `[12, 3]` were the same card; bytes cannot collide
 //! that way.
+//!
+//! Schedules: a [`Person`] carries what the door needs to decide on them — their own schedule, their
+//! [`Group`] with its schedule template, and the site's holiday dates — so [`Person::admits`] answers
+//! alone and the decision does no I/O of its own. The store fills the group and the holidays in when it
+//! reads a person (from the central database or a door's replica, which holds both); the effective
+//! schedule is the person's own, else the group's, and a holiday refuses the whole local day to anyone
+//! who has one.
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 mod zone;
@@ -306,6 +313,11 @@ impl fmt::Display for PersonId {
 }
 
 /// A person who may have cards and enrolled faces.
+///
+/// A person carries everything the door needs to decide whether they may enter now, so
+/// [`Person::admits_at`] answers alone, with no I/O on the decision path: the store reads the person's
+/// group (with its schedule template) and the site's holidays along with the person, from whichever
+/// database the door decides on (on a site, the door's replica, which holds groups and holidays too).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Person {
     pub id: PersonId,
@@ -314,13 +326,32 @@ pub struct Person {
     pub active: bool,
     pub valid_from: Option<DateTime<Utc>>,
     pub valid_until: Option<DateTime<Utc>>,
-    /// When this person may enter; `None` means at any time.
+    /// The person's own schedule, which wins over their group's; `None` means their group's, or at any
+    /// time without a group (or with a group that has none). See [`Person::effective_schedule`].
     pub schedule: Option<WeeklySchedule>,
+    /// The group the person belongs to, as it was when the person was read (its schedule is the
+    /// template the person follows without one of their own). Membership is changed with the store's
+    /// group methods, not by saving the person.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<Group>,
+    /// The site's holidays (local dates in the site's time zone), read along with the person: on these
+    /// days a person with a schedule is refused all day. Not part of the person: not saved with them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub holidays: Vec<NaiveDate>,
     pub cards: Vec<Card>,
 }
 
 impl Person {
-    /// Whether the person may enter at `now` (validity dates and schedule; not the `active` flag).
+    /// The schedule the door applies: the person's own, else their group's; `None` means at any time.
+    pub fn effective_schedule(&self) -> Option<&WeeklySchedule> {
+        self.schedule
+            .as_ref()
+            .or_else(|| self.group.as_ref()?.schedule.as_ref())
+    }
+
+    /// Whether the person may enter at `now` (validity dates, schedule and holidays; not the `active`
+    /// flag). A holiday refuses the whole local day, overnight windows included, but only people with a
+    /// schedule: "any time" stays any time.
     pub fn admits_at(&self, now: DateTime<Utc>, local: chrono::NaiveDateTime) -> bool {
         if self.valid_from.is_some_and(|from| now < from) {
             return false;
@@ -328,13 +359,53 @@ impl Person {
         if self.valid_until.is_some_and(|until| now >= until) {
             return false;
         }
-        self.schedule.as_ref().is_none_or(|s| s.allows(local))
+        match self.effective_schedule() {
+            None => true,
+            Some(s) => !self.holidays.contains(&local.date()) && s.allows(local),
+        }
+    }
+
+    /// Whether `local` falls on one of the site's holidays and the person has a schedule (so the
+    /// holiday, not the weekly windows, is why they are refused).
+    pub fn on_holiday(&self, local: chrono::NaiveDateTime) -> bool {
+        self.effective_schedule().is_some() && self.holidays.contains(&local.date())
     }
 
     /// Whether the person may enter at `now`, reading the schedule in the site's time zone.
     pub fn admits(&self, now: DateTime<Utc>, zone: &SiteTimeZone) -> bool {
         self.admits_at(now, zone.local(now))
     }
+}
+
+/// A group's stable id in the store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct GroupId(pub i64);
+
+impl fmt::Display for GroupId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// People who share a weekly schedule template ("Cleaners", "Day staff"). A member without a schedule
+/// of their own follows the group's.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Group {
+    pub id: GroupId,
+    /// Unique among groups.
+    pub name: String,
+    /// `None`: the group sets no hours (members without their own schedule may enter at any time).
+    pub schedule: Option<WeeklySchedule>,
+}
+
+/// A day the whole site is closed to scheduled people (a public holiday): a local date in the site's
+/// time zone, one holiday per date.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Holiday {
+    pub id: i64,
+    pub date: NaiveDate,
+    pub name: String,
 }
 
 /// A card and its owner.
@@ -904,6 +975,8 @@ mod tests {
             valid_from: None,
             valid_until: None,
             schedule: None,
+            group: None,
+            holidays: vec![],
             cards: vec![],
         };
         assert!(p.admits_at(now, local(27, 12, 0)));
@@ -937,6 +1010,8 @@ mod tests {
             valid_from: None,
             valid_until: None,
             schedule: Some(night),
+            group: None,
+            holidays: vec![],
             cards: vec![],
         };
         let ny = SiteTimeZone::parse("America/New_York").unwrap();
@@ -952,6 +1027,62 @@ mod tests {
         // Thu 23:30 UTC = Thu 18:30 in New York: not yet, although 23:30 UTC is inside it in UTC.
         assert!(!p.admits(at("2026-12-03T23:30:00Z"), &ny));
         assert!(p.admits(at("2026-12-03T23:30:00Z"), &utc));
+    }
+
+    #[test]
+    fn a_group_schedule_applies_without_an_own_one_and_holidays_close_the_day() {
+        use chrono::{NaiveDate, TimeZone};
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 12, d).unwrap();
+        let at = |d: u32, h: u32| day(d).and_hms_opt(h, 0, 0).unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+        let window = |days: Vec<u8>, from: u16, to: u16| WeeklySchedule {
+            windows: vec![Window {
+                days,
+                start_minute: from * 60,
+                end_minute: to * 60,
+            }],
+        };
+        let mut p = Person {
+            id: PersonId(1),
+            name: "Cleaner".into(),
+            active: true,
+            valid_from: None,
+            valid_until: None,
+            schedule: None,
+            group: Some(Group {
+                id: GroupId(3),
+                name: "Cleaners".into(),
+                // Evenings, Monday to Friday, past midnight.
+                schedule: Some(window(vec![1, 2, 3, 4, 5], 20, 2)),
+            }),
+            holidays: vec![day(25)],
+            cards: vec![],
+        };
+        // 2026-12-01 is a Tuesday, 2026-12-25 a Friday.
+        assert!(p.admits_at(now, at(1, 21)), "the group's hours");
+        assert!(!p.admits_at(now, at(1, 12)), "outside the group's hours");
+        assert!(!p.admits_at(now, at(25, 21)), "a holiday, inside the hours");
+        assert!(p.on_holiday(at(25, 21)));
+        assert!(
+            !p.admits_at(now, at(25, 1)),
+            "Thursday night's window runs into the holiday: refused too"
+        );
+        assert!(
+            p.admits_at(now, at(26, 1)),
+            "the holiday's own night ends on a working date"
+        );
+        // An own schedule wins over the group's, holidays still apply.
+        p.schedule = Some(window(vec![2], 9, 17));
+        assert!(p.admits_at(now, at(1, 12)));
+        assert!(!p.admits_at(now, at(1, 21)));
+        // A group without hours and no own schedule: any time, holidays included.
+        p.schedule = None;
+        p.group.as_mut().unwrap().schedule = None;
+        assert_eq!(p.effective_schedule(), None);
+        assert!(p.admits_at(now, at(25, 12)));
+        assert!(!p.on_holiday(at(25, 12)));
+        p.group = None;
+        assert!(p.admits_at(now, at(25, 3)));
     }
 
     #[test]

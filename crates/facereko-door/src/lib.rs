@@ -1128,7 +1128,8 @@ impl AttemptJob {
         }
         let now = Utc::now();
         if !person.admits(now, &self.config.time_zone) {
-            return on_card_alone(base, Outcome::OutsideSchedule, None);
+            let why = holiday_detail(&person, now, &self.config.time_zone);
+            return on_card_alone(base, Outcome::OutsideSchedule, why);
         }
         if self.config.mode == Mode::Card {
             return on_card_alone(base, Outcome::Granted, Some("card only".into()));
@@ -1488,8 +1489,21 @@ impl AttemptJob {
             attempt.detail = Some("person disabled".into());
         } else if !person.admits(now, &self.config.time_zone) {
             attempt.outcome = Outcome::OutsideSchedule;
+            attempt.detail = holiday_detail(&person, now, &self.config.time_zone);
         }
     }
+}
+
+/// Why a refusal for the schedule happened on a holiday, so History says so (the person's weekly hours
+/// may well cover the moment).
+fn holiday_detail(
+    person: &Person,
+    now: chrono::DateTime<Utc>,
+    zone: &facereko_domain::SiteTimeZone,
+) -> Option<String> {
+    person
+        .on_holiday(zone.local(now))
+        .then(|| "a holiday".to_string())
 }
 
 /// The result of a liveness check.

@@ -58,6 +58,8 @@ impl MemoryStore {
                 valid_from: None,
                 valid_until: None,
                 schedule: None,
+                group: None,
+                holidays: vec![],
                 cards: vec![card.clone()],
             },
         );
@@ -509,6 +511,90 @@ async fn schedules_are_read_in_the_site_time_zone_across_midnight() {
         r.tap(ADA);
         wait(5000).await;
         assert_eq!(r.store.outcomes(), vec![outcome], "site time zone {zone}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_group_member_is_refused_outside_the_groups_hours_and_on_a_holiday() {
+    use chrono::{Datelike, Days};
+    use facereko_domain::{Group, GroupId, Window};
+    let utc = SiteTimeZone::parse("UTC").unwrap();
+    let today = utc.local(Utc::now()).date();
+    // Yesterday and tomorrow too: the test must not depend on the hour it runs at.
+    let around = [
+        today.checked_sub_days(Days::new(1)).unwrap(),
+        today,
+        today.checked_add_days(Days::new(1)).unwrap(),
+    ];
+    let days = |keep: &dyn Fn(u8) -> bool| WeeklySchedule {
+        windows: vec![Window {
+            days: (1..=7).filter(|d| keep(*d)).collect(),
+            start_minute: 0,
+            end_minute: 1440,
+        }],
+    };
+    let near: Vec<u8> = around
+        .iter()
+        .map(|d| d.weekday().number_from_monday() as u8)
+        .collect();
+    let always = days(&|_| true);
+    let other_days = days(&|d| !near.contains(&d));
+    let group = |schedule: &WeeklySchedule| {
+        Some(Group {
+            id: GroupId(7),
+            name: "Cleaners".into(),
+            schedule: Some(schedule.clone()),
+        })
+    };
+    for (what, group, holidays, outcome, detail) in [
+        (
+            "the group's hours",
+            group(&always),
+            vec![],
+            Outcome::Granted,
+            Some("card only"),
+        ),
+        (
+            "outside the group's hours",
+            group(&other_days),
+            vec![],
+            Outcome::OutsideSchedule,
+            None,
+        ),
+        (
+            "a holiday",
+            group(&always),
+            around.to_vec(),
+            Outcome::OutsideSchedule,
+            Some("a holiday"),
+        ),
+        (
+            "no schedule at all: any time, holidays too",
+            None,
+            around.to_vec(),
+            Outcome::Granted,
+            Some("card only"),
+        ),
+    ] {
+        let store = Arc::new(MemoryStore::default());
+        let id = store.add(1, "Ada Lovelace", ADA);
+        {
+            let mut people = store.people.lock().unwrap();
+            let p = people.get_mut(&id).unwrap();
+            p.group = group;
+            p.holidays = holidays;
+        }
+        let mut c = config(Mode::Card);
+        c.time_zone = utc;
+        let r = rig_with(store, c).await;
+        r.tap(ADA);
+        wait(5000).await;
+        let a = &r.store.attempts()[0];
+        assert_eq!(
+            (a.outcome, a.detail.as_deref()),
+            (outcome, detail),
+            "{what}"
+        );
     }
 }
 

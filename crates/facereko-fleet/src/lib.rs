@@ -4,8 +4,8 @@
 //! cards or faces there takes the next *directory revision* in its own transaction (the store's
 //! `directory_rev`, a counter row locked until commit, so revisions commit in order); deletions leave a
 //! tombstone. A door keeps a [`Replica`]: an SQLite file in its data directory (`replica.db`, the same
-//! schema as the embedded store) holding people, cards, schedules, validity dates and face embeddings —
-//! not photos — and the revision it is at. Syncing asks the central database for its revision (one row)
+//! schema as the embedded store) holding people, cards, schedules, groups, holidays, validity dates and
+//! face embeddings — not photos — and the revision it is at. Syncing asks the central database for its revision (one row)
 //! and, when it moved, for every row changed since, read on one snapshot and applied in one local
 //! transaction: a whole copy on first start, then only changes. No home-made protocol: the database's
 //! own transactions make the copy exact.

@@ -161,6 +161,146 @@ async fn a_card_given_back_and_names_swapped_end_up_as_in_the_central_database()
 }
 
 #[tokio::test]
+async fn group_schedules_and_holidays_reach_the_replica_and_change_what_the_door_decides() {
+    use chrono::NaiveDate;
+    let s = site(FleetConfig::default()).await;
+    let store = FleetStore::new(s.replica.clone());
+    let hours = |from: u16, to: u16| WeeklySchedule {
+        windows: vec![Window {
+            days: vec![1, 2, 3, 4, 5],
+            start_minute: from * 60,
+            end_minute: to * 60,
+        }],
+    };
+    let cleaners = s.central.add_group("Cleaners").await.unwrap();
+    s.central
+        .set_group_schedule(cleaners, Some(&hours(8, 18)))
+        .await
+        .unwrap();
+    let ada = s.central.add_person("Ada").await.unwrap();
+    let bob = s.central.add_person("Bob").await.unwrap();
+    s.central
+        .add_card(ada, &uid("04:A2:2B:19"), None)
+        .await
+        .unwrap();
+    s.central
+        .assign_group(Some(cleaners), &[ada, bob])
+        .await
+        .unwrap();
+    s.replica.sync().await.unwrap().unwrap();
+
+    // Tuesday 2026-12-01, read as local time (the door's zone is not the point here).
+    let tuesday = NaiveDate::from_ymd_opt(2026, 12, 1).unwrap();
+    let now = Utc.with_ymd_and_hms(2026, 12, 1, 12, 0, 0).unwrap();
+    let admits = |hour: u32| {
+        let store = store.clone();
+        async move {
+            let (_, p) = store
+                .lookup_card(&uid("04:A2:2B:19"))
+                .await
+                .unwrap()
+                .unwrap();
+            p.admits_at(now, tuesday.and_hms_opt(hour, 0, 0).unwrap())
+        }
+    };
+    assert!(
+        admits(12).await && !admits(20).await,
+        "the group's day hours"
+    );
+
+    // The group moves to evenings: the door follows after a sync, not before.
+    s.central
+        .set_group_schedule(cleaners, Some(&hours(18, 23)))
+        .await
+        .unwrap();
+    assert!(admits(12).await, "not synced yet");
+    let step = s.replica.sync().await.unwrap().unwrap();
+    assert_eq!(step.changes, 1, "only the group row");
+    assert!(
+        !admits(12).await && admits(20).await,
+        "the group's new hours"
+    );
+
+    // A holiday closes the day for everyone with a schedule, and removing it opens it again.
+    let holiday = s
+        .central
+        .add_holiday(tuesday, "Founders' day")
+        .await
+        .unwrap();
+    s.replica.sync().await.unwrap().unwrap();
+    assert!(!admits(20).await, "a holiday");
+    assert_eq!(s.replica.local().holidays().await.unwrap().len(), 1);
+    s.central.remove_holiday(holiday).await.unwrap();
+    s.replica.sync().await.unwrap().unwrap();
+    assert!(admits(20).await);
+    assert!(s.replica.local().holidays().await.unwrap().is_empty());
+
+    // Groups swap names, one is deleted and its name taken again, all between two syncs.
+    let night = s.central.add_group("Night").await.unwrap();
+    s.replica.sync().await.unwrap().unwrap();
+    s.central.rename_group(cleaners, "tmp").await.unwrap();
+    s.central.rename_group(night, "Cleaners").await.unwrap();
+    s.central.rename_group(cleaners, "Night").await.unwrap();
+    let temps = s.central.add_group("Temps").await.unwrap();
+    s.central.assign_group(Some(temps), &[bob]).await.unwrap();
+    s.central.delete_group(temps).await.unwrap();
+    let temps2 = s.central.add_group("Temps").await.unwrap();
+    s.replica.sync().await.unwrap().unwrap();
+    let local = s.replica.local();
+    let names = |gs: Vec<facereko_store::GroupSummary>| {
+        gs.into_iter()
+            .map(|g| (g.group.id, g.group.name, g.members))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        names(local.groups().await.unwrap()),
+        names(s.central.groups().await.unwrap())
+    );
+    assert_eq!(
+        names(local.groups().await.unwrap()),
+        [
+            (night, "Cleaners".to_string(), 0),
+            (cleaners, "Night".to_string(), 1),
+            (temps2, "Temps".to_string(), 0)
+        ]
+    );
+    assert!(local.person(bob).await.unwrap().unwrap().group.is_none());
+
+    // Deleting Ada's group: she has no schedule left at the door.
+    s.central.delete_group(cleaners).await.unwrap();
+    s.replica.sync().await.unwrap().unwrap();
+    assert!(admits(3).await, "any time");
+}
+
+/// Regression: a whole copy failed on a foreign key when a card was given before its owner changed
+/// (rows come at their latest revision, so the card came before its owner).
+#[tokio::test]
+async fn a_whole_copy_takes_rows_that_come_before_the_rows_they_name() {
+    let s = site(FleetConfig::default()).await;
+    let ada = s.central.add_person("Ada").await.unwrap();
+    s.central
+        .add_card(ada, &uid("04:A2:2B:19"), None)
+        .await
+        .unwrap();
+    let mut p = s.central.person(ada).await.unwrap().unwrap();
+    p.name = "Ada L.".into();
+    s.central.update_person(&p).await.unwrap();
+    let night = s.central.add_group("Night").await.unwrap();
+    s.central.assign_group(Some(night), &[ada]).await.unwrap();
+    s.central.rename_group(night, "Nights").await.unwrap();
+    s.replica.sync().await.unwrap().unwrap();
+    let (_, owner) = s
+        .replica
+        .local()
+        .lookup_card(&uid("04:A2:2B:19"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(owner.name, "Ada L.");
+    assert_eq!(owner.group.map(|g| g.name), Some("Nights".to_string()));
+}
+
+#[tokio::test]
 async fn a_door_keeps_deciding_from_its_copy_while_the_central_database_is_gone() {
     let s = site(FleetConfig::default()).await;
     let ada = s.central.add_person("Ada").await.unwrap();

@@ -14,6 +14,12 @@
 //! On MySQL/PostgreSQL an attempt that cannot reach the server goes to a local SQLite spool and is
 //! replayed exactly once (attempts carry a unique random uuid).
 //!
+//! Groups and holidays: a person's group (with its schedule template) and the site's holidays are read
+//! *with* the person — every query that loads people joins their group, and the holiday dates come
+//! along — so `Person::admits` decides alone and a door's decision does no extra I/O. They are
+//! directory rows like people and cards (revisions, tombstones), so each door's replica holds them too
+//! and reads them the same way.
+//!
 //! Schema: `migrations/<backend>/NNNN_*.sql`, applied by [`Store::open`] and recorded in
 //! `facereko_schema`; a database with a newer version than this binary knows is refused.
 
@@ -33,8 +39,8 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use facereko_domain::{
-    Attempt, AuditEntry, Card, CardUid, Event, NewAttempt, NewAudit, Outcome, Person, PersonId,
-    Photo,
+    Attempt, AuditEntry, Card, CardUid, Event, Group, GroupId, Holiday, NewAttempt, NewAudit,
+    Outcome, Person, PersonId, Photo, WeeklySchedule,
 };
 use rand::RngCore;
 use serde::{Deserialize, Serialize};
@@ -206,6 +212,24 @@ pub enum DirectoryChange {
         rev: i64,
         id: i64,
     },
+    /// A group with its schedule template, as it is now.
+    Group {
+        rev: i64,
+        group: Group,
+    },
+    /// The group is gone; its members are in none now.
+    GroupDeleted {
+        rev: i64,
+        id: GroupId,
+    },
+    Holiday {
+        rev: i64,
+        holiday: Holiday,
+    },
+    HolidayDeleted {
+        rev: i64,
+        id: i64,
+    },
 }
 
 impl DirectoryChange {
@@ -216,12 +240,16 @@ impl DirectoryChange {
             | DirectoryChange::Face { rev, .. }
             | DirectoryChange::PersonDeleted { rev, .. }
             | DirectoryChange::CardDeleted { rev, .. }
-            | DirectoryChange::FaceDeleted { rev, .. } => *rev,
+            | DirectoryChange::FaceDeleted { rev, .. }
+            | DirectoryChange::Group { rev, .. }
+            | DirectoryChange::GroupDeleted { rev, .. }
+            | DirectoryChange::Holiday { rev, .. }
+            | DirectoryChange::HolidayDeleted { rev, .. } => *rev,
         }
     }
 }
 
-/// What changed in the directory (people, cards, faces) between two revisions of the central database:
+/// What changed in the directory (people, cards, faces, groups, holidays) between two revisions of the central database:
 /// [`Store::directory_changes`] reads it, a door's replica applies it with
 /// [`Store::apply_directory_changes`]. Changes are in revision order; only each row's latest state is
 /// included, and every row changed after `since` up to `rev` is.
@@ -233,6 +261,16 @@ pub struct DirectoryChanges {
     pub rev: i64,
     pub changes: Vec<DirectoryChange>,
 }
+
+/// A group as the groups page lists it: with how many people belong to it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSummary {
+    pub group: Group,
+    pub members: i64,
+}
+
+/// The longest group or holiday name.
+pub const MAX_GROUP_NAME_CHARS: usize = 100;
 
 /// Where a door's replica stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -450,6 +488,25 @@ fn check_name(name: &str) -> Result<String> {
         return Err(Error::Invalid(
             "a person's name cannot contain control characters".into(),
         ));
+    }
+    Ok(name.to_string())
+}
+
+/// A group's or a holiday's name, checked like a person's: 1–100 characters, no control characters.
+fn check_label(what: &str, name: &str) -> Result<String> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::Invalid(format!("a {what}'s name cannot be empty")));
+    }
+    if name.chars().count() > MAX_GROUP_NAME_CHARS {
+        return Err(Error::Invalid(format!(
+            "a {what}'s name has at most {MAX_GROUP_NAME_CHARS} characters"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(Error::Invalid(format!(
+            "a {what}'s name cannot contain control characters"
+        )));
     }
     Ok(name.to_string())
 }
@@ -742,7 +799,8 @@ impl Store {
         guarded!(self, b => b.list_people().await)
     }
 
-    /// Saves name, active flag, validity and schedule (cards are managed with the card methods).
+    /// Saves name, active flag, validity and schedule (cards are managed with the card methods, the
+    /// group with [`Store::assign_group`]; `p.group` and `p.holidays` are not saved).
     pub async fn update_person(&self, p: &Person) -> Result<()> {
         let mut p = p.clone();
         p.name = check_name(&p.name)?;
@@ -786,6 +844,77 @@ impl Store {
     /// The card and its owner (with all their cards), or `None` for an unknown card.
     pub async fn lookup_card(&self, uid: &CardUid) -> Result<Option<(Card, Person)>> {
         guarded!(self, b => b.lookup_card(uid).await)
+    }
+
+    // ------------------------------------------------------------------ groups and holidays
+
+    /// Adds a group without a schedule. `Error::Invalid` on a bad name, `Error::Conflict` if a group of
+    /// that name exists.
+    pub async fn add_group(&self, name: &str) -> Result<GroupId> {
+        let name = check_label("group", name)?;
+        self.changed(guarded!(self, b => b.add_group(&name).await))
+    }
+
+    pub async fn group(&self, id: GroupId) -> Result<Option<Group>> {
+        guarded!(self, b => b.group(id).await)
+    }
+
+    /// Every group, by name, with its member count.
+    pub async fn groups(&self) -> Result<Vec<GroupSummary>> {
+        let rows = guarded!(self, b => b.groups().await)?;
+        Ok(rows
+            .into_iter()
+            .map(|(group, members)| GroupSummary { group, members })
+            .collect())
+    }
+
+    pub async fn rename_group(&self, id: GroupId, name: &str) -> Result<()> {
+        let name = check_label("group", name)?;
+        self.changed(guarded!(self, b => b.update_group(id, Some(&name), None).await))
+    }
+
+    /// Sets the weekly schedule template of a group (`None`: the group sets no hours). Members without
+    /// a schedule of their own follow it at every door once the door's replica has the change.
+    pub async fn set_group_schedule(
+        &self,
+        id: GroupId,
+        schedule: Option<&WeeklySchedule>,
+    ) -> Result<()> {
+        self.changed(guarded!(self, b => b.update_group(id, None, Some(schedule)).await))
+    }
+
+    /// Deletes a group; its members stay, in no group.
+    pub async fn delete_group(&self, id: GroupId) -> Result<()> {
+        self.changed(guarded!(self, b => b.delete_group(id).await))
+    }
+
+    /// Puts all of `people` in `group` (or in none) in one transaction under one revision; returns how
+    /// many. `Error::NotFound`, with nothing changed, for an unknown group or any unknown person.
+    pub async fn assign_group(&self, group: Option<GroupId>, people: &[PersonId]) -> Result<u64> {
+        let mut ids = people.to_vec();
+        ids.sort_unstable();
+        ids.dedup();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        self.changed(guarded!(self, b => b.assign_group(group, &ids).await))
+    }
+
+    /// Adds a holiday: a local date on which everyone with a schedule is refused. `Error::Conflict` if
+    /// that date already is one.
+    pub async fn add_holiday(&self, date: chrono::NaiveDate, name: &str) -> Result<i64> {
+        let name = check_label("holiday", name)?;
+        self.changed(guarded!(self, b => b.add_holiday(date, &name).await))
+    }
+
+    /// Removes a holiday; the holiday as it was.
+    pub async fn remove_holiday(&self, id: i64) -> Result<Holiday> {
+        self.changed(guarded!(self, b => b.remove_holiday(id).await))
+    }
+
+    /// Every holiday, oldest first.
+    pub async fn holidays(&self) -> Result<Vec<Holiday>> {
+        guarded!(self, b => b.holidays().await)
     }
 
     // ------------------------------------------------------------------ faces
@@ -862,7 +991,7 @@ impl Store {
 
     // ------------------------------------------------------------------ replication
 
-    /// Changes after every change to people, cards or faces made through this store (any clone), so the
+    /// Changes after every change to people, cards, faces, groups or holidays made through this store (any clone), so the
     /// process can tell the site's doors (the MQTT sync signal) at once.
     pub fn watch_directory(&self) -> tokio::sync::watch::Receiver<u64> {
         self.inner.directory_changed.subscribe()

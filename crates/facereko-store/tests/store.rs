@@ -23,12 +23,12 @@ mod cases {
 
     pub async fn migrations_apply_from_empty_and_rerun(t: &TestDb) {
         let s = &t.store;
-        assert_eq!(s.schema_version().await.unwrap(), 6);
-        assert_eq!(s.migrate().await.unwrap(), 6, "re-running is a no-op");
+        assert_eq!(s.schema_version().await.unwrap(), 7);
+        assert_eq!(s.migrate().await.unwrap(), 7, "re-running is a no-op");
         // A second process opening the same database sees the schema and keeps the data.
         let id = s.add_person("Ada Lovelace").await.unwrap();
         let again = t.reopen().await;
-        assert_eq!(again.schema_version().await.unwrap(), 6);
+        assert_eq!(again.schema_version().await.unwrap(), 7);
         assert_eq!(
             again.person(id).await.unwrap().unwrap().name,
             "Ada Lovelace"
@@ -46,7 +46,7 @@ mod cases {
                 err,
                 Error::SchemaTooNew {
                     found: 999,
-                    supported: 6
+                    supported: 7
                 }
             ),
             "{err:?}"
@@ -656,6 +656,185 @@ mod cases {
         s.delete_person(ada).await.unwrap();
         let last = s.directory_changes(r2).await.unwrap();
         assert!(matches!(&last.changes[..], [C::PersonDeleted { id, .. }] if *id == ada));
+    }
+
+    pub async fn groups_and_holidays_are_directory_rows_read_with_people(t: &TestDb) {
+        use chrono::NaiveDate;
+        use facereko_domain::GroupId;
+        use facereko_store::DirectoryChange as C;
+        let s = &t.store;
+        let office = WeeklySchedule {
+            windows: vec![Window {
+                days: vec![1, 2, 3, 4, 5],
+                start_minute: 8 * 60,
+                end_minute: 18 * 60,
+            }],
+        };
+        // Names are checked like people's; a name is taken once.
+        for bad in ["", "  ", &"g".repeat(101), "a\nb"] {
+            assert!(
+                matches!(s.add_group(bad).await, Err(Error::Invalid(_))),
+                "{bad:?}"
+            );
+        }
+        let r0 = s.directory_rev().await.unwrap();
+        let staff = s.add_group(" Day staff ").await.unwrap();
+        let night = s.add_group("Night").await.unwrap();
+        assert!(matches!(
+            s.add_group("Night").await,
+            Err(Error::Conflict(_))
+        ));
+        assert!(matches!(
+            s.rename_group(staff, "Night").await,
+            Err(Error::Conflict(_))
+        ));
+        assert!(matches!(
+            s.rename_group(GroupId(999_999), "Ghosts").await,
+            Err(Error::NotFound(_))
+        ));
+        s.set_group_schedule(staff, Some(&office)).await.unwrap();
+        assert_eq!(
+            s.directory_rev().await.unwrap(),
+            r0 + 3,
+            "failures take none"
+        );
+        let g = s.group(staff).await.unwrap().unwrap();
+        assert_eq!(
+            (g.name.as_str(), g.schedule.as_ref()),
+            ("Day staff", Some(&office))
+        );
+
+        // Many people at once: one revision; an unknown person or group changes nobody.
+        let ada = s.add_person("Ada").await.unwrap();
+        let bob = s.add_person("Bob").await.unwrap();
+        let cy = s.add_person("Cy").await.unwrap();
+        s.add_card(ada, &uid("04:A2:2B:19"), None).await.unwrap();
+        let before = s.directory_rev().await.unwrap();
+        assert!(matches!(
+            s.assign_group(Some(staff), &[ada, PersonId(999_999)]).await,
+            Err(Error::NotFound(_))
+        ));
+        assert!(matches!(
+            s.assign_group(Some(GroupId(999_999)), &[ada]).await,
+            Err(Error::NotFound(_))
+        ));
+        assert_eq!(s.directory_rev().await.unwrap(), before);
+        assert!(s.person(ada).await.unwrap().unwrap().group.is_none());
+        assert_eq!(
+            s.assign_group(Some(staff), &[ada, bob, ada]).await.unwrap(),
+            2
+        );
+        assert_eq!(s.directory_rev().await.unwrap(), before + 1);
+        let counts: Vec<(String, i64)> = s
+            .groups()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|g| (g.group.name, g.members))
+            .collect();
+        assert_eq!(
+            counts,
+            [("Day staff".to_string(), 2), ("Night".to_string(), 0)]
+        );
+
+        // A person comes with their group's schedule, and follows it without one of their own.
+        let (_, p) = s.lookup_card(&uid("04:A2:2B:19")).await.unwrap().unwrap();
+        assert_eq!(p.group.as_ref().map(|g| g.id), Some(staff));
+        assert_eq!(p.schedule, None);
+        assert_eq!(p.effective_schedule(), Some(&office));
+        // Saving the person (as the person page does) keeps them in their group.
+        s.update_person(&p).await.unwrap();
+        assert_eq!(
+            s.person(ada).await.unwrap().unwrap().group.map(|g| g.id),
+            Some(staff)
+        );
+
+        // Holidays: one per date, read with every person.
+        let christmas = NaiveDate::from_ymd_opt(2026, 12, 25).unwrap();
+        let new_year = NaiveDate::from_ymd_opt(2027, 1, 1).unwrap();
+        let h1 = s.add_holiday(new_year, "New Year").await.unwrap();
+        let h2 = s.add_holiday(christmas, "Christmas").await.unwrap();
+        assert!(matches!(
+            s.add_holiday(christmas, "Again").await,
+            Err(Error::Conflict(_))
+        ));
+        assert!(matches!(
+            s.add_holiday(christmas, "").await,
+            Err(Error::Invalid(_))
+        ));
+        let listed = s.holidays().await.unwrap();
+        assert_eq!(
+            listed.iter().map(|h| (h.id, h.date)).collect::<Vec<_>>(),
+            [(h2, christmas), (h1, new_year)]
+        );
+        assert_eq!(
+            s.person(cy).await.unwrap().unwrap().holidays,
+            [christmas, new_year]
+        );
+        let people = s.list_people().await.unwrap();
+        assert!(people.iter().all(|p| p.holidays.len() == 2));
+        assert_eq!(
+            s.person_by_name("Bob")
+                .await
+                .unwrap()
+                .unwrap()
+                .group
+                .map(|g| g.name),
+            Some("Day staff".to_string())
+        );
+
+        // Everything above reaches a replica as directory changes.
+        let whole = s.directory_changes(-1).await.unwrap();
+        let groups = whole
+            .changes
+            .iter()
+            .filter(|c| matches!(c, C::Group { .. }))
+            .count();
+        let holidays = whole
+            .changes
+            .iter()
+            .filter(|c| matches!(c, C::Holiday { .. }))
+            .count();
+        assert_eq!((groups, holidays), (2, 2));
+        assert!(whole.changes.iter().any(|c| matches!(c,
+            C::Person { person, .. } if person.id == bob && person.group.as_ref().map(|g| g.id) == Some(staff))));
+
+        let r1 = s.directory_rev().await.unwrap();
+        assert_eq!(s.remove_holiday(h1).await.unwrap().name, "New Year");
+        assert!(matches!(
+            s.remove_holiday(h1).await,
+            Err(Error::NotFound(_))
+        ));
+        s.set_group_schedule(staff, None).await.unwrap();
+        s.delete_group(night).await.unwrap();
+        assert!(matches!(
+            s.delete_group(night).await,
+            Err(Error::NotFound(_))
+        ));
+        match &s.directory_changes(r1).await.unwrap().changes[..] {
+            [C::HolidayDeleted { id, .. }, C::Group { group, .. }, C::GroupDeleted { id: gone, .. }] =>
+            {
+                assert_eq!(*id, h1);
+                assert_eq!((group.id, &group.schedule), (staff, &None));
+                assert_eq!(*gone, night);
+            }
+            other => panic!("unexpected changes {other:?}"),
+        }
+
+        // Deleting a group leaves its members in none, with their own schedules.
+        let mut b = s.person(bob).await.unwrap().unwrap();
+        b.schedule = Some(office.clone());
+        s.update_person(&b).await.unwrap();
+        s.delete_group(staff).await.unwrap();
+        let b = s.person(bob).await.unwrap().unwrap();
+        assert_eq!((b.group, b.schedule), (None, Some(office)));
+        assert!(s.groups().await.unwrap().is_empty());
+        // Out of a group again: `None` takes people out.
+        let g = s.add_group("Temps").await.unwrap();
+        s.assign_group(Some(g), &[cy]).await.unwrap();
+        s.assign_group(None, &[cy]).await.unwrap();
+        assert!(s.person(cy).await.unwrap().unwrap().group.is_none());
+        assert_eq!(s.assign_group(Some(g), &[]).await.unwrap(), 0);
     }
 
     /// Writers on several connections while a reader follows by revision: the reader's copy ends equal
@@ -1296,6 +1475,7 @@ macro_rules! case_list {
             faces_round_trip_and_bump_the_version,
             directory_changes_follow_revisions_and_tombstones,
             the_audit_trail_keeps_changes_in_order_with_their_events,
+            groups_and_holidays_are_directory_rows_read_with_people,
             configuration_set_in_the_web_app_is_kept_per_door,
             a_shared_enrolment_photo_is_readable_from_another_data_directory,
             a_follower_by_revision_misses_no_concurrent_change,

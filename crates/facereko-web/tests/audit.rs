@@ -55,7 +55,10 @@ async fn every_admin_change_and_unlock_is_in_the_trail_in_history_in_the_csv_and
                 ("csrf", &admin.csrf),
                 ("name", "Ada Lovelace"),
                 ("valid_until", "2030-12-31"),
-                ("schedule", "Mon-Fri 07:00-19:00"),
+                ("w0_mon", "on"),
+                ("w0_fri", "on"),
+                ("w0_from", "07:00"),
+                ("w0_to", "19:00"),
             ],
         )
         .await);

@@ -602,6 +602,51 @@ async fn every_page_fits_a_desktop_and_a_390_px_phone_without_sideways_scrolling
     )
     .await;
 
+    // Groups and holidays, and one group with its schedule editor and members.
+    let staff = f
+        .store
+        .add_group("Night-shift maintenance staff of the east wing")
+        .await
+        .unwrap();
+    f.store.assign_group(Some(staff), &[wolfe]).await.unwrap();
+    f.store
+        .add_holiday(
+            chrono::NaiveDate::from_ymd_opt(2026, 12, 25).unwrap(),
+            "Christmas Day",
+        )
+        .await
+        .unwrap();
+    open(&c, &format!("{base}/groups"), "#holidays").await;
+    check_page(
+        &c,
+        "groups",
+        &[
+            "form[action='/groups'] button",
+            "form[action='/holidays'] button",
+        ],
+        &WIDTHS,
+        "",
+    )
+    .await;
+    open(
+        &c,
+        &format!("{base}/groups/{}", staff.0),
+        &format!("form[action='/groups/{}/schedule']", staff.0),
+    )
+    .await;
+    check_page(
+        &c,
+        "group",
+        &[&format!(
+            "form[action='/groups/{}/schedule'] button",
+            staff.0
+        )],
+        &WIDTHS,
+        "",
+    )
+    .await;
+    open(&c, &person, "ul.faces img").await;
+
     // A card's Remove… asks first (the confirmation page answers the POST).
     c.find(Locator::Css("ul.cards form[action$='/remove'] button"))
         .await

@@ -779,7 +779,19 @@ async fn people_cards_validity_and_schedules_are_edited() {
                 ("active", "on"),
                 ("valid_from", "2026-01-01"),
                 ("valid_until", "2026-12-31"),
-                ("schedule", "Mon-Fri 08:00-18:00\r\nSat 10:00-12:00"),
+                // The day/time range editor: Mon–Fri 08:00–18:00, then Sat 10:00–12:00.
+                ("w0_mon", "on"),
+                ("w0_tue", "on"),
+                ("w0_wed", "on"),
+                ("w0_thu", "on"),
+                ("w0_fri", "on"),
+                ("w0_from", "08:00"),
+                ("w0_to", "18:00"),
+                ("w1_sat", "on"),
+                ("w1_from", "10:00"),
+                ("w1_to", "12:00"),
+                ("w2_from", ""),
+                ("w2_to", ""),
             ],
         )
         .await;
@@ -791,7 +803,10 @@ async fn people_cards_validity_and_schedules_are_edited() {
     assert!(g.valid_from.is_some() && g.valid_until.is_some());
     let page = f.get(&base, &admin).await.text();
     assert!(
-        page.contains("Mon-Fri 08:00-18:00") && page.contains("2026-12-31"),
+        page.contains("Mon-Fri 08:00-18:00")
+            && page.contains("2026-12-31")
+            && page.contains("name=\"w1_sat\" checked")
+            && page.contains("name=\"w1_from\" value=\"10:00\""),
         "{page}"
     );
     // A bad schedule is explained.
@@ -802,12 +817,14 @@ async fn people_cards_validity_and_schedules_are_edited() {
             &[
                 ("csrf", &admin.csrf),
                 ("name", "Grace Hopper"),
-                ("schedule", "Funday 25:00"),
+                ("w0_mon", "on"),
+                ("w0_from", "25:00"),
+                ("w0_to", "26:00"),
             ],
         )
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    assert!(r.text().contains("schedule line 1"));
+    assert!(r.text().contains("Schedule row 1: the start time"));
     // Disable (checkbox absent).
     let r = f
         .post(
@@ -1079,7 +1096,9 @@ async fn a_refused_form_comes_back_with_what_was_typed_and_error_pages_keep_the_
                 ("name", "Ada King"),
                 ("valid_from", "2026-12-31"),
                 ("valid_until", "2026-01-01"),
-                ("schedule", "Mon-Fri 08:00-18:00"),
+                ("w0_mon", "on"),
+                ("w0_from", "08:00"),
+                ("w0_to", "18:00"),
             ],
         )
         .await;
@@ -1087,7 +1106,10 @@ async fn a_refused_form_comes_back_with_what_was_typed_and_error_pages_keep_the_
     let t = r.text();
     assert!(t.contains("The last day is before the first day."));
     assert!(t.contains("value=\"Ada King\"") && t.contains("value=\"2026-12-31\""));
-    assert!(t.contains("Mon-Fri 08:00-18:00"));
+    assert!(
+        t.contains("name=\"w0_mon\" checked") && t.contains("name=\"w0_to\" value=\"18:00\""),
+        "the schedule rows as typed"
+    );
     assert!(
         !t.contains("name=\"active\" checked"),
         "unticked stays unticked"
@@ -2074,6 +2096,11 @@ const EVERY_FIELD: &[(&str, &str)] = &[
     ("valid_from", ""),
     ("valid_until", ""),
     ("schedule", ""),
+    ("group", ""),
+    ("date", "2026-12-25"),
+    ("w0_mon", "on"),
+    ("w0_from", "08:00"),
+    ("w0_to", "18:00"),
     ("uid", "04:A2:2B:20"),
     ("label", "stolen"),
     ("username", "mallory"),

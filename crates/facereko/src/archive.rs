@@ -1083,6 +1083,9 @@ async fn apply_person(
         valid_from: row.valid_from,
         valid_until: row.valid_until,
         schedule: row.schedule.clone(),
+        // Not saved by `update_person`: an import leaves group membership as it is here.
+        group: None,
+        holidays: Vec::new(),
         cards: Vec::new(),
     };
     let id = match &p.action {

@@ -10,8 +10,8 @@
 use chrono::{DateTime, Utc};
 #[allow(unused_imports)]
 use facereko_domain::{
-    Attempt, AuditEntry, Card, CardUid, Event, NewAttempt, NewAudit, Outcome, Person, PersonId,
-    StageTimings, WeeklySchedule,
+    Attempt, AuditEntry, Card, CardUid, Event, Group, GroupId, Holiday, NewAttempt, NewAudit,
+    Outcome, Person, PersonId, StageTimings, WeeklySchedule,
 };
 #[allow(unused_imports)]
 use sqlx::{QueryBuilder, Row as _};
@@ -80,30 +80,67 @@ fn attempt_from_row(row: &DbRow) -> Result<Attempt> {
     })
 }
 
-fn person_from_row(row: &DbRow) -> Result<Person> {
-    let schedule: Option<String> = row.try_get("schedule")?;
-    let schedule = schedule
-        .map(|s| serde_json::from_str::<WeeklySchedule>(&s))
+/// People with their group's name and schedule: every query that reads people starts with this, so a
+/// person always comes with the schedule template they follow (see [`person_from_row`]).
+const PEOPLE_WITH_GROUPS: &str = "SELECT p.*, g.name AS group_name, g.schedule AS group_schedule \
+     FROM people p LEFT JOIN person_groups g ON g.id = p.group_id";
+
+fn schedule_from(column: &str, text: Option<String>) -> Result<Option<WeeklySchedule>> {
+    text.map(|s| serde_json::from_str::<WeeklySchedule>(&s))
         .transpose()
-        .map_err(|e| Error::Corrupt(format!("schedule: {e}")))?;
+        .map_err(|e| Error::Corrupt(format!("{column}: {e}")))
+}
+
+/// A person from a row of [`PEOPLE_WITH_GROUPS`] (without cards or holidays, which the caller adds).
+fn person_from_row(row: &DbRow) -> Result<Person> {
+    let group = match row.try_get::<Option<i64>, _>("group_id")? {
+        None => None,
+        Some(id) => Some(Group {
+            id: GroupId(id),
+            // Read on one statement with the person: the group exists (a deleted one sets NULL).
+            name: row.try_get::<Option<String>, _>("group_name")?.unwrap_or_default(),
+            schedule: schedule_from("group schedule", row.try_get("group_schedule")?)?,
+        }),
+    };
     Ok(Person {
         id: PersonId(row.try_get("id")?),
         name: row.try_get("name")?,
         active: row.try_get("active")?,
         valid_from: row.try_get("valid_from")?,
         valid_until: row.try_get("valid_until")?,
-        schedule,
+        schedule: schedule_from("schedule", row.try_get("schedule")?)?,
+        group,
+        holidays: Vec::new(),
         cards: Vec::new(),
     })
 }
 
-/// A person's schedule as stored: JSON, or NULL for any time.
-fn schedule_json(p: &Person) -> Result<Option<String>> {
-    p.schedule
-        .as_ref()
-        .map(serde_json::to_string)
+fn group_from_row(row: &DbRow) -> Result<Group> {
+    Ok(Group {
+        id: GroupId(row.try_get("id")?),
+        name: row.try_get("name")?,
+        schedule: schedule_from("group schedule", row.try_get("schedule")?)?,
+    })
+}
+
+fn holiday_from_row(row: &DbRow) -> Result<Holiday> {
+    Ok(Holiday {
+        id: row.try_get("id")?,
+        date: row.try_get("day")?,
+        name: row.try_get("name")?,
+    })
+}
+
+/// A schedule as stored: JSON, or NULL for none.
+fn json_of(s: Option<&WeeklySchedule>) -> Result<Option<String>> {
+    s.map(serde_json::to_string)
         .transpose()
         .map_err(|e| Error::Invalid(e.to_string()))
+}
+
+/// A person's schedule as stored: JSON, or NULL for their group's (or any time).
+fn schedule_json(p: &Person) -> Result<Option<String>> {
+    json_of(p.schedule.as_ref())
 }
 
 fn card_from_row(row: &DbRow) -> Result<Card> {
@@ -351,22 +388,28 @@ impl Sql {
         rows.iter().map(card_from_row).collect()
     }
 
+    /// The site's holidays as local dates, oldest first: every person read comes with them.
+    async fn holiday_dates(&self) -> Result<Vec<chrono::NaiveDate>> {
+        Ok(sqlx::query_scalar("SELECT day FROM holidays ORDER BY day")
+            .fetch_all(&self.read)
+            .await?)
+    }
+
     pub(crate) async fn person(&self, id: PersonId) -> Result<Option<Person>> {
-        let row = sqlx::query(&sql("SELECT * FROM people WHERE id = ?"))
-            .bind(id.0)
-            .fetch_optional(&self.read)
-            .await?;
+        let mut qb = QueryBuilder::<Db>::new(PEOPLE_WITH_GROUPS);
+        qb.push(" WHERE p.id = ").push_bind(id.0);
+        let row = qb.build().fetch_optional(&self.read).await?;
         let Some(row) = row else { return Ok(None) };
         let mut p = person_from_row(&row)?;
         p.cards = self.cards_of(Some(p.id)).await?;
+        p.holidays = self.holiday_dates().await?;
         Ok(Some(p))
     }
 
     pub(crate) async fn person_by_name(&self, name: &str) -> Result<Option<Person>> {
-        let rows = sqlx::query(&sql("SELECT * FROM people WHERE name = ?"))
-            .bind(name)
-            .fetch_all(&self.read)
-            .await?;
+        let mut qb = QueryBuilder::<Db>::new(PEOPLE_WITH_GROUPS);
+        qb.push(" WHERE p.name = ").push_bind(name.to_string());
+        let rows = qb.build().fetch_all(&self.read).await?;
         // MySQL compares case-insensitively; "exact match" means exact everywhere.
         let Some(row) = rows
             .iter()
@@ -376,16 +419,23 @@ impl Sql {
         };
         let mut p = person_from_row(row)?;
         p.cards = self.cards_of(Some(p.id)).await?;
+        p.holidays = self.holiday_dates().await?;
         Ok(Some(p))
     }
 
     pub(crate) async fn list_people(&self) -> Result<Vec<Person>> {
-        let rows = sqlx::query("SELECT * FROM people ORDER BY name, id")
-            .fetch_all(&self.read)
-            .await?;
+        let mut qb = QueryBuilder::<Db>::new(PEOPLE_WITH_GROUPS);
+        qb.push(" ORDER BY p.name, p.id");
+        let rows = qb.build().fetch_all(&self.read).await?;
+        let holidays = self.holiday_dates().await?;
         let mut people = rows
             .iter()
-            .map(person_from_row)
+            .map(|r| {
+                person_from_row(r).map(|mut p| {
+                    p.holidays = holidays.clone();
+                    p
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
         let by_id: std::collections::HashMap<PersonId, usize> =
             people.iter().enumerate().map(|(i, p)| (p.id, i)).collect();
@@ -539,6 +589,190 @@ impl Sql {
         Ok(self.person(card.person_id).await?.map(|p| (card, p)))
     }
 
+    // ------------------------------------------------------------------ groups and holidays
+
+    pub(crate) async fn add_group(&self, name: &str) -> Result<GroupId> {
+        let mut tx = begin(&self.write).await?;
+        let rev = next_rev(&mut tx).await?;
+        let s = ins("INSERT INTO person_groups (name, rev) VALUES (?, ?)");
+        let q = sqlx::query(&s).bind(name).bind(rev);
+        let id = match insert_id(q, &mut tx).await {
+            Err(e) if e.unique_violation() => {
+                return Err(Error::Conflict(format!("group {name:?}")))
+            }
+            r => r?,
+        };
+        tx.commit().await?;
+        Ok(GroupId(id))
+    }
+
+    pub(crate) async fn group(&self, id: GroupId) -> Result<Option<Group>> {
+        let row = sqlx::query(&sql(
+            "SELECT id, name, schedule FROM person_groups WHERE id = ?",
+        ))
+        .bind(id.0)
+        .fetch_optional(&self.read)
+        .await?;
+        row.as_ref().map(group_from_row).transpose()
+    }
+
+    /// Every group by name, with how many people belong to it.
+    pub(crate) async fn groups(&self) -> Result<Vec<(Group, i64)>> {
+        let rows = sqlx::query(
+            "SELECT g.id, g.name, g.schedule, \
+             (SELECT COUNT(*) FROM people p WHERE p.group_id = g.id) AS members \
+             FROM person_groups g ORDER BY g.name, g.id",
+        )
+        .fetch_all(&self.read)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((group_from_row(r)?, r.try_get("members")?)))
+            .collect()
+    }
+
+    /// Renames a group (`name: Some`) or sets its schedule template (`schedule: Some`), under a new
+    /// revision.
+    pub(crate) async fn update_group(
+        &self,
+        id: GroupId,
+        name: Option<&str>,
+        schedule: Option<Option<&WeeklySchedule>>,
+    ) -> Result<()> {
+        let mut qb = QueryBuilder::<Db>::new("UPDATE person_groups SET rev = ");
+        let mut tx = begin(&self.write).await?;
+        let rev = next_rev(&mut tx).await?;
+        qb.push_bind(rev);
+        if let Some(n) = name {
+            qb.push(", name = ").push_bind(n.to_string());
+        }
+        if let Some(s) = schedule {
+            qb.push(", schedule = ").push_bind(json_of(s)?);
+        }
+        qb.push(" WHERE id = ").push_bind(id.0);
+        let r = qb.build().execute(&mut *tx).await.map_err(Error::from);
+        match r {
+            Err(e) if e.unique_violation() => Err(Error::Conflict(format!(
+                "group {:?}",
+                name.unwrap_or_default()
+            ))),
+            Err(e) => Err(e),
+            // The new revision changes the row, so MySQL's count of changed rows is 1 here too.
+            Ok(r) if r.rows_affected() == 0 => Err(Error::NotFound(format!("group {id}"))),
+            Ok(_) => Ok(tx.commit().await?),
+        }
+    }
+
+    /// Deletes a group; its members keep their own schedules and lose the group's (`ON DELETE SET
+    /// NULL`, here and in every replica, which applies the tombstone with the same foreign key).
+    pub(crate) async fn delete_group(&self, id: GroupId) -> Result<()> {
+        let mut tx = begin(&self.write).await?;
+        let rev = next_rev(&mut tx).await?;
+        let r = sqlx::query(&sql("DELETE FROM person_groups WHERE id = ?"))
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        if r.rows_affected() == 0 {
+            return Err(Error::NotFound(format!("group {id}")));
+        }
+        tombstone(&mut tx, rev, "group", Some(id.0), None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Puts every one of `people` (distinct ids) in `group`, or in none, in one transaction under one
+    /// revision; `NotFound` (and nothing changed) for an unknown group or person.
+    pub(crate) async fn assign_group(
+        &self,
+        group: Option<GroupId>,
+        people: &[PersonId],
+    ) -> Result<u64> {
+        let mut tx = begin(&self.write).await?;
+        let rev = next_rev(&mut tx).await?;
+        if let Some(g) = group {
+            let found: Option<i64> =
+                sqlx::query_scalar(&sql("SELECT id FROM person_groups WHERE id = ?"))
+                    .bind(g.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if found.is_none() {
+                return Err(Error::NotFound(format!("group {g}")));
+            }
+        }
+        let mut changed = 0;
+        for chunk in people.chunks(500) {
+            let mut qb = QueryBuilder::<Db>::new("UPDATE people SET group_id = ");
+            qb.push_bind(group.map(|g| g.0))
+                .push(", rev = ")
+                .push_bind(rev)
+                .push(" WHERE id IN (");
+            let mut ids = qb.separated(", ");
+            for p in chunk {
+                ids.push_bind(p.0);
+            }
+            qb.push(")");
+            let r = qb.build().execute(&mut *tx).await.map_err(Error::from);
+            changed += match r {
+                Err(e) if e.foreign_key_violation() => {
+                    return Err(Error::NotFound(format!("group {}", group.map_or(0, |g| g.0))))
+                }
+                r => r?.rows_affected(),
+            };
+        }
+        // The new revision changes every row, so MySQL counts each person found.
+        if changed != people.len() as u64 {
+            return Err(Error::NotFound(format!(
+                "{} of the {} people",
+                people.len() as u64 - changed,
+                people.len()
+            )));
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    pub(crate) async fn add_holiday(&self, date: chrono::NaiveDate, name: &str) -> Result<i64> {
+        let mut tx = begin(&self.write).await?;
+        let rev = next_rev(&mut tx).await?;
+        let s = ins("INSERT INTO holidays (day, name, rev) VALUES (?, ?, ?)");
+        let q = sqlx::query(&s).bind(date).bind(name).bind(rev);
+        let id = match insert_id(q, &mut tx).await {
+            Err(e) if e.unique_violation() => {
+                return Err(Error::Conflict(format!("a holiday on {date}")))
+            }
+            r => r?,
+        };
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Removes a holiday; the holiday as it was.
+    pub(crate) async fn remove_holiday(&self, id: i64) -> Result<Holiday> {
+        let mut tx = begin(&self.write).await?;
+        let rev = next_rev(&mut tx).await?;
+        let row = sqlx::query(&sql("SELECT id, day, name FROM holidays WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(row) = row else {
+            return Err(Error::NotFound(format!("holiday {id}")));
+        };
+        let holiday = holiday_from_row(&row)?;
+        sqlx::query(&sql("DELETE FROM holidays WHERE id = ?"))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tombstone(&mut tx, rev, "holiday", Some(id), None).await?;
+        tx.commit().await?;
+        Ok(holiday)
+    }
+
+    pub(crate) async fn holidays(&self) -> Result<Vec<Holiday>> {
+        let rows = sqlx::query("SELECT id, day, name FROM holidays ORDER BY day")
+            .fetch_all(&self.read)
+            .await?;
+        rows.iter().map(holiday_from_row).collect()
+    }
+
     // ------------------------------------------------------------------ faces
 
     pub(crate) async fn add_face(
@@ -671,11 +905,9 @@ impl Sql {
             .fetch_one(&mut *tx)
             .await?;
         let mut changes = Vec::new();
-        for row in sqlx::query(&sql("SELECT * FROM people WHERE rev > ?"))
-            .bind(since)
-            .fetch_all(&mut *tx)
-            .await?
-        {
+        let mut people = QueryBuilder::<Db>::new(PEOPLE_WITH_GROUPS);
+        people.push(" WHERE p.rev > ").push_bind(since);
+        for row in people.build().fetch_all(&mut *tx).await? {
             changes.push(C::Person {
                 rev: row.try_get("rev")?,
                 created: row.try_get("created")?,
@@ -705,6 +937,28 @@ impl Sql {
                 face: face_from_row(&row)?,
             });
         }
+        for row in sqlx::query(&sql(
+            "SELECT id, name, schedule, rev FROM person_groups WHERE rev > ?",
+        ))
+        .bind(since)
+        .fetch_all(&mut *tx)
+        .await?
+        {
+            changes.push(C::Group {
+                rev: row.try_get("rev")?,
+                group: group_from_row(&row)?,
+            });
+        }
+        for row in sqlx::query(&sql("SELECT id, day, name, rev FROM holidays WHERE rev > ?"))
+            .bind(since)
+            .fetch_all(&mut *tx)
+            .await?
+        {
+            changes.push(C::Holiday {
+                rev: row.try_get("rev")?,
+                holiday: holiday_from_row(&row)?,
+            });
+        }
         if since >= 0 {
             // A first copy has nothing to delete.
             for row in sqlx::query(&sql(
@@ -728,6 +982,11 @@ impl Sql {
                         uid: uid_from(uid)?,
                     },
                     ("face", Some(id), _) => C::FaceDeleted { rev, id },
+                    ("group", Some(id), _) => C::GroupDeleted {
+                        rev,
+                        id: GroupId(id),
+                    },
+                    ("holiday", Some(id), _) => C::HolidayDeleted { rev, id },
                     _ => return Err(Error::Corrupt(format!("deletion {rev} of kind {kind:?}"))),
                 });
             }

@@ -45,6 +45,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit trail",
         include_str!("../../migrations/mysql/0006_audit.sql"),
     ),
+    (
+        7,
+        "groups and holidays",
+        include_str!("../../migrations/mysql/0007_groups_holidays.sql"),
+    ),
 ];
 const TRANSACTIONAL_DDL: bool = false;
 

@@ -46,6 +46,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "audit trail",
         include_str!("../../migrations/sqlite/0006_audit.sql"),
     ),
+    (
+        7,
+        "groups and holidays",
+        include_str!("../../migrations/sqlite/0007_groups_holidays.sql"),
+    ),
 ];
 const TRANSACTIONAL_DDL: bool = true;
 
@@ -182,6 +187,10 @@ impl Sql {
     /// (two people swapping names never collide), `faces_version` bumped when faces changed, and the
     /// replica's revision moved from `changes.since` to `changes.rev`. A whole copy (`since` < 0)
     /// replaces everything; other changes are refused unless the replica is at `changes.since`.
+    ///
+    /// Groups go first — deleted ones, then the others with their names freed — because people name
+    /// them; foreign keys are checked at commit, since each row comes at its *latest* revision (a card
+    /// given before its owner was renamed comes before its owner).
     pub(crate) async fn apply_directory_changes(
         &self,
         changes: &crate::DirectoryChanges,
@@ -189,12 +198,21 @@ impl Sql {
     ) -> Result<()> {
         use crate::DirectoryChange as C;
         let mut tx = begin(&self.write).await?;
+        sqlx::query("PRAGMA defer_foreign_keys = ON")
+            .execute(&mut *tx)
+            .await?;
         let at = Self::replica_rev(&mut tx).await?;
         let mut faces_changed = false;
         if changes.since < 0 {
             // A whole copy replaces whatever the replica held (its cards and faces go with the people).
             let r = sqlx::query("DELETE FROM people").execute(&mut *tx).await?;
             faces_changed = r.rows_affected() > 0;
+            sqlx::query("DELETE FROM person_groups")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM holidays")
+                .execute(&mut *tx)
+                .await?;
         } else if at != Some(changes.since) {
             return Err(Error::Conflict(format!(
                 "replica at revision {} cannot take changes since {}",
@@ -204,12 +222,42 @@ impl Sql {
         }
         // (A whole copy starts from an empty replica: no name to free.)
         for change in changes.changes.iter().filter(|_| changes.since >= 0) {
-            if let C::Person { person, .. } = change {
-                sqlx::query("UPDATE people SET name = ? WHERE id = ?")
-                    .bind(format!("\u{1}{}", person.id.0))
-                    .bind(person.id.0)
-                    .execute(&mut *tx)
-                    .await?;
+            let (table, id) = match change {
+                C::Person { person, .. } => {
+                    ("UPDATE people SET name = ? WHERE id = ?", person.id.0)
+                }
+                C::Group { group, .. } => {
+                    ("UPDATE person_groups SET name = ? WHERE id = ?", group.id.0)
+                }
+                C::GroupDeleted { id, .. } => {
+                    // Its members are in no group now (ON DELETE SET NULL, as centrally).
+                    sqlx::query("DELETE FROM person_groups WHERE id = ?")
+                        .bind(id.0)
+                        .execute(&mut *tx)
+                        .await?;
+                    continue;
+                }
+                _ => continue,
+            };
+            sqlx::query(table)
+                .bind(format!("\u{1}{id}"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for change in &changes.changes {
+            if let C::Group { rev, group } = change {
+                sqlx::query(
+                    "INSERT INTO person_groups (id, name, schedule, rev) VALUES (?, ?, ?, ?) \
+                     ON CONFLICT (id) DO UPDATE SET name = excluded.name, \
+                     schedule = excluded.schedule, rev = excluded.rev",
+                )
+                .bind(group.id.0)
+                .bind(&group.name)
+                .bind(json_of(group.schedule.as_ref())?)
+                .bind(rev)
+                .execute(&mut *tx)
+                .await?;
             }
         }
         for change in &changes.changes {
@@ -222,10 +270,12 @@ impl Sql {
                     let schedule = schedule_json(p)?;
                     sqlx::query(
                         "INSERT INTO people (id, name, active, valid_from, valid_until, schedule, \
-                         created, rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET \
+                         group_id, created, rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) \
+                         ON CONFLICT (id) DO UPDATE SET \
                          name = excluded.name, active = excluded.active, \
                          valid_from = excluded.valid_from, valid_until = excluded.valid_until, \
-                         schedule = excluded.schedule, rev = excluded.rev",
+                         schedule = excluded.schedule, group_id = excluded.group_id, \
+                         rev = excluded.rev",
                     )
                     .bind(p.id.0)
                     .bind(&p.name)
@@ -233,6 +283,7 @@ impl Sql {
                     .bind(p.valid_from)
                     .bind(p.valid_until)
                     .bind(schedule)
+                    .bind(p.group.as_ref().map(|g| g.id.0))
                     .bind(created)
                     .bind(rev)
                     .execute(&mut *tx)
@@ -291,6 +342,34 @@ impl Sql {
                         .execute(&mut *tx)
                         .await?;
                     faces_changed = true;
+                }
+                // Applied before everything else, above.
+                C::Group { .. } | C::GroupDeleted { .. } => {}
+                C::Holiday { rev, holiday: h } => {
+                    // One holiday per date: one removed and another added on its date between two
+                    // syncs arrive in that order, but make sure.
+                    sqlx::query("DELETE FROM holidays WHERE day = ? AND id <> ?")
+                        .bind(h.date)
+                        .bind(h.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(
+                        "INSERT INTO holidays (id, day, name, rev) VALUES (?, ?, ?, ?) \
+                         ON CONFLICT (id) DO UPDATE SET day = excluded.day, name = excluded.name, \
+                         rev = excluded.rev",
+                    )
+                    .bind(h.id)
+                    .bind(h.date)
+                    .bind(&h.name)
+                    .bind(rev)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                C::HolidayDeleted { id, .. } => {
+                    sqlx::query("DELETE FROM holidays WHERE id = ?")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
                 }
             }
         }

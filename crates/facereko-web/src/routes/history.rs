@@ -49,6 +49,8 @@ const ACTION_FAMILIES: &[(&str, &str)] = &[
     ("person", "People"),
     ("card", "Cards"),
     ("face", "Faces"),
+    ("group", "Groups"),
+    ("holiday", "Holidays"),
     ("account", "Accounts"),
     ("token", "API tokens"),
     ("invitation", "Invitations"),

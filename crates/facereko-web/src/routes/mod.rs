@@ -16,6 +16,7 @@ use crate::views::{render, Page};
 
 pub(crate) mod accounts;
 pub(crate) mod api;
+pub(crate) mod groups;
 pub(crate) mod history;
 pub(crate) mod home;
 pub(crate) mod people;
@@ -59,6 +60,14 @@ pub(crate) fn routes() -> Router<AppState> {
             "/people/{id}/faces/{face}/delete",
             post(people::delete_face),
         )
+        .route("/groups", get(groups::list).post(groups::add))
+        .route("/groups/{id}", get(groups::show).post(groups::rename))
+        .route("/groups/{id}/schedule", post(groups::set_schedule))
+        .route("/groups/{id}/members", post(groups::add_members))
+        .route("/groups/{id}/members/remove", post(groups::remove_members))
+        .route("/groups/{id}/remove", post(groups::remove))
+        .route("/holidays", post(groups::add_holiday))
+        .route("/holidays/{id}/remove", post(groups::remove_holiday))
         .route(
             "/account",
             get(accounts::me).post(accounts::change_own_password),

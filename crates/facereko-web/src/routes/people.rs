@@ -1,5 +1,6 @@
-//! People: list, add, edit (name, enabled, validity dates, weekly schedule), cards (typed or tapped on the
-//! reader), faces (uploaded, taken with the door camera, deleted).
+//! People: list, add, edit (name, enabled, validity dates, group, weekly schedule in the day/time range
+//! editor of `crate::schedule`), cards (typed or tapped on the reader), faces (uploaded, taken with the
+//! door camera, deleted).
 
 use std::time::Duration;
 
@@ -7,7 +8,7 @@ use askama::Template;
 use axum::extract::State;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::NaiveDate;
-use facereko_domain::{CardUid, PersonId, Photo};
+use facereko_domain::{CardUid, GroupId, PersonId, Photo};
 use serde::Deserialize;
 
 use crate::auth::{Admin, CurrentUser};
@@ -48,6 +49,8 @@ pub(crate) struct PersonRow {
     pub cards: usize,
     pub faces: usize,
     pub validity: String,
+    /// Their group (id, name), if any.
+    pub group: Option<(i64, String)>,
     /// A small picture of their first enrolled face (administrators only: viewers see no enrolment
     /// photos).
     pub thumb: Option<String>,
@@ -158,6 +161,7 @@ pub(crate) async fn list(
                 cards: p.cards.len(),
                 faces: mine.len(),
                 validity: validity(&state, p),
+                group: p.group.as_ref().map(|g| (g.id.0, g.name.clone())),
                 thumb: admin
                     .then(|| mine.iter().find_map(|f| face_view(f, &state.tz).thumb))
                     .flatten(),
@@ -238,7 +242,18 @@ struct PersonTpl {
     valid_from: String,
     valid_until: String,
     validity: String,
+    /// The schedule the door applies, in words (`Mon-Fri 08:00-18:00`, or empty for any time).
     schedule: String,
+    /// Where [`PersonTpl::schedule`] comes from: "own", "group" or "" (any time).
+    schedule_from: &'static str,
+    /// The editor's rows: the person's own schedule.
+    schedule_rows: Vec<crate::schedule::EditorRow>,
+    schedule_legend: &'static str,
+    schedule_hint: String,
+    /// The group select: (id, name, selected).
+    groups: Vec<(i64, String, bool)>,
+    group_name: Option<String>,
+    group_id: Option<i64>,
     cards: Vec<CardView>,
     faces: Vec<FaceView>,
     wait_seconds: u32,
@@ -334,6 +349,40 @@ async fn person_page(
         })
         .map(str::to_string);
     let typed = kept.person.as_ref();
+    let groups = if user.is_admin() {
+        state.store.groups().await?
+    } else {
+        Vec::new()
+    };
+    let chosen = match typed {
+        Some(f) => f
+            .group
+            .as_deref()
+            .and_then(|g| g.trim().parse::<i64>().ok()),
+        None => p.group.as_ref().map(|g| g.id.0),
+    };
+    let (schedule, schedule_from) = match (&p.schedule, &p.group) {
+        (Some(s), _) => (crate::schedule::format(Some(s)), "own"),
+        (None, Some(g)) if g.schedule.is_some() => {
+            (crate::schedule::format(g.schedule.as_ref()), "group")
+        }
+        _ => (String::new(), ""),
+    };
+    let schedule_hint = match p.group.as_ref() {
+        Some(g) => match &g.schedule {
+            Some(s) => format!(
+                "Leave every row empty to follow the group {}: {}.",
+                g.name,
+                crate::schedule::format(Some(s)).replace('\n', "; ")
+            ),
+            None => format!(
+                "Leave every row empty for any time (the group {} sets no hours).",
+                g.name
+            ),
+        },
+        None => "Leave every row empty for any time (or for the group's hours, once in a group)."
+            .to_string(),
+    };
     Ok(PersonTpl {
         page: Page::new(p.name.clone(), "people", Some(user))
             .with_notice(notice)
@@ -360,10 +409,20 @@ async fn person_page(
                 .unwrap_or_default(),
         },
         validity: validity(state, p),
-        schedule: match typed {
-            Some(f) => f.schedule.clone().unwrap_or_default(),
-            None => crate::schedule::format(p.schedule.as_ref()),
+        schedule,
+        schedule_from,
+        schedule_rows: match typed {
+            Some(f) => crate::schedule::rows_as_posted(&f.fields()),
+            None => crate::schedule::editor_rows(p.schedule.as_ref()),
         },
+        schedule_legend: "Own weekly schedule",
+        schedule_hint,
+        groups: groups
+            .into_iter()
+            .map(|g| (g.group.id.0, g.group.name, Some(g.group.id.0) == chosen))
+            .collect(),
+        group_name: p.group.as_ref().map(|g| g.name.clone()),
+        group_id: p.group.as_ref().map(|g| g.id.0),
         cards: p
             .cards
             .iter()
@@ -406,7 +465,38 @@ pub(crate) struct UpdateForm {
     active: Option<String>,
     valid_from: Option<String>,
     valid_until: Option<String>,
-    schedule: Option<String>,
+    /// A group id, or empty for none.
+    group: Option<String>,
+    /// The schedule editor's rows (`w0_mon`, `w0_from`, …) and whatever else came.
+    #[serde(flatten)]
+    rest: std::collections::HashMap<String, String>,
+}
+
+impl UpdateForm {
+    fn fields(&self) -> Vec<(String, String)> {
+        self.rest
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+/// The group a form chose: `None` for none; a 400 for anything but the id of a group that exists.
+pub(crate) async fn chosen_group(
+    state: &AppState,
+    value: Option<&str>,
+) -> Result<Option<facereko_domain::Group>, AppError> {
+    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    let unknown = || AppError::BadRequest("That group does not exist (any more).".into());
+    let id: i64 = v.parse().map_err(|_| unknown())?;
+    state
+        .store
+        .group(GroupId(id))
+        .await?
+        .map(Some)
+        .ok_or_else(unknown)
 }
 
 fn date(s: Option<&str>, what: &str) -> Result<Option<NaiveDate>, AppError> {
@@ -466,9 +556,16 @@ async fn save_person(
     p.valid_until = until
         .and_then(|d| d.succ_opt())
         .and_then(|d| state.tz.start_of_day(d));
-    p.schedule = crate::schedule::parse(f.schedule.as_deref().unwrap_or(""))
-        .map_err(AppError::BadRequest)?;
+    p.schedule = crate::schedule::from_form(&f.fields()).map_err(AppError::BadRequest)?;
+    let group = chosen_group(state, f.group.as_deref()).await?;
     state.store.update_person(&p).await?;
+    if group.as_ref().map(|g| g.id) != before.group.as_ref().map(|g| g.id) {
+        state
+            .store
+            .assign_group(group.as_ref().map(|g| g.id), &[p.id])
+            .await?;
+    }
+    p.group = group;
     Ok(p)
 }
 
@@ -705,14 +802,27 @@ fn person_changes(
         crate::schedule::format(b.schedule.as_ref()),
     );
     if sa != sb {
-        let words = |s: &str| {
-            if s.is_empty() {
-                "any time".to_string()
-            } else {
+        let words = |s: &str, p: &facereko_domain::Person| {
+            if !s.is_empty() {
                 s.replace('\n', "; ")
+            } else if p.group.is_some() {
+                "the group's".to_string()
+            } else {
+                "any time".to_string()
             }
         };
-        out.push(format!("schedule {} → {}", words(&sa), words(&sb)));
+        out.push(format!("schedule {} → {}", words(&sa, a), words(&sb, b)));
+    }
+    let (ga, gb) = (
+        a.group.as_ref().map(|g| g.id),
+        b.group.as_ref().map(|g| g.id),
+    );
+    if ga != gb {
+        let name = |g: &Option<facereko_domain::Group>| {
+            g.as_ref()
+                .map_or_else(|| "none".to_string(), |g| format!("{:?}", g.name))
+        };
+        out.push(format!("group {} → {}", name(&a.group), name(&b.group)));
     }
     if out.is_empty() {
         "nothing changed".into()
