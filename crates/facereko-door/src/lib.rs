@@ -99,6 +99,7 @@ enum Command {
     Arm(bool, oneshot::Sender<Result<()>>),
     Unlock(String),
     CaptureNextCard(oneshot::Sender<CardTap>),
+    SetUnlockSeconds(f64),
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -134,6 +135,7 @@ impl std::fmt::Debug for Command {
             Command::Arm(..) => "Arm",
             Command::Unlock(..) => "Unlock",
             Command::CaptureNextCard(..) => "CaptureNextCard",
+            Command::SetUnlockSeconds(..) => "SetUnlockSeconds",
             Command::Shutdown(..) => "Shutdown",
         })
     }
@@ -210,6 +212,20 @@ impl DoorHandle {
 
     pub fn status(&self) -> DoorStatus {
         self.status.borrow().clone()
+    }
+
+    /// Changes how long the lock stays open after a grant or an unlock, from the next one on (the
+    /// settings page applies `door.unlock_seconds` at once). More than 0 and at most 3600 seconds.
+    pub async fn set_unlock_seconds(&self, seconds: f64) -> Result<()> {
+        let check = DoorConfig {
+            unlock_seconds: seconds,
+            ..DoorConfig::default()
+        };
+        check.validate()?;
+        self.commands
+            .send(Command::SetUnlockSeconds(seconds))
+            .await
+            .map_err(|_| Error::Stopped)
     }
 
     /// Whether the controller still runs (after it stopped, [`DoorHandle::status`] is its last word,
@@ -711,6 +727,14 @@ impl Controller {
                     state: DoorState::Unlocked,
                     time: Utc::now(),
                 });
+            }
+            Command::SetUnlockSeconds(seconds) => {
+                tracing::info!(
+                    "unlock time {} s (was {} s)",
+                    seconds,
+                    self.config.unlock_seconds
+                );
+                self.config.unlock_seconds = seconds;
             }
             Command::CaptureNextCard(tx) => {
                 self.card_observers.retain(|w| !w.is_closed());

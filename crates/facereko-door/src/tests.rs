@@ -781,6 +781,29 @@ async fn exit_button_unlocks_and_forced_door_raises_an_alarm() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_new_unlock_time_holds_from_the_next_unlock_on() {
+    let r = rig(Mode::Card).await;
+    assert!(r.door.set_unlock_seconds(0.0).await.is_err());
+    assert!(r.door.set_unlock_seconds(3601.0).await.is_err());
+    r.door.set_unlock_seconds(2.0).await.unwrap();
+    r.door.unlock("test").await.unwrap();
+    wait(1_900).await;
+    assert!(r.outputs.level(Output::Relay), "still open at 1.9 s");
+    wait(200).await;
+    assert!(
+        !r.outputs.level(Output::Relay),
+        "relocked after the new 2 s"
+    );
+    // A granted card follows it too.
+    r.door.set_unlock_seconds(5.0).await.unwrap();
+    r.tap(ADA);
+    wait(4_500).await;
+    assert!(r.outputs.level(Output::Relay), "open at 4.5 s of 5");
+    wait(1_000).await;
+    assert!(!r.outputs.level(Output::Relay));
+}
+
+#[tokio::test(start_paused = true)]
 async fn face_mode_identifies_without_a_card() {
     let r = rig(Mode::Face).await;
     r.engine.push(Script::NoFace);

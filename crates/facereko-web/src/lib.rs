@@ -130,6 +130,9 @@ pub trait Settings: Send + Sync {
     ) -> std::result::Result<Option<String>, String>;
     /// The notification sinks in a line each ("MQTT mqtts://broker:8883, connected").
     async fn sinks(&self) -> Vec<String>;
+    /// Puts the value just kept for `key` in force without a restart where the door can (the unlock
+    /// time); `true` when it did, `false` when it waits for the next start.
+    async fn apply_now(&self, key: &str) -> bool;
     /// Queues a test event (`Event::Test`) for every sink and wakes them.
     async fn send_test(&self, by: &str) -> std::result::Result<(), String>;
 }

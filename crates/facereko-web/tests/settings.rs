@@ -95,7 +95,10 @@ async fn settings_are_checked_kept_and_recorded_and_only_for_administrators() {
         actions,
         ["setting.test", "setting.change", "setting.change"]
     );
-    assert_eq!(trail[1].detail, "back to the default (in force now: 10)");
+    assert_eq!(
+        trail[1].detail,
+        "back to the default (at the next start; was 10)"
+    );
     assert_eq!(trail[2].detail, "10 → 4.5 (at the next start)");
 }
 

@@ -439,6 +439,7 @@ async fn start(
         config.clone(),
         store.clone(),
         notifier.clone(),
+        door.clone(),
     ) {
         Ok(s) => web = web.with_settings(Arc::new(s)),
         Err(e) => tracing::warn!("the settings page is off: {e:#}"),

@@ -5,9 +5,10 @@
 //! this door) and read at start as a configuration layer above the defaults and below the file and the
 //! `FACEREKO_*` environment ([`Config::load_layers`]): the file and the environment always win, and the
 //! page shows their keys read-only. A value is checked by loading the whole configuration with it, so
-//! the page refuses exactly what the file would. It takes effect at the next start: the door's engine,
-//! its schedules and its timers are built once, and a restart (a few seconds) is the one path that
-//! rebuilds all of them consistently. A stored value that no longer passes (after an upgrade) is logged
+//! the page refuses exactly what the file would. The unlock time takes effect at once (the controller
+//! takes a new one between two unlocks); the rest at the next start: the door's engine, its watcher and
+//! the retention task are built once, and a restart (a few seconds) is the one path that rebuilds all of
+//! them consistently. A stored value that no longer passes (after an upgrade) is logged
 //! and left out at start rather than keeping the door down.
 
 use std::collections::HashMap;
@@ -52,6 +53,9 @@ pub struct DoorSettings {
     env: HashMap<String, String>,
     store: Store,
     notifier: facereko_notify::NotifierHandle,
+    door: facereko_door::DoorHandle,
+    /// Values put in force since start without a restart, by key.
+    live: std::sync::Mutex<HashMap<String, String>>,
 }
 
 impl DoorSettings {
@@ -61,6 +65,7 @@ impl DoorSettings {
         running: Config,
         store: Store,
         notifier: facereko_notify::NotifierHandle,
+        door: facereko_door::DoorHandle,
     ) -> anyhow::Result<Self> {
         let loaded = Config::load_from(file, data_dir, std::env::vars_os())?;
         Ok(Self {
@@ -70,6 +75,8 @@ impl DoorSettings {
             env: loaded.env_keys.into_iter().collect(),
             store,
             notifier,
+            door,
+            live: Default::default(),
         })
     }
 
@@ -95,6 +102,9 @@ impl DoorSettings {
 
     /// The value in force, as text.
     fn value(&self, key: &str) -> String {
+        if let Some(v) = self.live.lock().unwrap_or_else(|p| p.into_inner()).get(key) {
+            return v.clone();
+        }
         let c = &self.running;
         match key {
             "door.mode" => c.door.mode.as_str().to_string(),
@@ -219,6 +229,46 @@ impl facereko_web::Settings for DoorSettings {
                 )
             })
             .collect()
+    }
+
+    async fn apply_now(&self, key: &str) -> bool {
+        // Only the unlock time changes in a running door; the rest is built once at start.
+        if key != "door.unlock_seconds" {
+            return false;
+        }
+        let overrides = match self.store.config_overrides(&self.door_id()).await {
+            Ok(v) => v,
+            Err(e) => {
+                tracing::warn!("reading the settings set in the web app: {e}");
+                return false;
+            }
+        };
+        let config = match Config::load_layers(
+            self.file.as_deref(),
+            &self.data_dir,
+            std::env::vars_os(),
+            &overrides,
+        ) {
+            Ok(l) => l.config,
+            Err(e) => {
+                tracing::warn!("the new settings do not load ({e:#}): not applied now");
+                return false;
+            }
+        };
+        let seconds = config.door.unlock_seconds;
+        match self.door.set_unlock_seconds(seconds).await {
+            Ok(()) => {
+                self.live
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(key.to_string(), format!("{seconds}"));
+                true
+            }
+            Err(e) => {
+                tracing::warn!("the unlock time could not be changed now: {e}");
+                false
+            }
+        }
     }
 
     async fn send_test(&self, by: &str) -> Result<(), String> {

@@ -4,7 +4,7 @@
 mod common;
 
 use common::web::{web_addr, Browser};
-use common::{ok, wait_attempts, Daemon};
+use common::{ok, Daemon};
 
 const ENV: [(&str, &str); 1] = [("FACEREKO_DOOR__MODE", "card")];
 
@@ -71,15 +71,36 @@ fn a_value_set_in_the_browser_is_checked_kept_and_in_force_after_a_restart() {
     assert_eq!(env_wins.status, 400, "{}", env_wins.body);
     assert!(env_wins.body.contains("change it there"));
 
-    // A good value: kept, shown as waiting for the restart, in History's changes.
+    // A good value: kept, in force at once (the unlock time needs no restart), in History's changes.
     let saved = web.request(
         "POST",
         "/settings/door.unlock_seconds",
         Some(&[("csrf", &csrf), ("value", "3")]),
     );
     assert_eq!(saved.status, 303, "{}", saved.body);
-    let page = web.request("GET", "/settings?done=saved", None);
-    assert!(page.body.contains("3 at the next start"), "{}", page.body);
+    assert_eq!(saved.location.as_deref(), Some("/settings?done=saved_now"));
+    let page = web.request("GET", "/settings?done=saved_now", None);
+    assert!(page.body.contains("in force now"), "{}", page.body);
+    assert!(
+        page.body.contains("In force: <strong>3</strong>"),
+        "{}",
+        page.body
+    );
+    ok(data, &["sim", "tap", "04:A2:2B:19"]);
+    daemon.wait_log("relay unlocked 3 s");
+    // Another setting waits for the restart.
+    let zone = web.request(
+        "POST",
+        "/settings/time_zone",
+        Some(&[("csrf", &csrf), ("value", "Europe/Paris")]),
+    );
+    assert_eq!(zone.location.as_deref(), Some("/settings?done=saved"));
+    let page = web.request("GET", "/settings", None);
+    assert!(
+        page.body.contains("Europe/Paris at the next start"),
+        "{}",
+        page.body
+    );
     let changes = web.request("GET", "/history?what=changes&action=setting", None);
     assert!(changes.body.contains("<code>setting.change</code>"));
     assert!(changes.body.contains("door.unlock_seconds"));
@@ -89,15 +110,15 @@ fn a_value_set_in_the_browser_is_checked_kept_and_in_force_after_a_restart() {
     assert_eq!(sent.status, 303, "{}", sent.body);
     assert_eq!(sent.location.as_deref(), Some("/settings?done=test"));
 
-    // After a restart the door unlocks for 3 s; the page says where the value comes from.
+    // After a restart both are in force; the page says where the values come from.
     daemon.stop();
     let daemon = Daemon::start_env(data, &["--simulate"], &ENV);
     assert!(daemon
         .log()
-        .contains("settings set in the web app: door.unlock_seconds"));
+        .contains("settings set in the web app: door.unlock_seconds, time_zone"));
     ok(data, &["sim", "tap", "04:A2:2B:19"]);
-    daemon.wait_log("relay unlocked 3 s");
-    assert_eq!(wait_attempts(data, 1)[0]["outcome"], "granted");
+    let log = daemon.wait_log("relay unlocked 3 s");
+    assert!(!log.contains("relay unlocked 10 s"), "{log}");
     let mut web = Browser::sign_in(web_addr(&daemon), "boss", "correct horse battery");
     let page = web.request("GET", "/settings", None);
     assert!(
@@ -107,15 +128,20 @@ fn a_value_set_in_the_browser_is_checked_kept_and_in_force_after_a_restart() {
         "{}",
         page.body
     );
+    assert!(page
+        .body
+        .contains("In force: <strong>Europe/Paris</strong>"));
 
-    // Reset: back to the default at the next start.
+    // Reset: back to the defaults.
     let csrf = Browser::csrf(&page);
-    let reset = web.request(
-        "POST",
-        "/settings/door.unlock_seconds",
-        Some(&[("csrf", &csrf), ("action", "reset")]),
-    );
-    assert_eq!(reset.status, 303, "{}", reset.body);
+    for key in ["door.unlock_seconds", "time_zone"] {
+        let reset = web.request(
+            "POST",
+            &format!("/settings/{key}"),
+            Some(&[("csrf", &csrf), ("action", "reset")]),
+        );
+        assert_eq!(reset.status, 303, "{}", reset.body);
+    }
     daemon.stop();
     let daemon = Daemon::start_env(data, &["--simulate"], &ENV);
     assert!(!daemon.log().contains("settings set in the web app"));

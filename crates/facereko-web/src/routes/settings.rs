@@ -97,6 +97,8 @@ pub(crate) async fn page(
             "Back to the default when the door restarts (sudo systemctl restart facereko)."
                 .to_string(),
         ),
+        Some("saved_now") => Some("Saved, and in force now.".to_string()),
+        Some("reset_now") => Some("Back to the default, in force now.".to_string()),
         Some("test") => Some(
             "A test event is on its way to every notification sink: check the broker, the inbox \
              and the webhooks. The sinks' state below shows a failed delivery."
@@ -156,15 +158,26 @@ pub(crate) async fn set(
         .store
         .set_config_override(&door, &key, keep.as_deref())
         .await?;
+    let now = settings.apply_now(&key).await;
+    let when = if now {
+        "in force now"
+    } else {
+        "at the next start"
+    };
     let detail = match (&current.stored, &keep) {
-        (_, None) => format!("back to the default (in force now: {})", current.value),
-        (Some(old), Some(new)) => format!("{old} → {new} (at the next start)"),
-        (None, Some(new)) => format!("{} → {new} (at the next start)", current.value),
+        (_, None) => format!("back to the default ({when}; was {})", current.value),
+        (Some(old), Some(new)) => format!("{old} → {new} ({when})"),
+        (None, Some(new)) => format!("{} → {new} ({when})", current.value),
     };
     state
         .audit(Actor::Web(&user), "setting.change", &key, detail)
         .await;
-    let done = if keep.is_some() { "saved" } else { "reset" };
+    let done = match (keep.is_some(), now) {
+        (true, true) => "saved_now",
+        (true, false) => "saved",
+        (false, true) => "reset_now",
+        (false, false) => "reset",
+    };
     Ok(Redirect::to(&format!("/settings?done={done}")).into_response())
 }
 

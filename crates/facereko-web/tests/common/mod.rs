@@ -423,6 +423,9 @@ impl facereko_web::Settings for FakeSettings {
     async fn sinks(&self) -> Vec<String> {
         vec!["mqtt: connected".into()]
     }
+    async fn apply_now(&self, _: &str) -> bool {
+        false
+    }
     async fn send_test(&self, by: &str) -> Result<(), String> {
         self.tests.lock().unwrap().push(by.to_string());
         Ok(())
