@@ -51,7 +51,15 @@ pub async fn headers(State(state): State<AppState>, req: Request, next: Next) ->
                 token,
                 from: None,
             };
-            resp = page.render(Some(&user), back.as_deref());
+            let mut again = page.render(Some(&user), back.as_deref());
+            // Whatever else the first page carried (a cookie, an authentication challenge) stays.
+            let own: Vec<_> = again.headers().keys().cloned().collect();
+            for (name, value) in resp.headers() {
+                if !own.contains(name) {
+                    again.headers_mut().append(name.clone(), value.clone());
+                }
+            }
+            resp = again;
         }
     }
     let status = resp.status();
