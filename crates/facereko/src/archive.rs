@@ -1475,56 +1475,20 @@ mod csv {
 
 // ---------------------------------------------------------------------------------------------- base64
 
-/// Standard base64 with padding (RFC 4648 §4), strict on reading: the embeddings in `faces.csv`.
+/// Standard base64 with padding (RFC 4648 §4), strict on reading: the embeddings in `faces.csv`. The
+/// workspace's `base64` crate (as the Rekognition collections use it); its standard engine refuses
+/// misplaced or missing padding and foreign characters.
 mod base64 {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    use ::base64::Engine as _;
 
     pub(super) fn encode(bytes: &[u8]) -> String {
-        let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-        for chunk in bytes.chunks(3) {
-            let b = [
-                chunk[0],
-                chunk.get(1).copied().unwrap_or(0),
-                chunk.get(2).copied().unwrap_or(0),
-            ];
-            let n = u32::from(b[0]) << 16 | u32::from(b[1]) << 8 | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
+        ::base64::engine::general_purpose::STANDARD.encode(bytes)
     }
 
     pub(super) fn decode(text: &str) -> Result<Vec<u8>, String> {
-        let text = text.as_bytes();
-        if !text.len().is_multiple_of(4) {
-            return Err(format!("{} characters, not a multiple of 4", text.len()));
-        }
-        let mut out = Vec::with_capacity(text.len() / 4 * 3);
-        let quads = text.len() / 4;
-        for (q, quad) in text.chunks(4).enumerate() {
-            let last = q + 1 == quads;
-            let pad = quad.iter().rev().take_while(|&&c| c == b'=').count();
-            if pad > 2 || (pad > 0 && !last) {
-                return Err("misplaced padding".into());
-            }
-            let mut n = 0u32;
-            for &c in &quad[..4 - pad] {
-                let v = ALPHABET
-                    .iter()
-                    .position(|&a| a == c)
-                    .ok_or_else(|| format!("{:?} is not a base64 character", c as char))?;
-                n = n << 6 | v as u32;
-            }
-            n <<= 6 * pad as u32;
-            let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-            out.extend_from_slice(&bytes[..3 - pad]);
-        }
-        Ok(out)
+        ::base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|e| e.to_string())
     }
 }
 
