@@ -379,6 +379,16 @@ pub struct CurrentUser {
 }
 
 impl CurrentUser {
+    /// The user of the session `token` (its CSRF token derived from it), from address `from`.
+    pub(crate) fn new(account: Account, token: String, from: Option<IpAddr>) -> Self {
+        Self {
+            csrf: csrf_for_session(&token),
+            account,
+            token,
+            from,
+        }
+    }
+
     pub fn is_admin(&self) -> bool {
         self.account.role == Role::Admin
     }
@@ -469,27 +479,27 @@ pub(crate) async fn session_user(
             expired: true,
         });
     }
-    let csrf = csrf_for_session(&token);
     let from = client_ip(
         &parts.headers,
         parts.extensions.get::<ConnectInfo<SocketAddr>>(),
         state.config.trust_forwarded_for,
     );
-    Ok(Some(CurrentUser {
-        account,
-        token,
-        csrf,
-        from,
-    }))
+    Ok(Some(CurrentUser::new(account, token, from)))
 }
 
 /// Whether the session of `token` still exists and its account may sign in (for long-lived responses
 /// such as the live stream, which outlive the check made when they started). A store error counts as not
 /// live: the browser reconnects and is checked afresh.
 pub(crate) async fn session_is_live(state: &AppState, token: &str) -> bool {
+    live_account(state, token).await.is_some()
+}
+
+/// The account of the session `token` while it may still sign in; `None` for a session that is gone or
+/// an account that is locked or disabled, and when the store cannot say.
+pub(crate) async fn live_account(state: &AppState, token: &str) -> Option<Account> {
     match state.store.session(token).await {
-        Ok(Some((_, account))) => !account.is_locked(Utc::now()),
-        _ => false,
+        Ok(Some((_, account))) if !account.is_locked(Utc::now()) => Some(account),
+        _ => None,
     }
 }
 

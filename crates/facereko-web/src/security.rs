@@ -37,20 +37,8 @@ pub async fn headers(State(state): State<AppState>, req: Request, next: Next) ->
         session.filter(|_| !is_api),
     ) {
         // The friendly page again, now with the menu of whoever is signed in.
-        let live = state
-            .store
-            .session(&token)
-            .await
-            .ok()
-            .flatten()
-            .filter(|(_, a)| !a.is_locked(chrono::Utc::now()));
-        if let Some((_, account)) = live {
-            let user = crate::auth::CurrentUser {
-                csrf: crate::auth::csrf_for_session(&token),
-                account,
-                token,
-                from: None,
-            };
+        if let Some(account) = crate::auth::live_account(&state, &token).await {
+            let user = crate::auth::CurrentUser::new(account, token, None);
             let mut again = page.render(Some(&user), back.as_deref());
             // Whatever else the first page carried (a cookie, an authentication challenge) stays.
             let own: Vec<_> = again.headers().keys().cloned().collect();

@@ -80,6 +80,17 @@ impl DoorSettings {
         })
     }
 
+    /// The configuration as the next start would load it with these values set in the web app.
+    fn load(&self, overrides: &[(String, String)]) -> anyhow::Result<Config> {
+        Config::load_layers(
+            self.file.as_deref(),
+            &self.data_dir,
+            std::env::vars_os(),
+            overrides,
+        )
+        .map(|l| l.config)
+    }
+
     fn door_id(&self) -> String {
         self.running.door_id.to_string()
     }
@@ -195,12 +206,7 @@ impl facereko_web::Settings for DoorSettings {
             }
             overrides.push((key.to_string(), v.to_string()));
         }
-        match Config::load_layers(
-            self.file.as_deref(),
-            &self.data_dir,
-            std::env::vars_os(),
-            &overrides,
-        ) {
+        match self.load(&overrides) {
             Ok(_) => Ok(value.map(str::to_string)),
             // The configuration's own words, without the layer names it adds for the file.
             Err(e) => Err(format!("{:#}", e.root_cause())),
@@ -243,13 +249,8 @@ impl facereko_web::Settings for DoorSettings {
                 return false;
             }
         };
-        let config = match Config::load_layers(
-            self.file.as_deref(),
-            &self.data_dir,
-            std::env::vars_os(),
-            &overrides,
-        ) {
-            Ok(l) => l.config,
+        let config = match self.load(&overrides) {
+            Ok(c) => c,
             Err(e) => {
                 tracing::warn!("the new settings do not load ({e:#}): not applied now");
                 return false;

@@ -517,6 +517,17 @@ fn csv_field(s: &str) -> String {
     }
 }
 
+/// One CSV line of these fields, each made safe by [`csv_field`], ending in CRLF.
+fn csv_line(fields: &[String]) -> String {
+    let mut line = fields
+        .iter()
+        .map(|f| csv_field(f))
+        .collect::<Vec<_>>()
+        .join(",");
+    line.push_str("\r\n");
+    line
+}
+
 fn csv_row(a: &Attempt, tz: &crate::config::TimeZone, admin: bool) -> String {
     let num = |v: Option<f32>| {
         v.filter(|v| v.is_finite())
@@ -546,13 +557,7 @@ fn csv_row(a: &Attempt, tz: &crate::config::TimeZone, admin: bool) -> String {
             "no".into()
         },
     ];
-    let mut line = fields
-        .iter()
-        .map(|f| csv_field(f))
-        .collect::<Vec<_>>()
-        .join(",");
-    line.push_str("\r\n");
-    line
+    csv_line(&fields)
 }
 
 fn audit_csv_row(e: &AuditEntry, tz: &crate::config::TimeZone) -> String {
@@ -568,13 +573,7 @@ fn audit_csv_row(e: &AuditEntry, tz: &crate::config::TimeZone) -> String {
         e.target.clone(),
         e.detail.clone(),
     ];
-    let mut line = fields
-        .iter()
-        .map(|f| csv_field(f))
-        .collect::<Vec<_>>()
-        .join(",");
-    line.push_str("\r\n");
-    line
+    csv_line(&fields)
 }
 
 /// The whole filtered history (attempts, or with `what=changes` the audit trail) as CSV, streamed page
