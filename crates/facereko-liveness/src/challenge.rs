@@ -53,6 +53,33 @@ pub fn turn(yaws: &[f64]) -> Option<f64> {
     Some(max - min)
 }
 
+/// The frames a turn is checked on by the dense-motion check ([`crate::motion`]): the indices of the
+/// lowest and the highest of `yaws` and of the one nearest halfway between them (fewer when there are
+/// fewer yaws). Between these three poses a head that turned moved in 3-D — in two steps of half the
+/// turn each, which track better than the whole turn at once — while a flat picture whose keypoints
+/// merely wandered moved as a plane. Frames of one pose, of which a watched tap has many, would only
+/// dilute that.
+pub fn turn_frames(yaws: &[f64]) -> Vec<usize> {
+    let by_yaw = |a: &usize, b: &usize| yaws[*a].total_cmp(&yaws[*b]);
+    let (Some(lo), Some(hi)) = (
+        (0..yaws.len()).min_by(by_yaw),
+        (0..yaws.len()).max_by(by_yaw),
+    ) else {
+        return Vec::new();
+    };
+    if lo == hi {
+        return vec![lo];
+    }
+    let half = (yaws[lo] + yaws[hi]) / 2.0;
+    let mid = (0..yaws.len())
+        .filter(|&i| i != lo && i != hi)
+        .min_by(|&a, &b| (yaws[a] - half).abs().total_cmp(&(yaws[b] - half).abs()));
+    match mid {
+        Some(m) => vec![lo, m, hi],
+        None => vec![lo, hi],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +126,18 @@ mod tests {
         assert!(print_turn < 0.08, "a ±45° turned print: {print_turn}");
         let print_tilt = turn(&[y(print(0.0)), y(print(20.0))]).unwrap();
         assert!(print_tilt < 0.02, "0 → 20°: {print_tilt}");
+    }
+
+    #[test]
+    fn a_turn_is_checked_on_its_two_ends_and_its_middle() {
+        assert_eq!(
+            turn_frames(&[0.0, 0.0, 0.01, 0.2, 0.0, 0.19, 0.1]),
+            vec![0, 6, 3]
+        );
+        assert_eq!(turn_frames(&[0.3, -0.1]), vec![1, 0]);
+        assert_eq!(turn_frames(&[0.1, 0.1]), vec![0, 1]);
+        assert_eq!(turn_frames(&[0.1]), vec![0]);
+        assert!(turn_frames(&[]).is_empty());
     }
 
     #[test]
