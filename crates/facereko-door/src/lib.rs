@@ -30,7 +30,7 @@ use facereko_domain::{
 use facereko_hardware::safety::LockDownGuard;
 use facereko_hardware::{Camera, CardReader, CardTap, InputEvent, Inputs, Output, Outputs};
 use facereko_liveness::challenge;
-use facereko_liveness::planarity::{sequence_score, Aggregate};
+use facereko_liveness::motion;
 use facereko_vision::{FaceEngine, FrameJudge, LivenessMode, Verdict, WatchSettings};
 use serde::Serialize;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -1373,26 +1373,26 @@ impl AttemptJob {
         match w.settings.liveness {
             LivenessMode::Off => Liveness::Live(None),
             LivenessMode::Passive => {
-                if matched.len() < 2 {
+                if matched.len() < motion::MIN_FACES {
                     return Liveness::NeedFrames;
                 }
-                let points: Vec<Vec<[f64; 2]>> = matched
-                    .iter()
-                    .map(|s| s.observation.keypoints.iter().map(|p| pt(*p)).collect())
-                    .collect();
-                let eyes = match points[0].len() {
-                    5 => (0, 2), // dlib: the outer corners
-                    _ => facereko_liveness::BLAZEFACE_EYES,
-                };
-                let threshold = facereko_liveness::DEFAULT_THRESHOLD;
-                match sequence_score(&points, eyes, Aggregate::Max) {
-                    Ok(s) if s >= threshold => {
-                        Liveness::Live(Some(format!("passive liveness {s:.3}")))
+                let frames = spread(matched, PASSIVE_FRAMES);
+                let threshold = motion::THRESHOLD;
+                let judge = w.judge.clone();
+                let scored = tokio::task::spawn_blocking(move || {
+                    motion_score(judge.as_ref(), &frames, motion::sequence_score)
+                });
+                match scored.await {
+                    Ok(Ok(s)) if s >= threshold => {
+                        Liveness::Live(Some(format!("passive liveness {s:.4}")))
                     }
-                    Ok(s) => Liveness::Spoof(format!(
-                        "passive liveness: the face moved like a flat picture ({s:.3} < {threshold})"
+                    Ok(Ok(s)) => Liveness::Spoof(format!(
+                        "passive liveness: the face moved like a flat picture ({s:.4} < {threshold})"
                     )),
-                    Err(e) => Liveness::Spoof(format!("passive liveness could not be checked: {e}")),
+                    Ok(Err(e)) => {
+                        Liveness::Spoof(format!("passive liveness could not be checked: {e}"))
+                    }
+                    Err(e) => Liveness::Spoof(format!("passive liveness failed: {e}")),
                 }
             }
             LivenessMode::Challenge => self.challenge(w, person, matched).await,
@@ -1400,18 +1400,50 @@ impl AttemptJob {
     }
 
     /// Asks for a head turn and watches for it: the yaw of the person's face must sweep
-    /// [`challenge::TURN_THRESHOLD`] within `vision.challenge_ms`.
+    /// [`challenge::TURN_THRESHOLD`] within `vision.challenge_ms`, and the face must not have moved as
+    /// one plane between the turn's ends and middle (the passive check on those frames): a photo
+    /// whose keypoints wander enough to look like a turn is still flat.
     async fn challenge(&self, w: &Watching, person: PersonId, matched: &[Seen]) -> Liveness {
         let _ = self.progress.send(Progress::Challenge);
         let _waiting = w.ring.wait();
         let mut frames = w.ring.subscribe();
         let deadline = Instant::now() + Duration::from_millis(w.settings.challenge_ms);
-        let mut yaws: Vec<f64> = matched.iter().filter_map(yaw_of).collect();
+        // The faces with a yaw, and their yaws, in the same order.
+        let mut seen: Vec<Seen> = matched
+            .iter()
+            .filter(|s| yaw_of(s).is_some())
+            .cloned()
+            .collect();
+        let mut yaws: Vec<f64> = seen.iter().filter_map(yaw_of).collect();
         let mut last = matched.last().map(|s| s.at);
+        let mut flat: Option<String> = None;
         loop {
             let range = challenge::turn(&yaws).unwrap_or(0.0);
             if range >= challenge::TURN_THRESHOLD {
-                return Liveness::Live(Some(format!("head turn {range:.2}")));
+                let ends: Vec<Seen> = challenge::turn_frames(&yaws)
+                    .into_iter()
+                    .map(|i| seen[i].clone())
+                    .collect();
+                let picked = spread(&ends, PASSIVE_FRAMES);
+                let threshold = motion::THRESHOLD;
+                let judge = w.judge.clone();
+                let scored = tokio::task::spawn_blocking(move || {
+                    motion_score(judge.as_ref(), &picked, motion::turn_score)
+                });
+                match scored.await {
+                    Ok(Ok(s)) if s >= threshold => {
+                        return Liveness::Live(Some(format!(
+                            "head turn {range:.2}, passive liveness {s:.4}"
+                        )))
+                    }
+                    Ok(Ok(s)) => {
+                        flat = Some(format!(
+                            "the turn moved like a flat picture ({s:.4} < {threshold})"
+                        ))
+                    }
+                    Ok(Err(e)) => flat = Some(format!("the turn could not be checked: {e}")),
+                    Err(e) => flat = Some(format!("the turn could not be checked: {e}")),
+                }
             }
             tokio::select! {
                 changed = frames.changed() => if changed.is_err() { break },
@@ -1427,15 +1459,21 @@ impl AttemptJob {
                 .verify_fused(std::slice::from_ref(&s.observation), person)
                 .await;
             if same.matched == Some(person) {
-                yaws.extend(yaw_of(&s));
+                if let Some(y) = yaw_of(&s) {
+                    yaws.push(y);
+                    seen.push(s);
+                }
             }
         }
         let range = challenge::turn(&yaws).unwrap_or(0.0);
-        Liveness::Spoof(format!(
-            "no head turn within {} ms of the request (yaw range {range:.2} < {})",
-            w.settings.challenge_ms,
-            challenge::TURN_THRESHOLD
-        ))
+        Liveness::Spoof(match flat {
+            Some(why) => format!("head turn {range:.2}, but {why}"),
+            None => format!(
+                "no head turn within {} ms of the request (yaw range {range:.2} < {})",
+                w.settings.challenge_ms,
+                challenge::TURN_THRESHOLD
+            ),
+        })
     }
 
     /// `face` mode with continuous capture: the watcher identified a stable face.
@@ -1544,6 +1582,40 @@ fn pt(p: facereko_vision::geometry::Point) -> [f64; 2] {
     [f64::from(p.x), f64::from(p.y)]
 }
 
+/// Frames the passive check looks at: at most this many, spread over the ones that matched.
+const PASSIVE_FRAMES: usize = 5;
+
+/// Up to `n` of `seen`, first and last included, evenly spread (photo and eyes only).
+fn spread(seen: &[Seen], n: usize) -> Vec<(Arc<Photo>, [[f64; 2]; 2])> {
+    let picks: Vec<usize> = if seen.len() <= n {
+        (0..seen.len()).collect()
+    } else {
+        (0..n).map(|k| k * (seen.len() - 1) / (n - 1)).collect()
+    };
+    picks
+        .into_iter()
+        .map(|i| {
+            let o = &seen[i].observation;
+            (seen[i].photo.clone(), [pt(o.eyes[0]), pt(o.eyes[1])])
+        })
+        .collect()
+}
+
+/// The dense-motion liveness score of frames (decoded again by the judge, so the eyes it found are
+/// on the same pixels), by `score` ([`motion::sequence_score`] or, for a turn, [`motion::turn_score`]).
+fn motion_score(
+    judge: &dyn FrameJudge,
+    frames: &[(Arc<Photo>, [[f64; 2]; 2])],
+    score: fn(&[motion::FaceCrop]) -> facereko_liveness::Result<f64>,
+) -> Result<f64, Box<dyn std::error::Error + Send + Sync>> {
+    let mut crops = Vec::with_capacity(frames.len());
+    for (photo, eyes) in frames {
+        let image = judge.decode(photo)?;
+        crops.push(motion::FaceCrop::new(&image, *eyes)?);
+    }
+    Ok(score(&crops)?)
+}
+
 fn yaw_of(s: &Seen) -> Option<f64> {
     let o = &s.observation;
     challenge::yaw([pt(o.eyes[0]), pt(o.eyes[1])], pt(o.nose))
@@ -1569,7 +1641,10 @@ fn live_decision(
         }
         Liveness::NeedFrames => {
             attempt.outcome = Outcome::SpoofSuspected;
-            Some("passive liveness: a single frame cannot show 3-D motion".into())
+            Some(format!(
+                "passive liveness: fewer than {} frames of the face cannot show 3-D motion",
+                motion::MIN_FACES
+            ))
         }
     };
     let mut d = watched_decision(attempt, verdict, photo, frames, since);

@@ -68,11 +68,12 @@ pub enum LivenessMode {
     /// No check.
     #[default]
     Off,
-    /// The frames that matched must show 3-D motion (a one-homography fit leaves a residual). Weak: on
-    /// generated print and screen attacks it accepts most of them; see `facereko-liveness`.
+    /// The frames that matched must show 3-D motion: the face's tracked texture must not move as one
+    /// plane (one homography), as a photo or a screen does. A head held still fails it too.
     Passive,
     /// After the face matched, the door asks (three short beeps) for a head turn and checks within
-    /// `challenge_ms` that the face's yaw swept far enough, as a flat picture cannot.
+    /// `challenge_ms` that the face's yaw swept far enough, as a flat picture cannot, and that the turn
+    /// passes the passive check.
     Challenge,
 }
 

@@ -159,10 +159,39 @@ pub fn frame(person: u8, quality: f32) -> Photo {
 }
 
 /// [`frame`] with the head turned: `yaw` is the nose's sideways offset in eye distances (−0.5–0.5).
+///
+/// Besides its first pixel (the code [`ScriptedFrames`] reads), a frame with someone in it draws a
+/// textured ball — the head — in front of a textured wall, turned by about `2 × yaw` radians, so that
+/// a liveness check that tracks the face's texture sees a 3-D shape turning: the ball's surface does not
+/// move as one plane, and the wall behind it does not move at all. The same arguments give the same
+/// pixels.
 pub fn turned_frame(person: u8, quality: f32, yaw: f32) -> Photo {
     let q = (quality.clamp(0.0, 1.0) * 255.0).round() as u8;
-    let y = (128.0 + yaw.clamp(-0.5, 0.5) * 254.0).round() as u8;
-    let img = RgbImage::from_pixel(64, 48, image::Rgb([person, q, y]));
+    let yaw = yaw.clamp(-0.5, 0.5);
+    let y = (128.0 + yaw * 254.0).round() as u8;
+    let (sin, cos) = (2.0 * yaw).sin_cos();
+    let img = RgbImage::from_fn(64, 48, |px, py| {
+        if (px, py) == (0, 0) {
+            return image::Rgb([person, q, y]);
+        }
+        if person == 0 {
+            return image::Rgb([0, 0, 0]);
+        }
+        let (x, yy) = (px as f32 - 32.0, py as f32 - 24.0);
+        let r2 = 30.0f32 * 30.0;
+        let v = if x * x + yy * yy < r2 {
+            // A point of the ball's surface, turned back to where it was before the head turned.
+            let z = (r2 - x * x - yy * yy).sqrt();
+            let (bx, bz) = (x * cos + z * sin, -x * sin + z * cos);
+            let (lon, lat) = (bx.atan2(bz), (yy / 30.0).asin());
+            0.5 + 0.25 * (7.0 * lon).sin() * (6.0 * lat).cos()
+                + 0.15 * (11.0 * lon + 5.0 * lat).sin()
+        } else {
+            0.5 + 0.2 * (0.9 * x).sin() * (0.7 * yy).cos()
+        };
+        let g = (v * 255.0).clamp(0.0, 255.0) as u8;
+        image::Rgb([g, g, g])
+    });
     let mut bytes = Vec::new();
     img.write_to(
         &mut std::io::Cursor::new(&mut bytes),

@@ -13,7 +13,7 @@ fn env_dir(var: &str) -> PathBuf {
 
 #[test]
 #[ignore = "needs FACEREKO_MODELS_DIR and FACEREKO_FACES_DIR (set by scripts/test.sh)"]
-fn real_head_turns_score_above_moved_photos_on_orl() {
+fn moved_photos_are_refused_and_real_head_turns_let_in_on_orl() {
     let models = env_dir("FACEREKO_MODELS_DIR");
     let orl = env_dir("FACEREKO_FACES_DIR").join("orl");
     let dir = tempfile::tempdir().unwrap();
@@ -38,6 +38,8 @@ fn real_head_turns_score_above_moved_photos_on_orl() {
             "12",
             "--frames",
             "5",
+            "--attacks",
+            "3",
             "--seed",
             "17",
             "--json",
@@ -46,23 +48,15 @@ fn real_head_turns_score_above_moved_photos_on_orl() {
     let r: serde_json::Value = serde_json::from_str(&out).unwrap();
     assert_eq!(r["people"], 12, "{out}");
     assert_eq!(r["bona_fide"], 24, "{out}");
-    assert_eq!(r["attacks"], 24, "{out}");
-    assert_eq!(r["bona_fide_unscored"], 0, "{out}");
-    assert_eq!(r["attacks_unscored"], 0, "{out}");
-    // What the keypoint check delivers today: real head turns leave clearly more non-planar motion
-    // than a moved photo (medians 0.20 and 0.07 of the eye distance on this set), but BlazeFace's
-    // keypoint noise on a moved photo overlaps the bona fide scores, so APCER at BPCER 5 % is far from
-    // the 5 % target (88 % here, 84 % on all of ORL): this guards the separation, not the target.
-    let median = |k: &str| {
-        let mut v: Vec<f64> = r[k]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|s| s.as_f64().unwrap())
-            .collect();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (bona, attacks) = (median("bona_fide_scores"), median("attack_scores"));
-    assert!(bona > 2.0 * attacks, "medians {bona} vs {attacks}: {out}");
+    assert_eq!(r["attacks"], 72, "{out}");
+    // The shipped threshold, on people and attack seeds other than the calibration's own seeds:
+    // the floor is APCER ≤ 5 % at BPCER ≤ 5 %; this set has 24 bona fide windows, so one
+    // refusal is 4.2 %.
+    let at = &r["at_threshold"];
+    assert_eq!(at["threshold"], 0.018, "{out}");
+    let (apcer, bpcer) = (at["apcer"].as_f64().unwrap(), at["bpcer"].as_f64().unwrap());
+    assert!(apcer <= 0.05, "APCER {apcer}: {out}");
+    assert!(bpcer <= 0.05, "BPCER {bpcer}: {out}");
+    // The challenge: no moved photo turns its head.
+    assert_eq!(r["challenge_at_threshold"]["apcer"], 0.0, "{out}");
 }

@@ -15,6 +15,8 @@ struct SceneCamera {
     yaw: Mutex<f32>,
     captures: AtomicUsize,
     broken: AtomicBool,
+    /// When set, what the camera shows instead of the scene, one after the other, round and round.
+    picture: Mutex<Vec<Photo>>,
 }
 
 impl SceneCamera {
@@ -38,6 +40,10 @@ impl Camera for SceneCamera {
         self.captures.fetch_add(1, Ordering::SeqCst);
         if self.broken.load(Ordering::SeqCst) {
             return Err(facereko_hardware::Error::Camera("unplugged".into()));
+        }
+        let picture = self.picture.lock().unwrap();
+        if !picture.is_empty() {
+            return Ok(picture[self.captures() % picture.len()].clone());
         }
         let (person, q) = *self.scene.lock().unwrap();
         Ok(turned_frame(person, q, *self.yaw.lock().unwrap()))
@@ -391,10 +397,15 @@ async fn the_challenge_asks_for_a_head_turn_and_a_turning_head_gets_in() {
         None,
         "the face matched, the turn is still missing"
     );
+    // The head turns as heads do, through the poses between (5 frames/s).
+    w.camera.turn(0.1);
+    wait(200).await;
     w.camera.turn(0.2);
     wait(5000).await;
-    let on = w.relay_on_at(tapped).expect("granted after the turn");
-    assert!((1000..=1200).contains(&on), "{on}");
+    let on = w
+        .relay_on_at(tapped)
+        .unwrap_or_else(|| panic!("granted after the turn: {:?}", w.rig.store.attempts()));
+    assert!((1200..=1400).contains(&on), "{on}");
     let t = w.timeline_since(tapped);
     // Known-card beep, then the three short challenge beeps.
     assert_eq!(
@@ -466,6 +477,50 @@ async fn passive_liveness_refuses_a_still_picture_and_lets_a_moving_head_in() {
         w.rig.store.outcomes(),
         vec![Outcome::SpoofSuspected, Outcome::Granted]
     );
+    let attempts = w.rig.store.attempts();
+    let still = attempts[0].detail.as_deref().unwrap();
+    assert!(still.contains("moved like a flat picture"), "{still}");
+    let moving = attempts[1].detail.as_deref().unwrap();
+    assert!(moving.contains("passive liveness 0."), "{moving}");
+}
+
+/// A photo of person 1 held up and moved by hand: the seeded print/screen generator's frames of one
+/// scene frame, each with the first pixel still saying who it shows (the scripted judge reads it).
+fn moved_photo(frames: usize) -> Vec<Photo> {
+    let still =
+        facereko_vision::decode::decode_rgb(&turned_frame(1, 0.9, 0.0).bytes, 4096).unwrap();
+    let code = *still.get_pixel(0, 0);
+    facereko_liveness::attack::generate(&still, 11, frames)
+        .frames
+        .into_iter()
+        .map(|mut f| {
+            f.put_pixel(0, 0, code);
+            let mut bytes = Vec::new();
+            f.write_to(
+                &mut std::io::Cursor::new(&mut bytes),
+                image::ImageFormat::Png,
+            )
+            .unwrap();
+            Photo::from_bytes(bytes).unwrap()
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn passive_liveness_refuses_a_photo_moved_in_front_of_the_camera() {
+    let w = watched_with(Mode::CardFace, (1, 0.9), LivenessMode::Passive).await;
+    *w.camera.picture.lock().unwrap() = moved_photo(7);
+    wait(2000).await;
+    let tapped = Instant::now();
+    w.rig.tap(ADA);
+    wait(10_000).await;
+    let a = &w.rig.store.attempts()[0];
+    assert_eq!(a.outcome, Outcome::SpoofSuspected, "{a:?}");
+    assert_eq!(a.similarity, Some(100.0), "the face did match");
+    let detail = a.detail.as_deref().unwrap();
+    assert!(detail.contains("moved like a flat picture"), "{detail}");
+    let t = w.timeline_since(tapped);
+    assert!(!t.iter().any(|(_, s)| s == "relay on"), "{t:?}");
 }
 
 #[tokio::test(start_paused = true)]
@@ -480,6 +535,8 @@ async fn face_mode_challenges_the_identified_person_too() {
     wait(11_000).await;
     w.camera.show(1, 0.9);
     wait(1500).await;
+    w.camera.turn(-0.1);
+    wait(200).await;
     w.camera.turn(-0.2);
     wait(5000).await;
     assert_eq!(
