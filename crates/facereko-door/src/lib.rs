@@ -1378,21 +1378,14 @@ impl AttemptJob {
                 }
                 let frames = spread(matched, PASSIVE_FRAMES);
                 let threshold = motion::THRESHOLD;
-                let judge = w.judge.clone();
-                let scored = tokio::task::spawn_blocking(move || {
-                    motion_score(judge.as_ref(), &frames, motion::sequence_score)
-                });
-                match scored.await {
-                    Ok(Ok(s)) if s >= threshold => {
+                match dense_motion(w, frames, motion::sequence_score).await {
+                    Ok(s) if s >= threshold => {
                         Liveness::Live(Some(format!("passive liveness {s:.4}")))
                     }
-                    Ok(Ok(s)) => Liveness::Spoof(format!(
+                    Ok(s) => Liveness::Spoof(format!(
                         "passive liveness: the face moved like a flat picture ({s:.4} < {threshold})"
                     )),
-                    Ok(Err(e)) => {
-                        Liveness::Spoof(format!("passive liveness could not be checked: {e}"))
-                    }
-                    Err(e) => Liveness::Spoof(format!("passive liveness failed: {e}")),
+                    Err(e) => Liveness::Spoof(format!("passive liveness could not be checked: {e}")),
                 }
             }
             LivenessMode::Challenge => self.challenge(w, person, matched).await,
@@ -1426,22 +1419,17 @@ impl AttemptJob {
                     .collect();
                 let picked = spread(&ends, PASSIVE_FRAMES);
                 let threshold = motion::THRESHOLD;
-                let judge = w.judge.clone();
-                let scored = tokio::task::spawn_blocking(move || {
-                    motion_score(judge.as_ref(), &picked, motion::turn_score)
-                });
-                match scored.await {
-                    Ok(Ok(s)) if s >= threshold => {
+                match dense_motion(w, picked, motion::turn_score).await {
+                    Ok(s) if s >= threshold => {
                         return Liveness::Live(Some(format!(
                             "head turn {range:.2}, passive liveness {s:.4}"
                         )))
                     }
-                    Ok(Ok(s)) => {
+                    Ok(s) => {
                         flat = Some(format!(
                             "the turn moved like a flat picture ({s:.4} < {threshold})"
                         ))
                     }
-                    Ok(Err(e)) => flat = Some(format!("the turn could not be checked: {e}")),
                     Err(e) => flat = Some(format!("the turn could not be checked: {e}")),
                 }
             }
@@ -1601,19 +1589,24 @@ fn spread(seen: &[Seen], n: usize) -> Vec<(Arc<Photo>, [[f64; 2]; 2])> {
         .collect()
 }
 
-/// The dense-motion liveness score of frames (decoded again by the judge, so the eyes it found are
-/// on the same pixels), by `score` ([`motion::sequence_score`] or, for a turn, [`motion::turn_score`]).
-fn motion_score(
-    judge: &dyn FrameJudge,
-    frames: &[(Arc<Photo>, [[f64; 2]; 2])],
+/// The dense-motion liveness score of frames, by `score` ([`motion::sequence_score`] or, for a turn,
+/// [`motion::turn_score`]), worked out off the async runtime; the error says why there is none. The
+/// frames are decoded again by the judge, so the eyes it found are on the same pixels.
+async fn dense_motion(
+    w: &Watching,
+    frames: Vec<(Arc<Photo>, [[f64; 2]; 2])>,
     score: fn(&[motion::FaceCrop]) -> facereko_liveness::Result<f64>,
-) -> Result<f64, Box<dyn std::error::Error + Send + Sync>> {
-    let mut crops = Vec::with_capacity(frames.len());
-    for (photo, eyes) in frames {
-        let image = judge.decode(photo)?;
-        crops.push(motion::FaceCrop::new(&image, *eyes)?);
-    }
-    Ok(score(&crops)?)
+) -> Result<f64, String> {
+    let judge = w.judge.clone();
+    let scored = tokio::task::spawn_blocking(move || {
+        let mut crops = Vec::with_capacity(frames.len());
+        for (photo, eyes) in &frames {
+            let image = judge.decode(photo).map_err(|e| e.to_string())?;
+            crops.push(motion::FaceCrop::new(&image, *eyes).map_err(|e| e.to_string())?);
+        }
+        score(&crops).map_err(|e| e.to_string())
+    });
+    scored.await.map_err(|e| e.to_string())?
 }
 
 fn yaw_of(s: &Seen) -> Option<f64> {

@@ -20,6 +20,8 @@
 //! of the owner in two poses swapped in front of the camera, a 3-D mask. It turns "print a photo" into
 //! "record the owner turning their head".
 
+use crate::planarity::EyeLine;
+
 /// The yaw range at or above which the person turned their head. Above every generated attack on ORL
 /// (their largest range was 0.169, from keypoint noise on re-rendered photos; `facereko eval-liveness`),
 /// and below what a requested turn gives: 20–25° to one side is about 0.2, side to side about 0.4.
@@ -28,17 +30,12 @@ pub const TURN_THRESHOLD: f64 = 0.2;
 /// The signed yaw of a face from its eyes (either order) and nose, as a share of the eye distance;
 /// `None` when the eyes coincide.
 pub fn yaw(eyes: [[f64; 2]; 2], nose: [f64; 2]) -> Option<f64> {
-    let (a, b) = if eyes[0][0] <= eyes[1][0] {
-        (eyes[0], eyes[1])
-    } else {
-        (eyes[1], eyes[0])
-    };
-    let (ex, ey) = (b[0] - a[0], b[1] - a[1]);
-    let d = (ex * ex + ey * ey).sqrt();
+    let line = EyeLine::new(eyes);
+    let ([ex, ey], d) = (line.along, line.distance);
     if !d.is_finite() || d < 1e-6 {
         return None;
     }
-    let mid = [(a[0] + b[0]) / 2.0, (a[1] + b[1]) / 2.0];
+    let mid = line.middle();
     // The nose's offset along the eye line, in eye distances.
     Some(((nose[0] - mid[0]) * ex + (nose[1] - mid[1]) * ey) / (d * d))
 }

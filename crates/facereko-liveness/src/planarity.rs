@@ -11,6 +11,41 @@ use crate::{Error, Result};
 /// A point in image pixels.
 pub type Pt = [f64; 2];
 
+/// The line between two eyes given in either order: the left one in the image, the right one, the
+/// vector from left to right and its length.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EyeLine {
+    pub left: Pt,
+    pub right: Pt,
+    pub along: Pt,
+    pub distance: f64,
+}
+
+impl EyeLine {
+    pub fn new(eyes: [Pt; 2]) -> Self {
+        let (left, right) = if eyes[0][0] <= eyes[1][0] {
+            (eyes[0], eyes[1])
+        } else {
+            (eyes[1], eyes[0])
+        };
+        let along = [right[0] - left[0], right[1] - left[1]];
+        EyeLine {
+            left,
+            right,
+            along,
+            distance: (along[0] * along[0] + along[1] * along[1]).sqrt(),
+        }
+    }
+
+    /// The point halfway between the eyes.
+    pub fn middle(&self) -> Pt {
+        [
+            (self.left[0] + self.right[0]) / 2.0,
+            (self.left[1] + self.right[1]) / 2.0,
+        ]
+    }
+}
+
 /// A 3×3 projective transform, row-major, `h[2][2]` normalised to 1 where possible.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Homography(pub [[f64; 3]; 3]);
