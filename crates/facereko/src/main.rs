@@ -92,7 +92,7 @@ enum Command {
     Collection(rekognition::CollectionCommand),
     /// Measure face-matching accuracy and speed on a folder of `identity/photo` images.
     Eval(models::EvalArgs),
-    /// Measure passive liveness (APCER/BPCER) on a folder of people against generated photo attacks.
+    /// Measure liveness (passive and challenge APCER/BPCER, time per check) on a folder of people against generated photo attacks.
     EvalLiveness(liveness::EvalLivenessArgs),
     /// Web app accounts.
     #[command(subcommand)]
