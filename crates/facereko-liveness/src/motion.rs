@@ -12,14 +12,18 @@
 //! homography puts them, in eye distances. A sequence's score is the median over its frame pairs: high
 //! = the face did not move as one plane = live.
 //!
-//! Why this and not the engine's six keypoints ([`crate::planarity`]): a regressed keypoint on a
-//! re-lit, blurred photo wanders by several pixels that no homography explains, as much as a head turn
-//! moves it; a tracked corner is located to a tenth of a pixel, and a hundred of them are fitted at once.
+//! Why tracked texture and not the engine's six keypoints (the check this one replaced): a regressed
+//! keypoint on a re-lit, blurred photo wanders by several pixels that no homography explains, as much
+//! as a head turn moves it; a tracked corner is located to a tenth of a pixel, and a hundred of them
+//! are fitted at once.
 //!
 //! What it cannot tell: a head that stays still (its frames are as planar as a photo's — such a person
 //! is refused and tries again, or the door asks for a turn with `liveness = "challenge"`), a video of
 //! the person replayed on a screen (a real head's motion, shown flat but moving non-rigidly), a 3-D mask,
-//! a photo bent while it is moved (not one plane).
+//! a photo bent while it is moved (not one plane). Its known weak spot: when the detector puts an eye
+//! on the wrong spot in one frame, that frame's crop is offset by more than the tracking windows reach,
+//! and the few wrong tracks that survive read as depth (the accepted attack that was examined on ORL
+//! came from this).
 
 use image::RgbImage;
 
