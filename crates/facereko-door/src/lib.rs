@@ -1402,12 +1402,10 @@ impl AttemptJob {
         let mut frames = w.ring.subscribe();
         let deadline = Instant::now() + Duration::from_millis(w.settings.challenge_ms);
         // The faces with a yaw, and their yaws, in the same order.
-        let mut seen: Vec<Seen> = matched
+        let (mut seen, mut yaws): (Vec<Seen>, Vec<f64>) = matched
             .iter()
-            .filter(|s| yaw_of(s).is_some())
-            .cloned()
-            .collect();
-        let mut yaws: Vec<f64> = seen.iter().filter_map(yaw_of).collect();
+            .filter_map(|s| yaw_of(s).map(|y| (s.clone(), y)))
+            .unzip();
         let mut last = matched.last().map(|s| s.at);
         let mut flat: Option<String> = None;
         loop {

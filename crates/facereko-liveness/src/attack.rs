@@ -194,8 +194,8 @@ fn random_pose(
     place.after(&rs).after(&tilt).after(&centre)
 }
 
-/// Bilinear sample, edges clamped.
-fn sample(img: &RgbImage, x: f64, y: f64) -> [f64; 3] {
+/// Bilinear sample (pixel centres at integers), edges clamped.
+pub(crate) fn sample(img: &RgbImage, x: f64, y: f64) -> [f64; 3] {
     let (w, h) = (img.width() as i64, img.height() as i64);
     let (x0, y0) = (x.floor(), y.floor());
     let (fx, fy) = (x - x0, y - y0);

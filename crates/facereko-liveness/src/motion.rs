@@ -27,7 +27,7 @@
 
 use image::RgbImage;
 
-use crate::attack::SplitMix64;
+use crate::attack::{self, SplitMix64};
 use crate::planarity::{fit_homography, EyeLine, Homography, Pt};
 use crate::track::{Gray, Pyramid};
 use crate::{Error, Result};
@@ -125,17 +125,8 @@ impl FaceCrop {
 
 /// Bilinear luma (BT.601) at frame pixel `(x, y)`, 0–1, edges clamped.
 fn luma(img: &RgbImage, x: f64, y: f64) -> f64 {
-    let (w, h) = (i64::from(img.width()), i64::from(img.height()));
-    let (x, y) = (x - 0.5, y - 0.5);
-    let (x0, y0) = (x.floor(), y.floor());
-    let (fx, fy) = (x - x0, y - y0);
-    let at = |xi: i64, yi: i64| {
-        let p = img.get_pixel(xi.clamp(0, w - 1) as u32, yi.clamp(0, h - 1) as u32);
-        (0.299 * f64::from(p.0[0]) + 0.587 * f64::from(p.0[1]) + 0.114 * f64::from(p.0[2])) / 255.0
-    };
-    let (x0, y0) = (x0 as i64, y0 as i64);
-    (at(x0, y0) * (1.0 - fx) + at(x0 + 1, y0) * fx) * (1.0 - fy)
-        + (at(x0, y0 + 1) * (1.0 - fx) + at(x0 + 1, y0 + 1) * fx) * fy
+    let [r, g, b] = attack::sample(img, x - 0.5, y - 0.5);
+    (0.299 * r + 0.587 * g + 0.114 * b) / 255.0
 }
 
 /// How one pair of crops moved.
@@ -294,7 +285,6 @@ fn median(mut v: Vec<f64>) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::attack;
     use image::Rgb;
 
     const EYES: [Pt; 2] = [[70.0, 90.0], [130.0, 90.0]];

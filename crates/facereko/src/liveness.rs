@@ -227,34 +227,58 @@ struct Scored {
     millis: f64,
 }
 
-/// Finds the best face in each frame, then scores the sequence as the door does.
-fn score(engine: &LocalEngine, frames: &[image::RgbImage]) -> Result<Scored> {
+/// A frame's face: the frame, its eyes and its yaw.
+type Face<'a> = (&'a image::RgbImage, [[f64; 2]; 2], f64);
+
+/// The best face of each frame that has one (and a yaw).
+fn faces<'a>(engine: &LocalEngine, frames: &'a [image::RgbImage]) -> Result<Vec<Face<'a>>> {
     let pt = |p: &facereko_vision::geometry::Point| [f64::from(p.x), f64::from(p.y)];
-    let mut faces = Vec::new();
+    let mut out = Vec::new();
     for f in frames {
         if let Some(o) = engine.observe_image(f, 1)?.into_iter().next() {
             let eyes = [pt(&o.eyes[0]), pt(&o.eyes[1])];
             if let Some(yaw) = challenge::yaw(eyes, pt(&o.nose)) {
-                faces.push((f, eyes, yaw));
+                out.push((f, eyes, yaw));
             }
         }
     }
-    let started = Instant::now();
-    let crops: Vec<(FaceCrop, f64)> = faces
+    Ok(out)
+}
+
+/// The faces cut out as the door cuts them, and their yaws (faces that cannot be cut are left out).
+fn cut(faces: &[Face]) -> (Vec<FaceCrop>, Vec<f64>) {
+    faces
         .iter()
         .filter_map(|(f, eyes, yaw)| FaceCrop::new(f, *eyes).ok().map(|c| (c, *yaw)))
-        .collect();
-    let (crops, yaws): (Vec<FaceCrop>, Vec<f64>) = crops.into_iter().unzip();
-    let unscored = |r: facereko_liveness::Result<f64>| r.unwrap_or(f64::NEG_INFINITY);
-    let motion = unscored(motion::sequence_score(&crops));
-    let millis = started.elapsed().as_secs_f64() * 1000.0;
-    let picked: Vec<usize> = challenge::turn_frames(&yaws);
+        .unzip()
+}
+
+/// A score, or −∞ (refused) when there is none.
+fn or_refused(r: facereko_liveness::Result<f64>) -> f64 {
+    r.unwrap_or(f64::NEG_INFINITY)
+}
+
+/// The challenge's motion check: the turn's ends and middle, as the door checks a turn.
+fn turn_motion(crops: Vec<FaceCrop>, yaws: &[f64]) -> f64 {
     let mut crops: Vec<Option<FaceCrop>> = crops.into_iter().map(Some).collect();
-    let ends: Vec<FaceCrop> = picked.iter().filter_map(|&i| crops[i].take()).collect();
+    let ends: Vec<FaceCrop> = challenge::turn_frames(yaws)
+        .into_iter()
+        .filter_map(|i| crops[i].take())
+        .collect();
+    or_refused(motion::turn_score(&ends))
+}
+
+/// Finds the best face in each frame, then scores the sequence as the door does.
+fn score(engine: &LocalEngine, frames: &[image::RgbImage]) -> Result<Scored> {
+    let found = faces(engine, frames)?;
+    let started = Instant::now();
+    let (crops, yaws) = cut(&found);
+    let motion = or_refused(motion::sequence_score(&crops));
+    let millis = started.elapsed().as_secs_f64() * 1000.0;
     Ok(Scored {
         motion,
         turn: challenge::turn(&yaws).unwrap_or(f64::NEG_INFINITY),
-        turn_motion: unscored(motion::turn_score(&ends)),
+        turn_motion: turn_motion(crops, &yaws),
         millis,
     })
 }
@@ -281,10 +305,11 @@ fn run(
                     .with_context(|| format!("decoding {}", p.display()))
             })
             .collect::<Result<Vec<_>>>()?;
-        let whole = score(engine, &decoded)?;
-        if whole.turn >= challenge::TURN_THRESHOLD {
+        // All the person's photos as one turn: the challenge only (no passive score needed).
+        let (crops, yaws) = cut(&faces(engine, &decoded)?);
+        if challenge::turn(&yaws).is_some_and(|t| t >= challenge::TURN_THRESHOLD) {
             people_turned += 1;
-            if whole.turn_motion < set.threshold {
+            if turn_motion(crops, &yaws) < set.threshold {
                 people_turned_refused += 1;
             }
         }

@@ -12,21 +12,27 @@ fn env_dir(var: &str) -> PathBuf {
     PathBuf::from(v)
 }
 
-#[test]
-#[ignore = "needs FACEREKO_MODELS_DIR and FACEREKO_FACES_DIR (set by scripts/test.sh)"]
-fn moved_photos_are_refused_and_real_head_turns_let_in_on_orl() {
+/// `facereko.toml` in `data`: `before` (whole sections), then `[vision]` with the models of
+/// `FACEREKO_MODELS_DIR` and `vision` (more of its keys).
+fn write_config(data: &std::path::Path, before: &str, vision: &str) {
     let models = env_dir("FACEREKO_MODELS_DIR");
-    let orl = env_dir("FACEREKO_FACES_DIR").join("orl");
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path();
     std::fs::write(
         data.join("facereko.toml"),
         format!(
-            "[vision]\nmodels_dir = {:?}\n",
+            "{before}[vision]\nmodels_dir = {:?}\n{vision}",
             models.display().to_string()
         ),
     )
     .unwrap();
+}
+
+#[test]
+#[ignore = "needs FACEREKO_MODELS_DIR and FACEREKO_FACES_DIR (set by scripts/test.sh)"]
+fn moved_photos_are_refused_and_real_head_turns_let_in_on_orl() {
+    let orl = env_dir("FACEREKO_FACES_DIR").join("orl");
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    write_config(data, "", "");
     let out = common::ok(
         data,
         &[
@@ -85,18 +91,14 @@ fn camera_frame(face: &image::RgbImage) -> image::RgbImage {
 #[test]
 #[ignore = "needs FACEREKO_MODELS_DIR and FACEREKO_FACES_DIR (set by scripts/test.sh)"]
 fn a_door_with_passive_liveness_lets_a_moving_head_in_and_refuses_its_photo() {
-    let models = env_dir("FACEREKO_MODELS_DIR");
     let owner = env_dir("FACEREKO_FACES_DIR").join("orl").join("s01");
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path();
-    std::fs::write(
-        data.join("facereko.toml"),
-        format!(
-            "[door]\nmode = \"card+face\"\ndebounce_ms = 0\n[vision]\nmodels_dir = {:?}\nliveness = \"passive\"\n",
-            models.display().to_string()
-        ),
-    )
-    .unwrap();
+    write_config(
+        data,
+        "[door]\nmode = \"card+face\"\ndebounce_ms = 0\n",
+        "liveness = \"passive\"\n",
+    );
     let mut views: Vec<PathBuf> = std::fs::read_dir(&owner)
         .unwrap()
         .map(|e| e.unwrap().path())

@@ -91,7 +91,7 @@ pub(crate) async fn list(
         .into_iter()
         .map(|g| GroupRow {
             id: g.group.id.0,
-            schedule: crate::schedule::format(g.group.schedule.as_ref()).replace('\n', "; "),
+            schedule: crate::schedule::one_line(g.group.schedule.as_ref()),
             name: g.group.name,
             members: g.members,
         })
@@ -254,7 +254,7 @@ pub(crate) async fn set_schedule(
         .await?;
     let words = |s: Option<&facereko_domain::WeeklySchedule>| match s {
         None => "no hours".to_string(),
-        Some(s) => crate::schedule::format(Some(s)).replace('\n', "; "),
+        Some(s) => crate::schedule::one_line(Some(s)),
     };
     let (was, now) = (words(g.schedule.as_ref()), words(schedule.as_ref()));
     if was != now {

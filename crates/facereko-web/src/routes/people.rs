@@ -373,7 +373,7 @@ async fn person_page(
             Some(s) => format!(
                 "Leave every row empty to follow the group {}: {}.",
                 g.name,
-                crate::schedule::format(Some(s)).replace('\n', "; ")
+                crate::schedule::one_line(Some(s))
             ),
             None => format!(
                 "Leave every row empty for any time (the group {} sets no hours).",
@@ -798,13 +798,13 @@ fn person_changes(
         out.push(format!("valid {va} → {vb}"));
     }
     let (sa, sb) = (
-        crate::schedule::format(a.schedule.as_ref()),
-        crate::schedule::format(b.schedule.as_ref()),
+        crate::schedule::one_line(a.schedule.as_ref()),
+        crate::schedule::one_line(b.schedule.as_ref()),
     );
     if sa != sb {
         let words = |s: &str, p: &facereko_domain::Person| {
             if !s.is_empty() {
-                s.replace('\n', "; ")
+                s.to_string()
             } else if p.group.is_some() {
                 "the group's".to_string()
             } else {
