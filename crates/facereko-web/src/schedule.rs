@@ -104,7 +104,7 @@ fn hm(m: u16) -> String {
     format!("{:02}:{:02}", m / 60, m % 60)
 }
 
-/// [`format`] on one line ("Mon-Fri 08:00-18:00; Sat 09:00-12:00"), for lists and the audit trail.
+/// [`format()`] on one line ("Mon-Fri 08:00-18:00; Sat 09:00-12:00"), for lists and the audit trail.
 pub fn one_line(s: Option<&WeeklySchedule>) -> String {
     format(s).replace('\n', "; ")
 }
